@@ -1,0 +1,100 @@
+/* compile.c — frontend -> passes -> codegen -> cc, see compile.h. */
+#define _GNU_SOURCE
+#include "compile.h"
+#include "../codegen/codegen.h"
+#include "../frontend/frontend.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void hash_file(const char *path, char out[17])
+{
+    uint64_t h = 1469598103934665603ULL;
+    const char *salt = "kiln " KILN_VERSION;
+    for (const char *s = salt; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        int ch;
+        while ((ch = fgetc(f)) != EOF) h = (h ^ (unsigned char)ch) * 1099511628211ULL;
+        fclose(f);
+    }
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+kn_status kn_cli_compile(const char *model_path, kn_compiled *c, kn_diag *d)
+{
+    memset(c, 0, sizeof *c);
+    if (ends_with(model_path, ".onnx"))
+        return kn_diag_fail(d, "%s: ONNX import is not available in this build yet (it arrives with the ONNX frontend)", model_path);
+    if (kn_parse_model_file(model_path, &c->model, d) != KN_OK) return KN_ERR;
+    hash_file(model_path, c->hash);
+    c->infer = kn_graph_clone(c->model);
+    if (kn_run_pipeline(c->infer, KN_MODE_EVAL, d) != KN_OK) return KN_ERR;
+    if (kn_plan_memory(c->infer, &c->infer_plan, d) != KN_OK) return KN_ERR;
+    return KN_OK;
+}
+
+void kn_cli_compiled_free(kn_compiled *c)
+{
+    kn_graph_free(c->model);
+    kn_graph_free(c->infer);
+    kn_memplan_free(&c->infer_plan);
+    memset(c, 0, sizeof *c);
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : dflt;
+}
+
+static kn_status write_atomic(const char *path, const char *data, size_t len, kn_diag *d)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return kn_diag_fail(d, "cannot write %s: %s", tmp, strerror(errno));
+    size_t w = fwrite(data, 1, len, f);
+    if (fclose(f) != 0 || w != len) {
+        unlink(tmp);
+        return kn_diag_fail(d, "cannot write %s: %s", path, strerror(errno));
+    }
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        return kn_diag_fail(d, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    }
+    return KN_OK;
+}
+
+kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_path,
+                       const char *exe_path, kn_diag *d)
+{
+    if (strcmp(target, "cpu") != 0)
+        return kn_diag_fail(d, "target '%s' is not available in this build (supported: cpu)", target);
+    kn_codegen_phase phases[] = {{"infer", c->infer, &c->infer_plan}};
+    kn_codegen_opts opts = {c->hash, target};
+    kn_strbuf src;
+    kn_sb_init(&src);
+    kn_status st = kn_emit_c_program(c->model, phases, 1, &opts, &src, d);
+    if (st == KN_OK) st = write_atomic(c_path, src.s, src.len, d);
+    kn_sb_free(&src);
+    if (st != KN_OK) return st;
+    kn_toolchain tc = {
+        .cc = env_or("KILN_CC", KILN_C_COMPILER),
+        .rt_include = env_or("KILN_RT_INCLUDE", KILN_RT_INCLUDE),
+        .rt_lib = env_or("KILN_RT_LIB", KILN_RT_LIB),
+        .link_flags = KILN_RT_LINK_FLAGS,
+        .extra_cflags = KILN_RT_CFLAGS,
+        .opt_flags = env_or("KILN_CFLAGS", "-O3"),
+    };
+    return kn_build_executable(&tc, c_path, exe_path, d);
+}

@@ -1,0 +1,24 @@
+/* compile.h — the one place that wires every stage together:
+ * frontend -> passes -> codegen -> C compiler. */
+#ifndef KN_CLI_COMPILE_H
+#define KN_CLI_COMPILE_H
+
+#include "../ir/ir.h"
+#include "../passes/passes.h"
+
+typedef struct {
+    kn_graph *model;        /* as parsed */
+    kn_graph *infer;        /* eval-mode phase after the pipeline */
+    kn_memplan infer_plan;
+    char hash[17];          /* FNV-1a of the model source + kiln version */
+} kn_compiled;
+
+/* Parses and runs the pipeline for every phase. */
+kn_status kn_cli_compile(const char *model_path, kn_compiled *c, kn_diag *d);
+void kn_cli_compiled_free(kn_compiled *c);
+
+/* Emits C for `c` into `c_path` (atomically) and builds `exe_path`. */
+kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_path,
+                       const char *exe_path, kn_diag *d);
+
+#endif

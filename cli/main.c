@@ -1,0 +1,271 @@
+/* main.c — the `kiln` driver: argument parsing and the subcommands
+ * check, build and run.  Exit codes: 0 success, 1 failure (bad model file,
+ * build error), 2 usage error. */
+#define _GNU_SOURCE
+#include "compile.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *USAGE =
+    "usage: kiln <command> [options]\n"
+    "\n"
+    "kiln compiles neural-network model files (.kiln) into standalone executables.\n"
+    "\n"
+    "commands:\n"
+    "  check MODEL                    parse + shape inference; layer table, parameter counts, arena bytes\n"
+    "  build MODEL [-o EXE] [--target cpu] [--emit DIR]\n"
+    "                                 compile MODEL into the executable EXE (default: the model file's name);\n"
+    "                                 --emit DIR keeps the generated C source in DIR\n"
+    "  run MODEL SUBCOMMAND [ARGS]    build into a content-addressed cache, then run the executable\n"
+    "                                 (e.g. kiln run models/fmnist_mlp.kiln eval --json)\n"
+    "\n"
+    "options:\n"
+    "  -h, --help                     this help (kiln COMMAND --help for one command)\n"
+    "  --version                      print the version\n"
+    "\n"
+    "The executables kiln builds have their own commands: EXE --help.\n"
+    "Environment: KILN_CC (C compiler), KILN_CFLAGS (default -O3), KILN_CACHE (cache folder for `run`).\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "kiln: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nTry 'kiln --help'.\n");
+    return 2;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void fmt_bytes(int64_t b, char *out, size_t cap)
+{
+    if (b >= (1 << 20)) snprintf(out, cap, "%.1f MiB", (double)b / (1 << 20));
+    else if (b >= 1024) snprintf(out, cap, "%.1f KiB", (double)b / 1024);
+    else snprintf(out, cap, "%lld B", (long long)b);
+}
+
+static int report(const kn_diag *d)
+{
+    fprintf(stderr, "%s\n", d->text[0] ? d->text : "kiln: unknown error");
+    return 1;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: kiln check MODEL\n\nParses MODEL, infers every shape and prints the layer table,\n"
+               "parameter counts (trainable, frozen, buffers) and the planned arena size.\n");
+        return 0;
+    }
+    if (argc != 2) return usage_error("check: expected exactly one model file%s", "");
+    kn_compiled c;
+    kn_diag d;
+    kn_diag_clear(&d);
+    if (kn_cli_compile(argv[1], &c, &d) != KN_OK) {
+        kn_cli_compiled_free(&c);
+        return report(&d);
+    }
+    kn_strbuf out;
+    kn_sb_init(&out);
+    kn_graph_print(c.infer, &out);
+    int batch = c.model->meta.batch > 0 ? c.model->meta.batch : 1;
+    char a[32], a1[32];
+    fmt_bytes(kn_memplan_bytes(&c.infer_plan, batch), a, sizeof a);
+    fmt_bytes(kn_memplan_bytes(&c.infer_plan, 1), a1, sizeof a1);
+    printf("%s · arena %s at N=%d (eval; %lld bytes), %s at N=1\n", out.s, a, batch,
+           (long long)kn_memplan_bytes(&c.infer_plan, batch), a1);
+    kn_sb_free(&out);
+    kn_cli_compiled_free(&c);
+    return 0;
+}
+
+static const char *base_name_no_ext(const char *path, char *buf, size_t cap)
+{
+    const char *slash = strrchr(path, '/');
+    snprintf(buf, cap, "%s", slash ? slash + 1 : path);
+    char *dot = strrchr(buf, '.');
+    if (dot && dot != buf) *dot = 0;
+    return buf;
+}
+
+static int mkdir_p(const char *dir)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+/* Builds MODEL to EXE; keeps the C source in emit_dir when given. */
+static int build_model(const char *model, const char *exe, const char *target, const char *emit_dir, bool quiet)
+{
+    double t0 = now_s();
+    kn_compiled c;
+    kn_diag d;
+    kn_diag_clear(&d);
+    if (kn_cli_compile(model, &c, &d) != KN_OK) {
+        kn_cli_compiled_free(&c);
+        return report(&d);
+    }
+    char c_path[4200], tmpdir[] = "/tmp/kiln-build-XXXXXX", base[256];
+    base_name_no_ext(model, base, sizeof base);
+    char ident[256];
+    kn_c_ident(base, ident, sizeof ident);
+    bool keep = emit_dir != NULL;
+    if (keep) {
+        if (mkdir_p(emit_dir) != 0) {
+            fprintf(stderr, "kiln: cannot create --emit folder %s: %s\n", emit_dir, strerror(errno));
+            kn_cli_compiled_free(&c);
+            return 1;
+        }
+        snprintf(c_path, sizeof c_path, "%s/%s.c", emit_dir, ident);
+    } else {
+        if (!mkdtemp(tmpdir)) {
+            fprintf(stderr, "kiln: cannot create a temporary folder: %s\n", strerror(errno));
+            kn_cli_compiled_free(&c);
+            return 1;
+        }
+        snprintf(c_path, sizeof c_path, "%s/%s.c", tmpdir, ident);
+    }
+    kn_status st = kn_cli_build(&c, target, c_path, exe, &d);
+    if (!keep) {
+        unlink(c_path);
+        rmdir(tmpdir);
+    }
+    if (st != KN_OK) {
+        kn_cli_compiled_free(&c);
+        return report(&d);
+    }
+    if (!quiet) {
+        char a[32];
+        int64_t t, f, b;
+        kn_graph_param_counts(c.model, &t, &f, &b);
+        fmt_bytes(kn_memplan_bytes(&c.infer_plan, c.model->meta.batch > 0 ? c.model->meta.batch : 1), a, sizeof a);
+        fprintf(stderr, "kiln: built %s (%d nodes, %lld parameters, arena %s at N=%d) in %.2f s%s%s\n", exe,
+                c.infer->n_nodes, (long long)(t + f), a, c.model->meta.batch, now_s() - t0,
+                keep ? "; source in " : "", keep ? c_path : "");
+    }
+    kn_cli_compiled_free(&c);
+    return 0;
+}
+
+static int cmd_build(int argc, char **argv)
+{
+    const char *model = NULL, *exe = NULL, *target = "cpu", *emit = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            printf("usage: kiln build MODEL [-o EXE] [--target cpu] [--emit DIR]\n\n"
+                   "Compiles MODEL (.kiln) into a standalone executable with the commands\n"
+                   "info, eval, predict, bench and run (see EXE --help).\n"
+                   "  -o EXE        output executable (default: model file name without extension)\n"
+                   "  --target T    code generation target (cpu)\n"
+                   "  --emit DIR    keep the generated C source in DIR\n");
+            return 0;
+        }
+        if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--emit")) {
+            if (i + 1 >= argc) return usage_error("build: %s needs a value", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "-o")) exe = v;
+            else if (!strcmp(a, "--target")) target = v;
+            else emit = v;
+        } else if (a[0] == '-') {
+            return usage_error("build: unknown option '%s'", a);
+        } else if (!model) {
+            model = a;
+        } else {
+            return usage_error("build: unexpected argument '%s'", a);
+        }
+    }
+    if (!model) return usage_error("build: missing MODEL%s", "");
+    if (strcmp(target, "cpu") != 0 && strcmp(target, "cuda") != 0)
+        return usage_error("build: unknown target '%s' (expected cpu or cuda)", target);
+    char dflt[256];
+    if (!exe) exe = base_name_no_ext(model, dflt, sizeof dflt);
+    return build_model(model, exe, target, emit, false);
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: kiln run MODEL SUBCOMMAND [ARGS]\n\n"
+               "Builds MODEL into a cache keyed by the model source and kiln's version\n"
+               "($KILN_CACHE, default ~/.cache/kiln), then runs the executable with\n"
+               "SUBCOMMAND and ARGS (see EXE --help).\n");
+        return 0;
+    }
+    if (argc < 3) return usage_error("run: expected MODEL and a SUBCOMMAND%s", "");
+    const char *model = argv[1];
+    kn_compiled c;
+    kn_diag d;
+    kn_diag_clear(&d);
+    /* The cache key needs the hash, which the compile computes; parsing is
+     * cheap next to the C compiler, which is what the cache saves. */
+    if (kn_cli_compile(model, &c, &d) != KN_OK) {
+        kn_cli_compiled_free(&c);
+        return report(&d);
+    }
+    char dir[4096], exe[4200], ident[256], base[256];
+    const char *cache = getenv("KILN_CACHE");
+    const char *home = getenv("HOME");
+    if (cache && *cache) snprintf(dir, sizeof dir, "%s/%s", cache, c.hash);
+    else snprintf(dir, sizeof dir, "%s/.cache/kiln/%s", home && *home ? home : "/tmp", c.hash);
+    kn_c_ident(base_name_no_ext(model, base, sizeof base), ident, sizeof ident);
+    snprintf(exe, sizeof exe, "%s/%s", dir, ident);
+    kn_cli_compiled_free(&c);
+    if (access(exe, X_OK) != 0) {
+        if (mkdir_p(dir) != 0) {
+            fprintf(stderr, "kiln: cannot create cache folder %s: %s\n", dir, strerror(errno));
+            return 1;
+        }
+        char tmp_exe[4300];
+        snprintf(tmp_exe, sizeof tmp_exe, "%s.tmp%d", exe, (int)getpid());
+        int rc = build_model(model, tmp_exe, "cpu", NULL, true);
+        if (rc != 0) return rc;
+        if (rename(tmp_exe, exe) != 0) {
+            fprintf(stderr, "kiln: cannot move %s into the cache: %s\n", tmp_exe, strerror(errno));
+            return 1;
+        }
+    }
+    argv[1] = exe;
+    execv(exe, argv + 1);
+    fprintf(stderr, "kiln: cannot run %s: %s\n", exe, strerror(errno));
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("kiln %s\n", KILN_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
+    if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    return usage_error("unknown command '%s'", cmd);
+}

@@ -1,0 +1,47 @@
+/* codegen.h — IR to source code, and source code to an executable.
+ *
+ * The C emitter prints one self-contained .c file per model: the parameter
+ * table, one function per phase (infer, later train) with static shapes and
+ * arena offsets from the memory planner, and the kn_rt_model descriptor the
+ * runtime drives.  The build step runs the system C compiler on it and links
+ * libkiln_rt.  Codegen never parses model files: it only reads the IR.
+ */
+#ifndef KN_CODEGEN_H
+#define KN_CODEGEN_H
+
+#include "../ir/ir.h"
+#include "../passes/passes.h"
+
+typedef struct {
+    const char *name;        /* "infer" */
+    const kn_graph *graph;   /* after the phase's pipeline */
+    const kn_memplan *plan;
+} kn_codegen_phase;
+
+typedef struct {
+    const char *model_hash;  /* hex digest identifying the model source */
+    const char *target;      /* "cpu" */
+} kn_codegen_opts;
+
+/* Emits the whole C program for `model` (its parameters and metadata) with
+ * the given phases.  Output is deterministic: same input, same bytes. */
+kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phases,
+                            int n_phases, const kn_codegen_opts *opts,
+                            kn_strbuf *out, kn_diag *d);
+
+/* How to find the compiler and the runtime. */
+typedef struct {
+    const char *cc;          /* C compiler */
+    const char *rt_include;  /* folder holding kn_rt.h */
+    const char *rt_lib;      /* libkiln_rt.a */
+    const char *link_flags;  /* libraries libkiln_rt needs: "-lopenblas -lz ..." */
+    const char *extra_cflags;/* e.g. sanitizer flags; may be "" */
+    const char *opt_flags;   /* "-O3" */
+} kn_toolchain;
+
+/* Compiles `c_path` into the executable `exe_path`.  On failure the diag
+ * holds the compiler's output. */
+kn_status kn_build_executable(const kn_toolchain *tc, const char *c_path,
+                              const char *exe_path, kn_diag *d);
+
+#endif

@@ -1,0 +1,74 @@
+/* emit.c — helpers op files use to print readable C (see emit.h). */
+#include "emit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void kn_emit_line(kn_emit *e, const char *fmt, ...)
+{
+    for (int i = 0; i < e->indent; i++) kn_sb_puts(e->out, "    ");
+    va_list ap;
+    va_start(ap, fmt);
+    kn_sb_vprintf(e->out, fmt, ap);
+    va_end(ap);
+    kn_sb_puts(e->out, "\n");
+}
+
+static void bind(kn_emit *e, const char *cname, int vid, bool is_const)
+{
+    char addr[256];
+    const kn_value *v = e->g->values[vid];
+    e->addr(e, vid, addr, sizeof addr);
+    const char *ty = v->dtype == KN_I64 ? "int64_t" : "float";
+    kn_emit_line(e, "%s%s *restrict %s = %s;", is_const ? "const " : "", ty, cname, addr);
+}
+
+void kn_emit_bind_in(kn_emit *e, const char *cname, int vid) { bind(e, cname, vid, true); }
+void kn_emit_bind_out(kn_emit *e, const char *cname, int vid) { bind(e, cname, vid, false); }
+
+void kn_emit_numel(kn_emit *e, int vid, char *buf, size_t cap)
+{
+    const kn_value *v = e->g->values[vid];
+    int64_t per = 0;
+    kn_shape_numel_per_sample(&v->shape, &per);
+    if (kn_shape_is_batched(&v->shape)) snprintf(buf, cap, "((size_t)n * %lld)", (long long)per);
+    else snprintf(buf, cap, "%lld", (long long)per);
+}
+
+void kn_emit_dim(kn_emit *e, int vid, int i, char *buf, size_t cap)
+{
+    const kn_value *v = e->g->values[vid];
+    if (i < 0) i += v->shape.rank;
+    if (i < 0 || i >= v->shape.rank) snprintf(buf, cap, "1");
+    else if (v->shape.d[i] == KN_DIM_N) snprintf(buf, cap, "n");
+    else snprintf(buf, cap, "%lld", (long long)v->shape.d[i]);
+}
+
+void kn_emit_open(kn_emit *e)
+{
+    kn_emit_line(e, "{");
+    e->indent++;
+}
+
+void kn_emit_close(kn_emit *e)
+{
+    if (e->indent > 0) e->indent--;
+    kn_emit_line(e, "}");
+}
+
+void kn_emit_float_lit(double v, char *buf, size_t cap)
+{
+    float f = (float)v;
+    if (isnan(f)) snprintf(buf, cap, "NAN");
+    else if (isinf(f)) snprintf(buf, cap, f > 0 ? "INFINITY" : "(-INFINITY)");
+    else snprintf(buf, cap, "%.9gf", (double)f);
+    /* "%.9g" of an integral value prints "1f", which is not a C literal. */
+    if (!strpbrk(buf, ".eENI")) {
+        size_t l = strlen(buf);
+        if (l >= 1 && l + 2 < cap) {
+            buf[l - 1] = 0;
+            strcat(buf, ".0f");
+        }
+    }
+}

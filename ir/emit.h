@@ -1,0 +1,44 @@
+/* emit.h — the interface op files use to print code.
+ *
+ * The IR owns this interface so op files can hold their own emission without
+ * knowing the code generator; codegen/ implements it (where values live in
+ * the arena or weight blob is codegen's business).
+ *
+ * Inside a phase function of generated C the following names exist:
+ *   n        int, the batch size of this call (the runtime value of N)
+ * and every kernel declared in runtime/kn_rt.h may be called.
+ */
+#ifndef KN_EMIT_H
+#define KN_EMIT_H
+
+#include "ir.h"
+
+typedef struct kn_emit kn_emit;
+
+struct kn_emit {
+    kn_strbuf *out;
+    int indent;
+    /* Writes a C expression for the address of value `vid`, of type
+     * float* or int64_t* matching its dtype. */
+    void (*addr)(kn_emit *e, int vid, char *buf, size_t cap);
+    const kn_graph *g;
+    void *impl;
+};
+
+/* One line of code at the current indent. */
+void kn_emit_line(kn_emit *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* `const float *restrict X = <addr>;` (int64_t for i64 values). */
+void kn_emit_bind_in(kn_emit *e, const char *cname, int vid);
+/* `float *restrict Y = <addr>;` */
+void kn_emit_bind_out(kn_emit *e, const char *cname, int vid);
+/* Element count of value `vid` as a C expression: "784" or "((size_t)n * 784)". */
+void kn_emit_numel(kn_emit *e, int vid, char *buf, size_t cap);
+/* Dimension i of value `vid` as a C expression ("n" for the batch dim). */
+void kn_emit_dim(kn_emit *e, int vid, int i, char *buf, size_t cap);
+/* Opens / closes a `{ ... }` block with indentation. */
+void kn_emit_open(kn_emit *e);
+void kn_emit_close(kn_emit *e);
+/* A C float literal that round-trips exactly ("0.30000001f"). */
+void kn_emit_float_lit(double v, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,109 @@
+/* op.h — the operator registry.
+ *
+ * One operator family = one file in ir/ops/ defining one or more kn_op_def,
+ * each holding everything kiln knows about the op: its argument signature
+ * (used by the model-file frontend), the parameters it creates, its shape
+ * rule, its C emission, and slots for its gradient rule and CUDA emission.
+ * registry.c lists them all in one table indexed by kn_op_id.
+ *
+ * Adding an op: add its enum entry here, write its file, add one line to the
+ * table in registry.c.  Nothing else changes.
+ */
+#ifndef KN_OP_H
+#define KN_OP_H
+
+#include "../ir.h"
+#include "../emit.h"
+
+typedef enum {
+    KN_OP_LINEAR,
+    KN_OP_MATMUL,
+    KN_OP_ADD,
+    KN_OP_SUB,
+    KN_OP_MUL,
+    KN_OP_DIV,
+    KN_OP_RELU,
+    KN_OP_LEAKY_RELU,
+    KN_OP_GELU,
+    KN_OP_SIGMOID,
+    KN_OP_TANH,
+    KN_OP_SOFTMAX,
+    KN_OP_LOG_SOFTMAX,
+    KN_OP_BATCHNORM,
+    KN_OP_DROPOUT,
+    KN_OP_FLATTEN,
+    KN_OP_RESHAPE,
+    KN_OP_SUM,
+    KN_OP_MEAN,
+    KN_OP_ARGMAX,
+    KN_OP_CROSS_ENTROPY,
+    KN_OP_MSE,
+    KN_OP_COUNT
+} kn_op_id;
+
+/* A non-tensor argument of an op, as written in a model file:
+ *   linear(x, 512, bias=false)   ->  args "out" (INT, positional), "bias" (BOOL)
+ * Positional arguments fill tensor inputs first (min_inputs..max_inputs),
+ * then these specs in order.  The frontend stores every spec as a node
+ * attribute, filling defaults, so emitters can rely on attributes existing. */
+typedef struct {
+    const char *name;
+    kn_attr_kind kind;
+    bool required;
+    int64_t dflt_i;      /* INT / BOOL default */
+    double dflt_f;       /* FLOAT default */
+    const char *dflt_s;  /* STRING default (NULL = "") */
+    /* INTS/FLOATS have no default other than empty. */
+} kn_arg_spec;
+
+typedef struct kn_op_def {
+    const char *name;        /* model-file name: "linear" */
+    int min_inputs, max_inputs; /* tensor inputs written by the user */
+    const kn_arg_spec *args; /* terminated by {NULL} ; may be NULL */
+
+    /* Creates the parameters/buffers the op owns (fc0.weight ...) once the
+     * user inputs' shapes are known, appending them as node inputs.
+     * NULL when the op has none. */
+    kn_status (*add_params)(kn_graph *g, kn_node *n, kn_diag *d);
+
+    /* Sets dtype/shape of every output from the inputs' shapes and the
+     * attributes.  Reports mismatches naming the op, the node and shapes. */
+    kn_status (*infer)(kn_graph *g, kn_node *n, kn_diag *d);
+
+    /* Prints the C statements computing the node's outputs (see emit.h).
+     * Must honour g->mode (dropout/batchnorm differ between train and eval). */
+    kn_status (*emit_c)(kn_emit *e, const kn_graph *g, const kn_node *n);
+
+    /* Reverse-mode rule, filled by the training work: given dL/d(output)
+     * value ids in dy[], add IR nodes to g computing dL/d(input i) into dx[i]
+     * (-1 where the input needs no gradient).  NULL = not differentiable yet. */
+    kn_status (*grad)(kn_graph *g, const kn_node *n, const int *dy, int *dx,
+                      kn_diag *d);
+
+    /* CUDA emission, filled by the CUDA backend work.  NULL for now. */
+    kn_status (*emit_cuda)(kn_emit *e, const kn_graph *g, const kn_node *n);
+
+    /* Multiply-accumulates per sample, for `kiln check`.  NULL = 0. */
+    int64_t (*macs)(const kn_graph *g, const kn_node *n);
+} kn_op_def;
+
+const kn_op_def *kn_op_get(int op);
+/* Looks an op up by model-file name; -1 if unknown. */
+int kn_op_lookup(const char *name);
+/* Nearest op name for a typo ("rellu" -> "relu"), or NULL if nothing close. */
+const char *kn_op_suggest(const char *name);
+
+/* Shared helpers for op files (ir/ops/common.c). */
+/* NumPy broadcasting of two shapes; false (and a diag) when incompatible. */
+kn_status kn_broadcast_shapes(const kn_shape *a, const kn_shape *b,
+                              kn_shape *out, const kn_node *n,
+                              const kn_graph *g, kn_diag *d);
+/* Formats "op 'name'" + location prefix for messages. */
+kn_status kn_op_error(kn_diag *d, const kn_graph *g, const kn_node *n,
+                      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Creates a parameter value "<node name>.<suffix>" and appends it as input. */
+int kn_op_add_param(kn_graph *g, kn_node *n, const char *suffix,
+                    kn_val_kind kind, const kn_shape *shape,
+                    kn_init_kind init, int64_t fan_in, int64_t fan_out);
+
+#endif

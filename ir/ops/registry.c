@@ -1,0 +1,73 @@
+/* registry.c — the one table of operators, indexed by kn_op_id. */
+#include "op.h"
+
+#include <assert.h>
+#include <string.h>
+
+extern const kn_op_def kn_op_def_linear, kn_op_def_matmul;
+extern const kn_op_def kn_op_def_add, kn_op_def_sub, kn_op_def_mul, kn_op_def_div;
+extern const kn_op_def kn_op_def_relu, kn_op_def_leaky_relu, kn_op_def_gelu,
+    kn_op_def_sigmoid, kn_op_def_tanh;
+extern const kn_op_def kn_op_def_softmax, kn_op_def_log_softmax;
+extern const kn_op_def kn_op_def_batchnorm, kn_op_def_dropout;
+extern const kn_op_def kn_op_def_flatten, kn_op_def_reshape;
+extern const kn_op_def kn_op_def_sum, kn_op_def_mean, kn_op_def_argmax;
+extern const kn_op_def kn_op_def_cross_entropy, kn_op_def_mse;
+
+static const kn_op_def *const kn_ops[] = {
+    [KN_OP_LINEAR] = &kn_op_def_linear,
+    [KN_OP_MATMUL] = &kn_op_def_matmul,
+    [KN_OP_ADD] = &kn_op_def_add,
+    [KN_OP_SUB] = &kn_op_def_sub,
+    [KN_OP_MUL] = &kn_op_def_mul,
+    [KN_OP_DIV] = &kn_op_def_div,
+    [KN_OP_RELU] = &kn_op_def_relu,
+    [KN_OP_LEAKY_RELU] = &kn_op_def_leaky_relu,
+    [KN_OP_GELU] = &kn_op_def_gelu,
+    [KN_OP_SIGMOID] = &kn_op_def_sigmoid,
+    [KN_OP_TANH] = &kn_op_def_tanh,
+    [KN_OP_SOFTMAX] = &kn_op_def_softmax,
+    [KN_OP_LOG_SOFTMAX] = &kn_op_def_log_softmax,
+    [KN_OP_BATCHNORM] = &kn_op_def_batchnorm,
+    [KN_OP_DROPOUT] = &kn_op_def_dropout,
+    [KN_OP_FLATTEN] = &kn_op_def_flatten,
+    [KN_OP_RESHAPE] = &kn_op_def_reshape,
+    [KN_OP_SUM] = &kn_op_def_sum,
+    [KN_OP_MEAN] = &kn_op_def_mean,
+    [KN_OP_ARGMAX] = &kn_op_def_argmax,
+    [KN_OP_CROSS_ENTROPY] = &kn_op_def_cross_entropy,
+    [KN_OP_MSE] = &kn_op_def_mse,
+};
+
+static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,
+              "every kn_op_id needs exactly one entry in the op table");
+
+const kn_op_def *kn_op_get(int op)
+{
+    if (op < 0 || op >= KN_OP_COUNT) return NULL;
+    return kn_ops[op];
+}
+
+int kn_op_lookup(const char *name)
+{
+    for (int i = 0; i < KN_OP_COUNT; i++)
+        if (kn_ops[i] && strcmp(kn_ops[i]->name, name) == 0) return i;
+    return -1;
+}
+
+const char *kn_op_suggest(const char *name)
+{
+    const char *best = NULL;
+    int best_d = 1000;
+    for (int i = 0; i < KN_OP_COUNT; i++) {
+        if (!kn_ops[i]) continue;
+        int dist = kn_edit_distance(name, kn_ops[i]->name);
+        if (dist < best_d) {
+            best_d = dist;
+            best = kn_ops[i]->name;
+        }
+    }
+    /* Allow about one typo per three characters. */
+    int limit = (int)strlen(name) / 3 + 1;
+    return best_d <= limit ? best : NULL;
+}

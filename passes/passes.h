@@ -1,0 +1,40 @@
+/* passes.h — graph transformations, each `kn_status kn_pass_NAME(kn_graph *, kn_diag *)`.
+ *
+ * Passes transform the IR and know nothing of the frontend that built it or
+ * of the code generator that will print it.  The pipeline (passes/pipeline.c)
+ * lists them in order in one place.
+ */
+#ifndef KN_PASSES_H
+#define KN_PASSES_H
+
+#include "../ir/ir.h"
+
+/* Re-runs every op's shape rule in order and checks the result is sane. */
+kn_status kn_pass_infer_shapes(kn_graph *g, kn_diag *d);
+/* Removes nodes whose outputs reach neither the graph outputs nor the loss. */
+kn_status kn_pass_dce(kn_graph *g, kn_diag *d);
+
+/* The standard pipeline for one phase: sets g->mode, then runs the passes. */
+kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d);
+
+/* Liveness-based memory plan: every graph input and intermediate gets an
+ * arena offset; values alive at the same time never overlap.
+ * Batched values (d[0] == N) live in the batched region with per-sample
+ * offsets (address = arena + n*offset); the rest in the fixed region.
+ * Parameters, buffers and constants are not in the arena (offset -1). */
+typedef struct {
+    int n_values;
+    int64_t *offset;        /* bytes, per value id; -1 when not in the arena */
+    bool *batched;          /* per value id: which region */
+    int64_t *size;          /* bytes per sample (batched) or total (fixed) */
+    int64_t per_sample_bytes;
+    int64_t fixed_bytes;
+    int64_t sum_sizes_per_sample, sum_sizes_fixed; /* without reuse, for reports */
+} kn_memplan;
+
+kn_status kn_plan_memory(const kn_graph *g, kn_memplan *plan, kn_diag *d);
+void kn_memplan_free(kn_memplan *plan);
+/* Arena bytes for batch n. */
+int64_t kn_memplan_bytes(const kn_memplan *plan, int64_t n);
+
+#endif

@@ -1,0 +1,139 @@
+/* kn_rt.h — the contract between generated code and libkiln_rt.
+ *
+ * A generated model file defines one `const kn_rt_model KN_MODEL` describing
+ * its parameters, its phases (functions computing one batch) and where each
+ * phase's inputs and outputs live in the arena, then calls kn_rt_main().
+ * The runtime does everything else: weight init and checkpoints, datasets,
+ * the executable's command line (info/eval/predict/bench/run/train).
+ *
+ * The runtime knows nothing of the IR: this header is all it sees.
+ *
+ * Arena layout for a call with batch n (capacity >= n):
+ *   [ batched region: n * arena_per_sample bytes ][ fixed region: arena_fixed bytes ]
+ * A batched tensor with per-sample byte offset o lives at arena + n*o; its
+ * rows are contiguous because the batch dimension is outermost.  A fixed
+ * (batch-independent) tensor with offset o lives at arena + n*arena_per_sample + o.
+ */
+#ifndef KN_RT_H
+#define KN_RT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <math.h>
+#include <string.h>
+
+#define KN_RT_MAX_RANK 6
+
+typedef enum { KN_RT_F32 = 0, KN_RT_I64 = 1 } kn_rt_dtype;
+typedef enum { KN_RT_TRAINABLE = 0, KN_RT_FROZEN = 1, KN_RT_BUFFER = 2 } kn_rt_role;
+/* Same numbering as kn_init_kind in ir/ir.h (codegen emits the number). */
+typedef enum {
+    KN_RT_INIT_ZEROS = 0,
+    KN_RT_INIT_ONES,
+    KN_RT_INIT_KAIMING_UNIFORM,
+    KN_RT_INIT_BIAS_UNIFORM,
+    KN_RT_INIT_XAVIER_UNIFORM,
+    KN_RT_INIT_XAVIER_NORMAL,
+    KN_RT_INIT_KAIMING_NORMAL,
+    KN_RT_INIT_DATA
+} kn_rt_init;
+
+/* A parameter or buffer in the weight blob (always f32). */
+typedef struct {
+    const char *name;        /* IR name: "fc0.weight" */
+    int rank;
+    int64_t dims[KN_RT_MAX_RANK];
+    size_t numel;
+    size_t offset;           /* in floats from the start of the weight blob */
+    kn_rt_role role;
+    kn_rt_init init;
+    int64_t fan_in, fan_out;
+    const float *data;       /* KN_RT_INIT_DATA only */
+} kn_rt_param;
+
+/* A phase input or output in the arena. */
+typedef struct {
+    const char *name;
+    kn_rt_dtype dtype;
+    int rank;
+    int64_t dims[KN_RT_MAX_RANK]; /* dims[0] == -1 when batched */
+    int batched;
+    size_t sample_numel;     /* elements per sample (all elements if !batched) */
+    size_t offset;           /* bytes; see the layout comment above */
+} kn_rt_io;
+
+typedef struct kn_rt_ctx kn_rt_ctx;
+struct kn_rt_ctx {
+    unsigned char *arena;
+    int capacity;            /* max batch the arena was sized for */
+    float *weights;          /* parameter/buffer blob */
+    float *grads;            /* gradient blob (same layout), training only */
+    float *optim;            /* optimizer state, training only */
+    uint64_t seed;           /* RNG seed of this run */
+    uint64_t step;           /* optimizer steps done (for Adam, dropout masks) */
+    float lr;                /* current learning rate */
+};
+
+/* Roles of phase I/O, so the runtime knows what to feed and read. */
+typedef enum {
+    KN_RT_IO_INPUT = 0,  /* features: x */
+    KN_RT_IO_LABEL = 1,  /* targets: y */
+    KN_RT_IO_OUTPUT = 2, /* model outputs: logits */
+    KN_RT_IO_LOSS = 3    /* scalar mean loss of the batch */
+} kn_rt_io_role;
+
+typedef struct {
+    const char *name;        /* "infer", "train" */
+    void (*run)(kn_rt_ctx *ctx, int n);
+    size_t arena_per_sample; /* bytes */
+    size_t arena_fixed;      /* bytes */
+    int n_io;
+    const kn_rt_io *io;
+    const kn_rt_io_role *io_role;
+} kn_rt_phase;
+
+typedef struct {
+    const char *name;        /* model name */
+    const char *hash;        /* hex digest of the model source */
+    const char *target;      /* "cpu" */
+    const char *summary;     /* layer table printed by `info` */
+    int n_params;
+    const kn_rt_param *params;
+    size_t weights_numel;
+
+    const kn_rt_phase *infer; /* always present */
+    const kn_rt_phase *train; /* NULL until training is compiled */
+
+    /* from the model file */
+    const char *data_kind;   /* "fashion_mnist", "mnist" or "" */
+    int n_normalize;
+    const float *normalize;  /* mean, std pairs */
+    int batch, epochs, shuffle;
+    int64_t seed;
+    const char *optimizer;   /* "adam" ... or "" */
+    float lr;
+    int n_opt;               /* optimizer hyper-parameters by name */
+    const char *const *opt_names;
+    const float *opt_values;
+} kn_rt_model;
+
+/* Entry point of every generated executable. */
+int kn_rt_main(const kn_rt_model *m, int argc, char **argv);
+
+/* ---- kernels callable from generated code ---- */
+
+/* Row-major C = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T.
+ * op(A) is M x K, op(B) is K x N. */
+void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc);
+
+/* Counter-based RNG (Philox-style): a uniform float in [0,1) that depends
+ * only on (seed, stream, index), so any backend reproduces the same mask. */
+float kn_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* A standard normal from the same counter space (Box-Muller on one Philox
+ * block), so init and noise are reproducible from (seed, stream, index). */
+float kn_rt_normal(uint64_t seed, uint64_t stream, uint64_t index);
+
+#endif

@@ -1,0 +1,36 @@
+/* testlib.h — small helpers shared by the CUnit suites.
+ *
+ * Suites run the real `kiln` driver and generated executables as a user
+ * would (through the shell), so these helpers run commands, capture their
+ * output and exit status, and manage scratch directories.
+ */
+#ifndef KT_TESTLIB_H
+#define KT_TESTLIB_H
+
+#include <CUnit/CUnit.h>
+#include <stddef.h>
+
+const char *kt_kiln_bin(void);   /* $KILN_BIN, the kiln driver */
+const char *kt_src_dir(void);    /* $KILN_SRC, the source tree */
+/* A fresh scratch directory under $KILN_TEST_TMP (or /tmp), named after `tag`. */
+const char *kt_tmp_dir(const char *tag);
+
+/* Runs `cmd` through /bin/sh with stdout+stderr captured into *out
+ * (malloc'd, may be NULL to discard).  Returns the exit status, or -1 when
+ * the command was killed by a signal (a crash is never a valid outcome). */
+int kt_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+char *kt_read_file(const char *path, size_t *len); /* malloc'd, NUL-terminated */
+int kt_write_file(const char *path, const void *data, size_t len);
+
+/* Registers one suite of tests and runs it; returns the process exit code
+ * (0 when every test passed). */
+int kt_main(const char *suite, CU_TestInfo *tests);
+
+/* Asserts that haystack contains needle, printing both on failure. */
+#define KT_ASSERT_CONTAINS(haystack, needle) \
+    kt_assert_contains((haystack), (needle), __FILE__, __LINE__)
+void kt_assert_contains(const char *haystack, const char *needle,
+                        const char *file, int line);
+
+#endif
