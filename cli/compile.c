@@ -1,6 +1,7 @@
 /* compile.c — frontend -> passes -> codegen -> cc, see compile.h. */
 #define _GNU_SOURCE
 #include "compile.h"
+#include "kiln_config.h"
 #include "../codegen/codegen.h"
 #include "../frontend/frontend.h"
 

@@ -3,6 +3,7 @@
  * build error), 2 usage error. */
 #define _GNU_SOURCE
 #include "compile.h"
+#include "kiln_config.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -67,6 +68,8 @@ static int cmd_check(int argc, char **argv)
                "parameter counts (trainable, frozen, buffers) and the planned arena size.\n");
         return 0;
     }
+    for (int i = 1; i < argc; i++)
+        if (argv[i][0] == '-' && argv[i][1]) return usage_error("check: unknown option '%s'", argv[i]);
     if (argc != 2) return usage_error("check: expected exactly one model file%s", "");
     kn_compiled c;
     kn_diag d;
@@ -211,6 +214,7 @@ static int cmd_run(int argc, char **argv)
         return 0;
     }
     if (argc < 3) return usage_error("run: expected MODEL and a SUBCOMMAND%s", "");
+    if (argv[1][0] == '-') return usage_error("run: unknown option '%s'", argv[1]);
     const char *model = argv[1];
     kn_compiled c;
     kn_diag d;
@@ -221,7 +225,7 @@ static int cmd_run(int argc, char **argv)
         kn_cli_compiled_free(&c);
         return report(&d);
     }
-    char dir[4096], exe[4200], ident[256], base[256];
+    char dir[4096], exe[4400], ident[256], base[256];
     const char *cache = getenv("KILN_CACHE");
     const char *home = getenv("HOME");
     if (cache && *cache) snprintf(dir, sizeof dir, "%s/%s", cache, c.hash);
@@ -234,7 +238,7 @@ static int cmd_run(int argc, char **argv)
             fprintf(stderr, "kiln: cannot create cache folder %s: %s\n", dir, strerror(errno));
             return 1;
         }
-        char tmp_exe[4300];
+        char tmp_exe[4500];
         snprintf(tmp_exe, sizeof tmp_exe, "%s.tmp%d", exe, (int)getpid());
         int rc = build_model(model, tmp_exe, "cpu", NULL, true);
         if (rc != 0) return rc;

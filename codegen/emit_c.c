@@ -30,13 +30,13 @@ static void value_addr(kn_emit *e, int vid, char *buf, size_t cap)
     const kn_value *v = e->g->values[vid];
     const char *ty = v->dtype == KN_I64 ? "int64_t" : "float";
     if (v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER) {
-        snprintf(buf, cap, "(W + %lld)", (long long)im->weight_offset[vid]);
+        snprintf(buf, cap, "(kn_w + %lld)", (long long)im->weight_offset[vid]);
     } else if (v->kind == KN_VAL_CONST) {
         snprintf(buf, cap, "((%s *)kn_const_%d)", ty, vid);
     } else if (im->plan->batched[vid]) {
-        snprintf(buf, cap, "((%s *)(A + (size_t)n * %lld))", ty, (long long)im->plan->offset[vid]);
+        snprintf(buf, cap, "((%s *)(kn_arena + (size_t)n * %lld))", ty, (long long)im->plan->offset[vid]);
     } else {
-        snprintf(buf, cap, "((%s *)(F + %lld))", ty, (long long)im->plan->offset[vid]);
+        snprintf(buf, cap, "((%s *)(kn_fixed + %lld))", ty, (long long)im->plan->offset[vid]);
     }
 }
 
@@ -152,10 +152,10 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
     kn_sb_printf(o, "#define PHASE_%s_FIXED %lldu      /* arena bytes independent of the batch */\n\n", fname,
                  (long long)ph->plan->fixed_bytes);
     kn_sb_printf(o, "static void phase_%s(kn_rt_ctx *ctx, int n)\n{\n", fname);
-    kn_sb_puts(o, "    unsigned char *A = ctx->arena;\n");
-    kn_sb_printf(o, "    unsigned char *F = A + (size_t)n * PHASE_%s_PER_SAMPLE; /* fixed region */\n", fname);
-    kn_sb_puts(o, "    float *W = ctx->weights;\n");
-    kn_sb_puts(o, "    (void)A; (void)F; (void)W;\n");
+    kn_sb_puts(o, "    unsigned char *kn_arena = ctx->arena;\n");
+    kn_sb_printf(o, "    unsigned char *kn_fixed = kn_arena + (size_t)n * PHASE_%s_PER_SAMPLE;\n", fname);
+    kn_sb_puts(o, "    float *kn_w = ctx->weights;\n");
+    kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w;\n");
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *n = g->nodes[i];
         const kn_op_def *def = kn_op_get(n->op);

@@ -6,6 +6,7 @@
  *
  * Inside a phase function of generated C the following names exist:
  *   n        int, the batch size of this call (the runtime value of N)
+ *   kn_arena, kn_fixed, kn_w   reserved by codegen for the arena and weights
  * and every kernel declared in runtime/kn_rt.h may be called.
  */
 #ifndef KN_EMIT_H

@@ -36,7 +36,18 @@ kn_status kn_diag_at(kn_diag *d, const char *file, int line, int col,
     va_end(ap);
     kn_strbuf b;
     kn_sb_init(&b);
-    kn_sb_printf(&b, "%s:%d:%d: error: %s", file ? file : "<input>", line, col, msg);
+    /* The message may quote user text: escape control bytes so an error
+     * stays one line and cannot drive the terminal. */
+    char safe[2048];
+    size_t o = 0;
+    for (const char *p = msg; *p && o + 5 < sizeof safe; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\n') { safe[o++] = '\\'; safe[o++] = 'n'; }
+        else if (c < 32 || c == 127) o += (size_t)snprintf(safe + o, sizeof safe - o, "\\x%02x", c);
+        else safe[o++] = (char)c;
+    }
+    safe[o] = 0;
+    kn_sb_printf(&b, "%s:%d:%d: error: %s", file ? file : "<input>", line, col, safe);
     if (src_line) {
         /* Quote at most 160 columns, replacing control bytes so a hostile
          * line cannot mess with the terminal. */

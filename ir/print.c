@@ -42,7 +42,7 @@ void kn_graph_print(const kn_graph *g, kn_strbuf *out)
     char name[48], type[64], pc[96], bc[32], mc[32];
     kn_sb_printf(out, "%s — %d nodes, batch N symbolic, %s mode\n", g->name, g->n_nodes,
                  g->mode == KN_MODE_TRAIN ? "train" : "eval");
-    kn_sb_printf(out, "  %3s  %-20s %-14s %-20s %14s %12s\n", "#", "name", "op", "output", "params", "MACs/sample");
+    kn_sb_printf(out, "  %3s  %-20s %-14s %-20s %22s %12s\n", "#", "name", "op", "output", "params", "MACs/sample");
     int row = 0;
     for (int i = 0; i < g->n_values; i++) {
         const kn_value *v = g->values[i];
@@ -76,7 +76,7 @@ void kn_graph_print(const kn_graph *g, kn_strbuf *out)
         mc[0] = 0;
         int64_t macs = def && def->macs ? def->macs(g, n) : 0;
         if (macs) fmt_count(macs, mc, sizeof mc);
-        kn_sb_printf(out, "  %3d  %-20s %-14s %-20s %14s %12s\n", row++, name, def ? def->name : "?", type, pc, mc);
+        kn_sb_printf(out, "  %3d  %-20s %-14s %-20s %22s %12s\n", row++, name, def ? def->name : "?", type, pc, mc);
     }
     int64_t t, f, bu;
     kn_graph_param_counts(g, &t, &f, &bu);

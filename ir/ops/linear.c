@@ -1,0 +1,240 @@
+/* linear.c — linear (torch.nn.Linear) and matmul (torch.matmul).
+ *
+ * linear(x, out, bias=true): x f32[..., K] -> y f32[..., out], y = x W^T + b,
+ * creating `<node>.weight` [out, K] and `<node>.bias` [out] with PyTorch's
+ * default initialisation.  Leading dims are folded into the GEMM's rows.
+ * matmul(a, b): a f32[..., M, K] @ b f32[..., K, P]; leading dims broadcast
+ * like torch.matmul.  Both call kn_rt_sgemm; nothing here allocates at run time.
+ */
+#include "op_util.h"
+
+#include <limits.h>
+
+/* Largest dim handed to kn_rt_sgemm (it takes int sizes). */
+#define GEMM_DIM_MAX INT_MAX
+
+static kn_status linear_check_input(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (kn_ops_want_f32(d, g, n, 0, "input") != KN_OK) return KN_ERR;
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    if (x->shape.rank < 2) {
+        char s[128];
+        kn_ops_fmt(g, n->in[0], s, sizeof s);
+        return kn_op_error(d, g, n, "expects f32[N, K] input, got %s", s);
+    }
+    int64_t k = x->shape.d[x->shape.rank - 1];
+    if (k == KN_DIM_N) {
+        char s[128];
+        kn_ops_fmt(g, n->in[0], s, sizeof s);
+        return kn_op_error(d, g, n, "expects f32[N, K] input with a fixed K, got %s", s);
+    }
+    int64_t out = kn_node_attr_i(n, "out", 0);
+    int64_t elems, bytes;
+    if (out < 1)
+        return kn_op_error(d, g, n, "output size must be at least 1, got %lld",
+                           (long long)out);
+    if (out > GEMM_DIM_MAX || k > GEMM_DIM_MAX || !kn_mul_ok(out, k, &elems) ||
+        !kn_mul_ok(elems, 4, &bytes))
+        return kn_op_error(d, g, n,
+                           "weight [%lld, %lld] is too large (output size %lld, "
+                           "at most %d per dim and 2^63 bytes in all)",
+                           (long long)out, (long long)k, (long long)out, INT_MAX);
+    return KN_OK;
+}
+
+static kn_status linear_add_params(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (linear_check_input(g, n, d) != KN_OK) return KN_ERR;
+    if (n->n_in > 1) return KN_OK; /* already has its parameters (cloned graph) */
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    int64_t k = x->shape.d[x->shape.rank - 1];
+    int64_t out = kn_node_attr_i(n, "out", 0);
+    int64_t wd[2] = {out, k};
+    kn_shape ws = kn_shape_make(2, wd), bs = kn_shape_make(1, &out);
+    kn_op_add_param(g, n, "weight", KN_VAL_PARAM, &ws, KN_INIT_KAIMING_UNIFORM, k, out);
+    if (kn_node_attr_i(n, "bias", 1))
+        kn_op_add_param(g, n, "bias", KN_VAL_PARAM, &bs, KN_INIT_BIAS_UNIFORM, k, out);
+    return KN_OK;
+}
+
+static kn_status linear_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (linear_check_input(g, n, d) != KN_OK) return KN_ERR;
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    int64_t k = x->shape.d[x->shape.rank - 1];
+    int64_t out = kn_node_attr_i(n, "out", 0);
+    int want = kn_node_attr_i(n, "bias", 1) ? 3 : 2;
+    if (n->n_in != want)
+        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s), got %d", want,
+                           want == 3 ? ", bias" : "", n->n_in);
+    const kn_value *w = kn_graph_value(g, n->in[1]);
+    if (w->dtype != KN_F32 || w->shape.rank != 2 || w->shape.d[0] != out ||
+        w->shape.d[1] != k) {
+        char s[128];
+        kn_ops_fmt(g, n->in[1], s, sizeof s);
+        return kn_op_error(d, g, n, "weight '%s' must be f32[%lld,%lld], got %s",
+                           w->name, (long long)out, (long long)k, s);
+    }
+    if (want == 3) {
+        const kn_value *b = kn_graph_value(g, n->in[2]);
+        if (b->dtype != KN_F32 || b->shape.rank != 1 || b->shape.d[0] != out) {
+            char s[128];
+            kn_ops_fmt(g, n->in[2], s, sizeof s);
+            return kn_op_error(d, g, n, "bias '%s' must be f32[%lld], got %s",
+                               b->name, (long long)out, s);
+        }
+    }
+    kn_shape y = x->shape;
+    y.d[y.rank - 1] = out;
+    kn_ops_set_out(g, n, 0, KN_F32, &y);
+    return KN_OK;
+}
+
+static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    int r = x->shape.rank;
+    long long k = (long long)x->shape.d[r - 1];
+    long long out = kn_node_attr_i(n, "out", 0);
+    char rows[64];
+    kn_ops_dims_expr(e, n->in[0], 0, r - 1, rows, sizeof rows);
+
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    bool bias = n->n_in > 2;
+    if (bias) kn_emit_bind_in(e, "B", n->in[2]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    if (bias) {
+        kn_emit_line(e, "for (size_t i = 0; i < %s; i++)", rows);
+        kn_emit_line(e, "    memcpy(Y + i * %lld, B, %lld * sizeof(float));", out, out);
+    }
+    kn_emit_line(e, "kn_rt_sgemm(0, 1, (int)%s, %lld, %lld, 1.0f, X, %lld, W, %lld, %s, Y, %lld);",
+                 rows, out, k, k, k, bias ? "1.0f" : "0.0f", out);
+    return KN_OK;
+}
+
+static int64_t linear_macs(const kn_graph *g, const kn_node *n)
+{
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    int r = x->shape.rank;
+    int64_t rows = kn_ops_dims_const(&x->shape, 0, r - 1), m;
+    if (!kn_mul_ok(rows, x->shape.d[r - 1], &m) ||
+        !kn_mul_ok(m, kn_node_attr_i(n, "out", 0), &m))
+        return INT64_MAX;
+    return m;
+}
+
+/* ---- matmul ---- */
+
+static kn_status matmul_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (kn_ops_want_f32(d, g, n, 0, "first operand") != KN_OK) return KN_ERR;
+    if (kn_ops_want_f32(d, g, n, 1, "second operand") != KN_OK) return KN_ERR;
+    const kn_shape *a = &kn_graph_value(g, n->in[0])->shape;
+    const kn_shape *b = &kn_graph_value(g, n->in[1])->shape;
+    char sa[128], sb[128];
+    kn_ops_fmt(g, n->in[0], sa, sizeof sa);
+    kn_ops_fmt(g, n->in[1], sb, sizeof sb);
+    if (a->rank < 2 || b->rank < 2)
+        return kn_op_error(d, g, n, "expects operands of rank >= 2, got %s and %s", sa, sb);
+    int64_t m = a->d[a->rank - 2], k = a->d[a->rank - 1];
+    int64_t kb = b->d[b->rank - 2], p = b->d[b->rank - 1];
+    if (k == KN_DIM_N || kb == KN_DIM_N || p == KN_DIM_N || (m == KN_DIM_N && (a->rank > 2 || b->rank > 2)))
+        return kn_op_error(d, g, n, "cannot multiply over the batch dim N: %s @ %s", sa, sb);
+    if (k != kb)
+        return kn_op_error(d, g, n, "inner dims differ: %s @ %s (%lld != %lld)", sa, sb,
+                           (long long)k, (long long)kb);
+    if (m > GEMM_DIM_MAX || k > GEMM_DIM_MAX || p > GEMM_DIM_MAX)
+        return kn_op_error(d, g, n, "matrix dims of %s @ %s exceed %d", sa, sb, INT_MAX);
+    /* Leading (batch) dims broadcast. */
+    kn_shape la = {.rank = a->rank - 2}, lb = {.rank = b->rank - 2}, lo;
+    memcpy(la.d, a->d, sizeof(int64_t) * (size_t)la.rank);
+    memcpy(lb.d, b->d, sizeof(int64_t) * (size_t)lb.rank);
+    if (kn_broadcast_shapes(&la, &lb, &lo, n, g, d) != KN_OK) return KN_ERR;
+    for (int i = 1; i < lo.rank; i++)
+        if (lo.d[i] == KN_DIM_N)
+            return kn_op_error(d, g, n, "cannot broadcast %s @ %s: the batch dim N would "
+                               "not be the first dim of the result", sa, sb);
+    if (lo.rank + 2 > KN_MAX_RANK)
+        return kn_op_error(d, g, n, "result rank exceeds %d", KN_MAX_RANK);
+    kn_shape y = lo;
+    y.rank = lo.rank + 2;
+    y.d[lo.rank] = m;
+    y.d[lo.rank + 1] = p;
+    kn_ops_set_out(g, n, 0, KN_F32, &y);
+    return KN_OK;
+}
+
+static kn_status matmul_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_shape *a = &kn_graph_value(g, n->in[0])->shape;
+    const kn_shape *b = &kn_graph_value(g, n->in[1])->shape;
+    const kn_shape *y = &kn_graph_value(g, n->out[0])->shape;
+    long long k = (long long)a->d[a->rank - 1], p = (long long)b->d[b->rank - 1];
+    kn_emit_bind_in(e, "A", n->in[0]);
+    kn_emit_bind_in(e, "B", n->in[1]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+
+    if (b->rank == 2) {
+        /* All of A's leading dims fold into the rows of one GEMM. */
+        char rows[64];
+        kn_ops_dims_expr(e, n->in[0], 0, a->rank - 1, rows, sizeof rows);
+        kn_emit_line(e, "kn_rt_sgemm(0, 0, (int)%s, %lld, %lld, 1.0f, A, %lld, B, %lld, 0.0f, Y, %lld);",
+                     rows, p, k, k, p, p);
+        return KN_OK;
+    }
+    /* One GEMM per output matrix; A/B offsets from broadcast strides. */
+    long long m = (long long)a->d[a->rank - 2];
+    int lr = y->rank - 2;
+    char count[64];
+    kn_ops_dims_expr(e, n->out[0], 0, lr, count, sizeof count);
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
+    e->indent++;
+    kn_emit_line(e, "size_t rest = i, ia = 0, ib = 0;");
+    int64_t stride_a = 1, stride_b = 1;
+    for (int k2 = lr - 1; k2 >= 0; k2--) {
+        int ja = k2 - (lr - (a->rank - 2)), jb = k2 - (lr - (b->rank - 2));
+        int64_t da = ja < 0 ? 1 : a->d[ja], db = jb < 0 ? 1 : b->d[jb];
+        char ext[32];
+        if (y->d[k2] == KN_DIM_N) snprintf(ext, sizeof ext, "(size_t)n");
+        else snprintf(ext, sizeof ext, "%lld", (long long)y->d[k2]);
+        if (k2 > 0) kn_emit_line(e, "size_t j%d = rest %% %s; rest /= %s;", k2, ext, ext);
+        else kn_emit_line(e, "size_t j%d = rest;", k2);
+        if (da == y->d[k2] && y->d[k2] != 1) kn_emit_line(e, "ia += j%d * %lld;", k2, (long long)stride_a);
+        if (db == y->d[k2] && y->d[k2] != 1) kn_emit_line(e, "ib += j%d * %lld;", k2, (long long)stride_b);
+        if (da != KN_DIM_N) stride_a *= da;
+        if (db != KN_DIM_N) stride_b *= db;
+    }
+    kn_emit_line(e, "kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, A + ia * %lld, %lld, "
+                 "B + ib * %lld, %lld, 0.0f, Y + i * %lld, %lld);",
+                 m, p, k, m * k, k, k * p, p, m * p, p);
+    e->indent--;
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
+static int64_t matmul_macs(const kn_graph *g, const kn_node *n)
+{
+    const kn_shape *a = &kn_graph_value(g, n->in[0])->shape;
+    const kn_shape *y = &kn_graph_value(g, n->out[0])->shape;
+    int64_t m = kn_ops_dims_const(y, 0, y->rank - 1), r;
+    if (!kn_mul_ok(m, a->d[a->rank - 1], &r) || !kn_mul_ok(r, y->d[y->rank - 1], &r))
+        return INT64_MAX;
+    return r;
+}
+
+static const kn_arg_spec linear_args[] = {
+    {"out", KN_ATTR_INT, true, 0, 0, NULL},
+    {"bias", KN_ATTR_BOOL, false, 1, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
+const kn_op_def kn_op_def_linear = {
+    .name = "linear", .min_inputs = 1, .max_inputs = 1, .args = linear_args,
+    .add_params = linear_add_params, .infer = linear_infer, .emit_c = linear_emit,
+    .macs = linear_macs,
+};
+const kn_op_def kn_op_def_matmul = {
+    .name = "matmul", .min_inputs = 2, .max_inputs = 2,
+    .infer = matmul_infer, .emit_c = matmul_emit, .macs = matmul_macs,
+};

@@ -1,0 +1,102 @@
+/* softmax.c — softmax and log_softmax along one dim (default -1).
+ *
+ * The tensor is viewed as [outer, D, inner] around `dim`; each of the
+ * outer*inner lines is normalised with the max subtracted first, so large
+ * logits never overflow expf.  log_softmax is (x - max) - log(sum exp(x - max)),
+ * as PyTorch computes it.
+ */
+#include "op_util.h"
+
+static kn_status infer_softmax(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (kn_ops_want_f32(d, g, n, 0, "input") != KN_OK) return KN_ERR;
+    int dim = 0;
+    if (kn_ops_norm_dim(d, g, n, n->in[0], kn_node_attr_i(n, "dim", -1), &dim) != KN_OK)
+        return KN_ERR;
+    kn_ops_set_out(g, n, 0, KN_F32, &kn_graph_value(g, n->in[0])->shape);
+    return KN_OK;
+}
+
+static kn_status emit_softmax_common(kn_emit *e, const kn_graph *g, const kn_node *n, bool log)
+{
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    int64_t dim64 = kn_node_attr_i(n, "dim", -1);
+    int r = x->shape.rank;
+    int dim = (int)(dim64 < 0 ? dim64 + r : dim64);
+    char outer[64], len[64], inner[64];
+    kn_ops_dims_expr(e, n->in[0], 0, dim, outer, sizeof outer);
+    kn_ops_dims_expr(e, n->in[0], dim, dim + 1, len, sizeof len);
+    kn_ops_dims_expr(e, n->in[0], dim + 1, r, inner, sizeof inner);
+    bool contiguous = strcmp(inner, "1") == 0;
+    /* Element j of the line starting at `base`. */
+    const char *at = contiguous ? "j" : "j * INNER";
+
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    if (!contiguous) kn_emit_line(e, "const size_t INNER = %s;", inner);
+    bool one_outer = strcmp(outer, "1") == 0;
+    char base[160];
+    if (!one_outer) {
+        kn_emit_line(e, "for (size_t o = 0; o < %s; o++) {", outer);
+        e->indent++;
+    }
+    if (!contiguous) {
+        kn_emit_line(e, "for (size_t i = 0; i < INNER; i++) {");
+        e->indent++;
+        if (one_outer) snprintf(base, sizeof base, " + i");
+        else snprintf(base, sizeof base, " + o * %s * INNER + i", len);
+    } else if (one_outer) {
+        base[0] = 0;
+    } else {
+        snprintf(base, sizeof base, " + o * %s", len);
+    }
+    kn_emit_line(e, "const float *x = X%s;", base);
+    kn_emit_line(e, "float *y = Y%s;", base);
+    kn_emit_line(e, "float m = x[0];");
+    kn_emit_line(e, "for (size_t j = 1; j < %s; j++) m = x[%s] > m ? x[%s] : m;", len, at, at);
+    kn_emit_line(e, "float s = 0.0f;");
+    if (log) {
+        kn_emit_line(e, "for (size_t j = 0; j < %s; j++) s += expf(x[%s] - m);", len, at);
+        kn_emit_line(e, "const float ls = logf(s);");
+        kn_emit_line(e, "for (size_t j = 0; j < %s; j++) y[%s] = (x[%s] - m) - ls;", len, at, at);
+    } else {
+        kn_emit_line(e, "for (size_t j = 0; j < %s; j++) {", len);
+        kn_emit_line(e, "    y[%s] = expf(x[%s] - m);", at, at);
+        kn_emit_line(e, "    s += y[%s];", at);
+        kn_emit_line(e, "}");
+        kn_emit_line(e, "for (size_t j = 0; j < %s; j++) y[%s] /= s;", len, at);
+    }
+    if (!contiguous) {
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
+    if (!one_outer) {
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
+    return KN_OK;
+}
+
+static kn_status emit_softmax(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return emit_softmax_common(e, g, n, false);
+}
+
+static kn_status emit_log_softmax(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return emit_softmax_common(e, g, n, true);
+}
+
+static const kn_arg_spec softmax_args[] = {
+    {"dim", KN_ATTR_INT, false, -1, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
+const kn_op_def kn_op_def_softmax = {
+    .name = "softmax", .min_inputs = 1, .max_inputs = 1, .args = softmax_args,
+    .infer = infer_softmax, .emit_c = emit_softmax,
+};
+const kn_op_def kn_op_def_log_softmax = {
+    .name = "log_softmax", .min_inputs = 1, .max_inputs = 1, .args = softmax_args,
+    .infer = infer_softmax, .emit_c = emit_log_softmax,
+};

@@ -1,0 +1,85 @@
+/* kn_rt_arena.c — see kn_rt_arena.h. */
+#include "kn_rt_arena.h"
+#include "kn_rt_err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+size_t kn_rt_dtype_size(int dtype) { return dtype == KN_RT_I64 ? 8 : 4; }
+
+size_t kn_rt_phase_bytes(const kn_rt_phase *p, int n)
+{
+    return p ? (size_t)n * p->arena_per_sample + p->arena_fixed : 0;
+}
+
+static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
+
+size_t kn_rt_arena_bytes(const kn_rt_model *m, int capacity)
+{
+    size_t a = kn_rt_phase_bytes(m->infer, capacity);
+    size_t b = kn_rt_phase_bytes(m->train, capacity);
+    return round64(a > b ? a : b);
+}
+
+int kn_rt_ctx_open(kn_rt_ctx *ctx, const kn_rt_model *m, int capacity,
+                   char *err, size_t errcap)
+{
+    memset(ctx, 0, sizeof *ctx);
+    if (capacity < 1) return kn_rt_errf(err, errcap, "batch size %d: must be >= 1", capacity);
+    size_t bytes = kn_rt_arena_bytes(m, capacity);
+    /* aligned_alloc needs a non-zero multiple of the alignment. */
+    ctx->arena = aligned_alloc(64, bytes ? bytes : 64);
+    size_t wbytes = round64((m->weights_numel ? m->weights_numel : 1) * sizeof(float));
+    ctx->weights = aligned_alloc(64, wbytes);
+    if (!ctx->arena || !ctx->weights) {
+        kn_rt_ctx_close(ctx);
+        return kn_rt_errf(err, errcap, "out of memory allocating %zu arena bytes for batch %d",
+                          bytes, capacity);
+    }
+    memset(ctx->arena, 0, bytes ? bytes : 64);
+    memset(ctx->weights, 0, wbytes);
+    ctx->capacity = capacity;
+    ctx->seed = (uint64_t)m->seed;
+    ctx->lr = m->lr;
+    return 0;
+}
+
+void kn_rt_ctx_close(kn_rt_ctx *ctx)
+{
+    free(ctx->arena);
+    free(ctx->weights);
+    free(ctx->grads);
+    free(ctx->optim);
+    memset(ctx, 0, sizeof *ctx);
+}
+
+void *kn_rt_io_ptr(const kn_rt_ctx *ctx, const kn_rt_phase *p,
+                   const kn_rt_io *io, int n)
+{
+    if (io->batched) return ctx->arena + (size_t)n * io->offset;
+    return ctx->arena + (size_t)n * p->arena_per_sample + io->offset;
+}
+
+const kn_rt_io *kn_rt_io_find(const kn_rt_phase *p, kn_rt_io_role role, int *idx)
+{
+    for (int i = 0; p && i < p->n_io; i++)
+        if (p->io_role[i] == role) {
+            if (idx) *idx = i;
+            return &p->io[i];
+        }
+    return NULL;
+}
+
+const char *kn_rt_io_shape(const kn_rt_io *io, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "%s[", io->dtype == KN_RT_I64 ? "i64" : "f32");
+    for (int d = 0; d < io->rank && k < cap; d++) {
+        if (d == 0 && io->batched)
+            k += (size_t)snprintf(buf + k, cap - k, "N");
+        else
+            k += (size_t)snprintf(buf + k, cap - k, "%s%lld", d ? "," : "",
+                                  (long long)io->dims[d]);
+    }
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+    return buf;
+}

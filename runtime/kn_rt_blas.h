@@ -1,0 +1,8 @@
+/* kn_rt_blas.h — BLAS thread control (the GEMM itself is in kn_rt.h). */
+#ifndef KN_RT_BLAS_H
+#define KN_RT_BLAS_H
+
+void kn_rt_set_threads(int n); /* n <= 0 keeps the OpenBLAS default */
+int kn_rt_get_threads(void);
+
+#endif

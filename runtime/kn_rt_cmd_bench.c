@@ -1,0 +1,128 @@
+/* kn_rt_cmd_bench.c — `bench`: latency of the infer phase on random inputs. */
+#include "kn_rt_arena.h"
+#include "kn_rt_blas.h"
+#include "kn_rt_cli.h"
+#include "kn_rt_opt.h"
+#include "kn_rt_time.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+static const char HELP[] =
+    "usage: bench [--mode infer] [--batch B] [--iters N] [--warmup W] [--threads T]\n"
+    "             [--seed S] [--device cpu] [--json]\n"
+    "  times the infer phase at batch B (default: the model's batch) on random\n"
+    "  inputs: W untimed calls (default 5), then N timed ones (default 50).\n"
+    "  --threads T  OpenBLAS threads (default: OpenBLAS's choice)\n"
+    "  reports median and min ms per call, items/s, peak RSS and arena bytes.\n";
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Random but valid inputs: uniform [0,1) features, labels in range of the
+ * first output's classes so a loss node sees legal targets. */
+static void fill_inputs(kn_rt_ctx *ctx, const kn_rt_phase *ph, int n, uint64_t seed)
+{
+    const kn_rt_io *out = kn_rt_io_find(ph, KN_RT_IO_OUTPUT, NULL);
+    size_t classes = out && out->sample_numel ? out->sample_numel : 1;
+    for (int i = 0; i < ph->n_io; i++) {
+        if (ph->io_role[i] != KN_RT_IO_INPUT && ph->io_role[i] != KN_RT_IO_LABEL) continue;
+        const kn_rt_io *io = &ph->io[i];
+        size_t numel = io->batched ? io->sample_numel * (size_t)n : io->sample_numel;
+        void *p = kn_rt_io_ptr(ctx, ph, io, n);
+        for (size_t k = 0; k < numel; k++) {
+            float u = kn_rt_uniform(seed, 0x62656e6368ull + (uint64_t)i, k);
+            if (io->dtype == KN_RT_I64) ((int64_t *)p)[k] = (int64_t)(u * (float)classes) % (int64_t)classes;
+            else ((float *)p)[k] = u;
+        }
+    }
+}
+
+static size_t io_bytes(const kn_rt_io *io, int n)
+{
+    return (io->batched ? io->sample_numel * (size_t)n : io->sample_numel) * kn_rt_dtype_size(io->dtype);
+}
+
+int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
+{
+    int json = 0, batch = m->batch > 0 ? m->batch : 1, iters = 50, warmup = 5, threads = 0;
+    uint64_t seed = (uint64_t)m->seed;
+    const char *mode = "infer", *device = NULL;
+    kn_opt opts[] = {
+        {"--mode", KN_OPT_STR, &mode, 0},      {"--batch", KN_OPT_INT, &batch, 1},
+        {"--iters", KN_OPT_INT, &iters, 1},    {"--warmup", KN_OPT_INT, &warmup, 0},
+        {"--threads", KN_OPT_INT, &threads, 1}, {"--seed", KN_OPT_U64, &seed, 0},
+        {"--device", KN_OPT_STR, &device, 0},  {"--json", KN_OPT_FLAG, &json, 0},
+    };
+    int rc = kn_opt_parse("bench", argc, argv, opts, sizeof opts / sizeof opts[0], NULL);
+    if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
+    if (rc) return KN_EXIT_USAGE;
+    kn_cli c;
+    kn_cli_begin(&c, m, "bench", json);
+    if ((rc = kn_cli_device(&c, device))) return rc;
+    if (strcmp(mode, "infer") && strcmp(mode, "train"))
+        return kn_cli_usage(&c, "--mode '%s': expected infer or train", mode);
+    if (!strcmp(mode, "train")) {
+        if (!m->train) return kn_cli_fail(&c, "this model was compiled without a train phase");
+        return kn_cli_fail(&c, "--mode train is not supported by this runtime yet");
+    }
+    if (threads > 0) kn_rt_set_threads(threads);
+
+    kn_rt_ctx ctx;
+    char err[1024];
+    if (kn_rt_ctx_open(&ctx, m, batch, err, sizeof err)) return kn_cli_fail(&c, "%s", err);
+    kn_cli_weights(&c, &ctx, NULL, seed);
+    const kn_rt_phase *ph = m->infer;
+    fill_inputs(&ctx, ph, batch, seed);
+    /* The planner may reuse input slots for later values, so each call
+     * gets the inputs restored from this copy (outside the timed region). */
+    void *saved[64] = {0};
+    for (int i = 0; i < ph->n_io && i < 64; i++)
+        if (ph->io_role[i] == KN_RT_IO_INPUT || ph->io_role[i] == KN_RT_IO_LABEL) {
+            size_t bytes = io_bytes(&ph->io[i], batch);
+            saved[i] = malloc(bytes ? bytes : 1);
+            memcpy(saved[i], kn_rt_io_ptr(&ctx, ph, &ph->io[i], batch), bytes);
+        }
+    double *ms = malloc(sizeof *ms * (size_t)iters);
+    for (int i = 0; i < warmup + iters; i++) {
+        for (int k = 0; k < ph->n_io && k < 64; k++)
+            if (saved[k]) memcpy(kn_rt_io_ptr(&ctx, ph, &ph->io[k], batch), saved[k], io_bytes(&ph->io[k], batch));
+        if (i < warmup) {
+            ph->run(&ctx, batch);
+            continue;
+        }
+        double t0 = kn_rt_now_ms();
+        ph->run(&ctx, batch);
+        ms[i - warmup] = kn_rt_now_ms() - t0;
+    }
+    qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
+    double med = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
+    double mn = ms[0], ips = med > 0 ? batch * 1000.0 / med : 0, rss = kn_rt_peak_rss_mb();
+    size_t arena = kn_rt_arena_bytes(m, batch);
+    char ab[32];
+    fprintf(c.out, "bench infer cpu batch %d: median %.3f ms  min %.3f ms  %.0f items/s  peak RSS %.1f MB  arena %s bytes (%d iters, %d warmup, %d threads)\n",
+            batch, med, mn, ips, rss, kn_cli_thousands(arena, ab, sizeof ab), iters, warmup,
+            kn_rt_get_threads());
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "event", "bench");
+        cJSON_AddStringToObject(j, "mode", "infer");
+        cJSON_AddStringToObject(j, "device", "cpu");
+        cJSON_AddNumberToObject(j, "batch", batch);
+        cJSON_AddNumberToObject(j, "iters", iters);
+        cJSON_AddNumberToObject(j, "ms_median", round(med * 1e4) / 1e4);
+        cJSON_AddNumberToObject(j, "ms_min", round(mn * 1e4) / 1e4);
+        cJSON_AddNumberToObject(j, "items_per_s", round(ips * 10) / 10);
+        cJSON_AddNumberToObject(j, "peak_rss_mb", round(rss * 10) / 10);
+        cJSON_AddNumberToObject(j, "arena_bytes", (double)arena);
+        cJSON_AddNumberToObject(j, "threads", kn_rt_get_threads());
+        kn_cli_json(j);
+    }
+    free(ms);
+    for (int i = 0; i < 64; i++) free(saved[i]);
+    kn_rt_ctx_close(&ctx);
+    return KN_EXIT_OK;
+}
