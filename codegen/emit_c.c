@@ -29,7 +29,7 @@ static void value_addr(kn_emit *e, int vid, char *buf, size_t cap)
     const emit_impl *im = e->impl;
     const kn_value *v = e->g->values[vid];
     const char *ty = v->dtype == KN_I64 ? "int64_t" : "float";
-    if (v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER) {
+    if (v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER || v->kind == KN_VAL_STATE) {
         snprintf(buf, cap, "(kn_w + %lld)", (long long)im->weight_offset[vid]);
     } else if (v->kind == KN_VAL_CONST) {
         snprintf(buf, cap, "((%s *)kn_const_%d)", ty, vid);
@@ -40,9 +40,15 @@ static void value_addr(kn_emit *e, int vid, char *buf, size_t cap)
     }
 }
 
+static void grad_addr(kn_emit *e, int vid, char *buf, size_t cap)
+{
+    const emit_impl *im = e->impl;
+    snprintf(buf, cap, "(kn_g + %lld)", (long long)im->weight_offset[vid]);
+}
+
 static bool is_weight(const kn_value *v)
 {
-    return !v->dead && (v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER);
+    return !v->dead && (v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER || v->kind == KN_VAL_STATE);
 }
 
 /* Assigns weight-blob offsets to parameters and buffers in id order. */
@@ -78,7 +84,10 @@ static void emit_params(kn_strbuf *o, const kn_graph *g, const int64_t *woff, in
         if (!is_weight(v)) continue;
         int64_t numel = 0;
         kn_shape_numel(&v->shape, 1, &numel);
-        const char *role = v->kind == KN_VAL_BUFFER ? "KN_RT_BUFFER" : v->trainable ? "KN_RT_TRAINABLE" : "KN_RT_FROZEN";
+        const char *role = v->kind == KN_VAL_BUFFER  ? "KN_RT_BUFFER"
+                           : v->kind == KN_VAL_STATE ? "KN_RT_STATE"
+                           : v->trainable            ? "KN_RT_TRAINABLE"
+                                                     : "KN_RT_FROZEN";
         kn_sb_puts(o, "    {");
         kn_sb_c_string(o, v->name);
         kn_sb_puts(o, ", ");
@@ -142,7 +151,7 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
 {
     const kn_graph *g = ph->graph;
     emit_impl im = {ph->plan, woff};
-    kn_emit e = {.out = o, .indent = 1, .addr = value_addr, .g = g, .impl = &im};
+    kn_emit e = {.out = o, .indent = 1, .addr = value_addr, .grad_addr = grad_addr, .g = g, .diag = d, .impl = &im};
     char fname[64];
     kn_c_ident(ph->name, fname, sizeof fname);
     kn_sb_printf(o, "/* ---- phase %d: %s (%s mode), %d nodes ---- */\n", index, fname,
@@ -155,7 +164,8 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
     kn_sb_puts(o, "    unsigned char *kn_arena = ctx->arena;\n");
     kn_sb_printf(o, "    unsigned char *kn_fixed = kn_arena + (size_t)n * PHASE_%s_PER_SAMPLE;\n", fname);
     kn_sb_puts(o, "    float *kn_w = ctx->weights;\n");
-    kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w;\n");
+    kn_sb_puts(o, "    float *kn_g = ctx->grads;\n");
+    kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w; (void)kn_g;\n");
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *n = g->nodes[i];
         const kn_op_def *def = kn_op_get(n->op);

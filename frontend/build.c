@@ -384,6 +384,8 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
 
 static kn_status check_new_symbol(kf_builder *b, const kf_stmt *s)
 {
+    if (strcmp(s->name, "true") == 0 || strcmp(s->name, "false") == 0)
+        return ERR(b, s->name_line, s->name_col, "pick another name", "'%s' is reserved", s->name);
     const kf_name_entry *prev = kf_names_get(&b->syms, s->name);
     if (!prev) prev = kf_names_get(&b->used, s->name);
     if (!prev) return KN_OK;

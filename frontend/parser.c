@@ -426,7 +426,6 @@ static kn_status parse_train(kf_parser *p, kf_stmt *s)
 static kn_status parse_statement(kf_parser *p)
 {
     const kf_token *t = peek(p, 0);
-    kf_token first = *t;
     if (t->kind != KT_IDENT)
         return expected(p, "a statement", NULL, "statements look like: fc0 = linear(x, 512)");
     if (peek(p, 1)->kind == KT_EQ) {
@@ -475,7 +474,6 @@ static kn_status parse_statement(kf_parser *p)
         snprintf(hint, sizeof hint, "did you mean '%s'?", near);
     else
         snprintf(hint, sizeof hint, "statements are NAME = op(...), model, data, input, label, output and train");
-    (void)first;
     return perr(p, t->line, t->col, hint, "expected a statement, got '%.64s'", word);
 }
 

@@ -31,10 +31,13 @@ kn_status kf_source_load(const char *path, char **buf, size_t *len, kn_diag *d)
         n += k;
         if (k == 0) break;
         if (n == cap - 1) {
+            int c = fgetc(f);
+            if (c == EOF) break;
             /* the file grew while we read it: keep the limit */
-            if (cap - 1 >= KF_MAX_FILE_BYTES + 1) break;
+            if (cap - 1 >= KF_MAX_FILE_BYTES + 1) { n = KF_MAX_FILE_BYTES + 1; break; }
             cap = cap * 2 > KF_MAX_FILE_BYTES + 2 ? KF_MAX_FILE_BYTES + 2 : cap * 2;
             b = kn_xrealloc(b, cap);
+            b[n++] = (char)c;
         }
     }
     int err = ferror(f);

@@ -6,7 +6,7 @@
  *
  * Inside a phase function of generated C the following names exist:
  *   n        int, the batch size of this call (the runtime value of N)
- *   kn_arena, kn_fixed, kn_w   reserved by codegen for the arena and weights
+ *   kn_arena, kn_fixed, kn_w, kn_g   reserved by codegen (arena, weights, gradients)
  * and every kernel declared in runtime/kn_rt.h may be called.
  */
 #ifndef KN_EMIT_H
@@ -22,7 +22,11 @@ struct kn_emit {
     /* Writes a C expression for the address of value `vid`, of type
      * float* or int64_t* matching its dtype. */
     void (*addr)(kn_emit *e, int vid, char *buf, size_t cap);
+    /* Writes a C expression (float*) for the gradient slot of parameter
+     * `param_vid` in the gradient blob (same layout as the weights). */
+    void (*grad_addr)(kn_emit *e, int param_vid, char *buf, size_t cap);
     const kn_graph *g;
+    kn_diag *diag;          /* where emitters report errors (kn_op_error) */
     void *impl;
 };
 

@@ -32,6 +32,7 @@ typedef enum {
     KN_VAL_PARAM,  /* parameter: trainable or frozen (see value.trainable) */
     KN_VAL_BUFFER, /* non-gradient state saved in checkpoints (running_mean) */
     KN_VAL_CONST,  /* constant tensor with data embedded in the IR */
+    KN_VAL_STATE,  /* optimizer state (Adam moments...): in the weight blob, saved as optim.*, not needed for inference */
     KN_VAL_NODE    /* intermediate produced by a node */
 } kn_val_kind;
 

@@ -2,6 +2,7 @@
  * loss, then renumber nodes.  Values are kept (ids stay stable); a value
  * whose producer was removed becomes unreachable and is ignored later. */
 #include "passes.h"
+#include "../ir/ops/op.h"
 
 #include <stdlib.h>
 
@@ -22,6 +23,7 @@ kn_status kn_pass_dce(kn_graph *g, kn_diag *d)
     if (g->loss >= 0) live_val[g->loss] = true;
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         const kn_node *n = g->nodes[i];
+        if (kn_op_get(n->op)->side_effects) live_node[i] = true;
         for (int k = 0; k < n->n_out && !live_node[i]; k++)
             if (live_val[n->out[k]]) live_node[i] = true;
         if (!live_node[i]) continue;

@@ -25,7 +25,9 @@
 #define KN_RT_MAX_RANK 6
 
 typedef enum { KN_RT_F32 = 0, KN_RT_I64 = 1 } kn_rt_dtype;
-typedef enum { KN_RT_TRAINABLE = 0, KN_RT_FROZEN = 1, KN_RT_BUFFER = 2 } kn_rt_role;
+/* KN_RT_STATE: optimizer state (saved as optim.*; optional when loading
+ * weights for inference, required by --resume). */
+typedef enum { KN_RT_TRAINABLE = 0, KN_RT_FROZEN = 1, KN_RT_BUFFER = 2, KN_RT_STATE = 3 } kn_rt_role;
 /* Same numbering as kn_init_kind in ir/ir.h (codegen emits the number). */
 typedef enum {
     KN_RT_INIT_ZEROS = 0,
@@ -72,6 +74,8 @@ struct kn_rt_ctx {
     uint64_t seed;           /* RNG seed of this run */
     uint64_t step;           /* optimizer steps done (for Adam, dropout masks) */
     float lr;                /* current learning rate */
+    float grad_scale;        /* 1/K with --accumulate K, else 1 */
+    int training;            /* 1 inside train phases */
 };
 
 /* Roles of phase I/O, so the runtime knows what to feed and read. */
@@ -102,7 +106,14 @@ typedef struct {
     size_t weights_numel;
 
     const kn_rt_phase *infer; /* always present */
-    const kn_rt_phase *train; /* NULL until training is compiled */
+    const kn_rt_phase *train; /* forward + backward of one micro-batch: adds
+                                 each trainable parameter's gradient into
+                                 ctx->grads (same layout as the weights); NULL
+                                 when the model has no loss */
+    const kn_rt_phase *update;/* optimizer step over all parameters using
+                                 ctx->grads * ctx->grad_scale, ctx->lr and
+                                 ctx->step (1-based, already incremented);
+                                 then zeroes ctx->grads */
 
     /* from the model file */
     const char *data_kind;   /* "fashion_mnist", "mnist" or "" */

@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include "testlib.h"
 #include "npy.h"
+#include "ir/kn_util.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -183,20 +184,22 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
     }
     free(log);
 
-    char cmd[8192];
-    size_t len = (size_t)snprintf(cmd, sizeof cmd, "'%s' run --out '%s'", exe, outdir);
+    kn_strbuf cmd;
+    kn_sb_init(&cmd);
+    kn_sb_printf(&cmd, "'%s' run --out '%s'", exe, outdir);
     pathf(path, sizeof path, "%s/%s/weights.safetensors", dir, cname);
-    if (file_exists(path)) len += (size_t)snprintf(cmd + len, sizeof cmd - len, " --weights '%s'", path);
-    for (int i = 0; i < io.n_inputs && len < sizeof cmd; i++)
-        len += (size_t)snprintf(cmd + len, sizeof cmd - len, " --in '%s=%s/%s/%s.npy'",
-                                io.inputs[i], dir, cname, io.inputs[i]);
-    rc = kt_run(&log, "%s", cmd);
+    if (file_exists(path)) kn_sb_printf(&cmd, " --weights '%s'", path);
+    for (int i = 0; i < io.n_inputs; i++)
+        kn_sb_printf(&cmd, " --in '%s=%s/%s/%s.npy'", io.inputs[i], dir, cname, io.inputs[i]);
+    rc = kt_run(&log, "%s", cmd.s);
     if (rc != 0) {
-        printf("  %s: run failed (status %d): %s\n%s\n", cname, rc, cmd, log ? log : "");
+        printf("  %s: run failed (status %d): %s\n%s\n", cname, rc, cmd.s, log ? log : "");
         free(log);
+        kn_sb_free(&cmd);
         return 1;
     }
     free(log);
+    kn_sb_free(&cmd);
 
     int fails = 0;
     for (int i = 0; i < io.n_outputs; i++) {

@@ -96,8 +96,9 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     int r = x->shape.rank;
     long long k = (long long)x->shape.d[r - 1];
     long long out = kn_node_attr_i(n, "out", 0);
-    char rows[64];
+    char rows[64], m[64];
     kn_ops_dims_expr(e, n->in[0], 0, r - 1, rows, sizeof rows);
+    kn_ops_dims_int_expr(e, n->in[0], 0, r - 1, m, sizeof m);
 
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
@@ -108,8 +109,8 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "for (size_t i = 0; i < %s; i++)", rows);
         kn_emit_line(e, "    memcpy(Y + i * %lld, B, %lld * sizeof(float));", out, out);
     }
-    kn_emit_line(e, "kn_rt_sgemm(0, 1, (int)%s, %lld, %lld, 1.0f, X, %lld, W, %lld, %s, Y, %lld);",
-                 rows, out, k, k, k, bias ? "1.0f" : "0.0f", out);
+    kn_emit_line(e, "kn_rt_sgemm(0, 1, %s, %lld, %lld, 1.0f, X, %lld, W, %lld, %s, Y, %lld);",
+                 m, out, k, k, k, bias ? "1.0f" : "0.0f", out);
     return KN_OK;
 }
 
@@ -178,8 +179,8 @@ static kn_status matmul_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     if (b->rank == 2) {
         /* All of A's leading dims fold into the rows of one GEMM. */
         char rows[64];
-        kn_ops_dims_expr(e, n->in[0], 0, a->rank - 1, rows, sizeof rows);
-        kn_emit_line(e, "kn_rt_sgemm(0, 0, (int)%s, %lld, %lld, 1.0f, A, %lld, B, %lld, 0.0f, Y, %lld);",
+        kn_ops_dims_int_expr(e, n->in[0], 0, a->rank - 1, rows, sizeof rows);
+        kn_emit_line(e, "kn_rt_sgemm(0, 0, %s, %lld, %lld, 1.0f, A, %lld, B, %lld, 0.0f, Y, %lld);",
                      rows, p, k, k, p, p);
         return KN_OK;
     }
@@ -188,6 +189,15 @@ static kn_status matmul_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     int lr = y->rank - 2;
     char count[64];
     kn_ops_dims_expr(e, n->out[0], 0, lr, count, sizeof count);
+    bool same = a->rank == y->rank && b->rank == y->rank;
+    for (int k2 = 0; k2 < lr && same; k2++) same = a->d[k2] == y->d[k2] && b->d[k2] == y->d[k2];
+    if (same) { /* no broadcasting: matrix i of A times matrix i of B */
+        kn_emit_line(e, "for (size_t i = 0; i < %s; i++)", count);
+        kn_emit_line(e, "    kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, A + i * %lld, %lld, "
+                     "B + i * %lld, %lld, 0.0f, Y + i * %lld, %lld);",
+                     m, p, k, m * k, k, k * p, p, m * p, p);
+        return KN_OK;
+    }
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
     e->indent++;
     kn_emit_line(e, "size_t rest = i, ia = 0, ib = 0;");

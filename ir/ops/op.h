@@ -74,11 +74,17 @@ typedef struct kn_op_def {
      * Must honour g->mode (dropout/batchnorm differ between train and eval). */
     kn_status (*emit_c)(kn_emit *e, const kn_graph *g, const kn_node *n);
 
-    /* Reverse-mode rule, filled by the training work: given dL/d(output)
-     * value ids in dy[], add IR nodes to g computing dL/d(input i) into dx[i]
-     * (-1 where the input needs no gradient).  NULL = not differentiable yet. */
-    kn_status (*grad)(kn_graph *g, const kn_node *n, const int *dy, int *dx,
-                      kn_diag *d);
+    /* Reverse-mode rule: given dL/d(output k) value ids in dy[k] (-1 when an
+     * output has no gradient), add IR nodes to g computing dL/d(input i) for
+     * every i with need[i], storing the value id in dx[i] (-1 otherwise).
+     * Gradients are built from IR ops so they go through the same passes.
+     * `n` stays valid while nodes are added.  NULL = not differentiable. */
+    kn_status (*grad)(kn_graph *g, const kn_node *n, const int *dy,
+                      const bool *need, int *dx, kn_diag *d);
+
+    /* True when the node writes state outside its outputs (optimizer steps,
+     * gradient accumulation): dead-code elimination keeps it. */
+    bool side_effects;
 
     /* CUDA emission, filled by the CUDA backend work.  NULL for now. */
     kn_status (*emit_cuda)(kn_emit *e, const kn_graph *g, const kn_node *n);

@@ -102,6 +102,23 @@ static inline void kn_ops_dims_expr(kn_emit *e, int vid, int from, int to,
     else snprintf(buf, cap, "((size_t)n * %lld)", (long long)c);
 }
 
+/* The same product as an int expression for kn_rt_sgemm's sizes:
+ * "784", "n", "n * 3". */
+static inline void kn_ops_dims_int_expr(kn_emit *e, int vid, int from, int to,
+                                        char *buf, size_t cap)
+{
+    const kn_value *v = kn_graph_value(e->g, vid);
+    int64_t c = 1;
+    bool sym = false;
+    for (int i = from; i < to; i++) {
+        if (v->shape.d[i] == KN_DIM_N) sym = true;
+        else c *= v->shape.d[i];
+    }
+    if (!sym) snprintf(buf, cap, "%lld", (long long)c);
+    else if (c == 1) snprintf(buf, cap, "n");
+    else snprintf(buf, cap, "n * %lld", (long long)c);
+}
+
 /* Product of the constant dims [from, to) (the batch dim counts as 1). */
 static inline int64_t kn_ops_dims_const(const kn_shape *s, int from, int to)
 {

@@ -113,6 +113,8 @@ def matmul_cases(rs):
            b_batched=False)
     binary("matmul_2d", "matmul", rand(rs, N, 6), rand(rs, 6, 2), torch.matmul,
            b_batched=False)
+    binary("matmul_bcast", "matmul", rand(rs, N, 1, 3, 4), rand(rs, 2, 4, 5), torch.matmul,
+           b_batched=False)
 
 
 # ---- elementwise binary with broadcasting ----
