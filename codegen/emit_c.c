@@ -134,8 +134,12 @@ static void node_comment(const kn_graph *g, const kn_node *n, char *buf, size_t 
     const kn_op_def *def = kn_op_get(n->op);
     char name[96], type[96], ins[512] = "";
     kn_c_comment_text(n->name, name, sizeof name);
-    const kn_value *o = g->values[n->out[0]];
-    kn_shape_format(o->dtype, &o->shape, type, sizeof type);
+    if (n->n_out > 0) {
+        const kn_value *o = g->values[n->out[0]];
+        kn_shape_format(o->dtype, &o->shape, type, sizeof type);
+    } else {
+        snprintf(type, sizeof type, "(in place)");
+    }
     size_t used = 0;
     for (int k = 0; k < n->n_in && used + 2 < sizeof ins; k++) {
         char in[96];

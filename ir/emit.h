@@ -6,6 +6,8 @@
  *
  * Inside a phase function of generated C the following names exist:
  *   n        int, the batch size of this call (the runtime value of N)
+ *   ctx      kn_rt_ctx *: ctx->lr, ctx->step, ctx->seed, ctx->grad_scale
+ *            (training phases read these; see runtime/kn_rt.h)
  *   kn_arena, kn_fixed, kn_w, kn_g   reserved by codegen (arena, weights, gradients)
  * and every kernel declared in runtime/kn_rt.h may be called.
  */

@@ -40,7 +40,7 @@ static void node_param_counts(const kn_graph *g, const kn_node *n, int64_t *para
 void kn_graph_print(const kn_graph *g, kn_strbuf *out)
 {
     char name[48], type[64], pc[96], bc[32], mc[32];
-    kn_sb_printf(out, "%s — %d nodes, batch N symbolic, %s mode\n", g->name, g->n_nodes,
+    kn_sb_printf(out, "%s — %d node%s, batch N symbolic, %s mode\n", g->name, g->n_nodes, g->n_nodes == 1 ? "" : "s",
                  g->mode == KN_MODE_TRAIN ? "train" : "eval");
     kn_sb_printf(out, "  %3s  %-20s %-14s %-20s %22s %12s\n", "#", "name", "op", "output", "params", "MACs/sample");
     int row = 0;
@@ -55,13 +55,13 @@ void kn_graph_print(const kn_graph *g, kn_strbuf *out)
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *n = g->nodes[i];
         const kn_op_def *def = kn_op_get(n->op);
-        const kn_value *o = g->values[n->out[0]];
+        const kn_value *o = n->n_out > 0 ? g->values[n->out[0]] : NULL;
         int64_t p, b;
         bool frozen;
         node_param_counts(g, n, &p, &b, &frozen);
         kn_c_comment_text(n->name, name, sizeof name);
-        if (o->shape_known) kn_shape_format(o->dtype, &o->shape, type, sizeof type);
-        else snprintf(type, sizeof type, "?");
+        if (o && o->shape_known) kn_shape_format(o->dtype, &o->shape, type, sizeof type);
+        else snprintf(type, sizeof type, o ? "?" : "(update)");
         pc[0] = 0;
         if (p || b) {
             char t[40];

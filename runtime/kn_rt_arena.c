@@ -18,7 +18,9 @@ size_t kn_rt_arena_bytes(const kn_rt_model *m, int capacity)
 {
     size_t a = kn_rt_phase_bytes(m->infer, capacity);
     size_t b = kn_rt_phase_bytes(m->train, capacity);
-    return round64(a > b ? a : b);
+    size_t u = kn_rt_phase_bytes(m->update, capacity);
+    if (b > a) a = b;
+    return round64(u > a ? u : a);
 }
 
 int kn_rt_ctx_open(kn_rt_ctx *ctx, const kn_rt_model *m, int capacity,

@@ -1,6 +1,7 @@
 /* kn_rt_ckpt.c — see kn_rt_ckpt.h. */
 #include "kn_rt_ckpt.h"
 #include "kn_rt_err.h"
+#include "kn_rt_init.h"
 
 #include <stdlib.h>
 
@@ -19,8 +20,21 @@ static int same_shape(const kn_rt_param *p, const kn_st_tensor *t)
     return 1;
 }
 
+void kn_rt_ckpt_init_state(const kn_rt_model *m, float *weights, uint64_t seed)
+{
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].role == KN_RT_STATE)
+            kn_rt_init_param(&m->params[i], weights + m->params[i].offset, seed, (uint64_t)i);
+}
+
 int kn_rt_ckpt_apply(const kn_rt_model *m, float *weights, const kn_st_file *f,
                      const char *path, char *err, size_t errcap)
+{
+    return kn_rt_ckpt_apply_ex(m, weights, f, path, 0, err, errcap);
+}
+
+int kn_rt_ckpt_apply_ex(const kn_rt_model *m, float *weights, const kn_st_file *f,
+                        const char *path, int flags, char *err, size_t errcap)
 {
     char a[128], b[128];
     /* Unknown names first: a checkpoint of another model usually shows up
@@ -36,14 +50,18 @@ int kn_rt_ckpt_apply(const kn_rt_model *m, float *weights, const kn_st_file *f,
         const kn_rt_param *p = &m->params[i];
         const kn_st_tensor *t = kn_st_find(f, p->name);
         kn_st_shape_str(KN_RT_F32, p->rank, p->dims, a, sizeof a);
-        if (!t) return kn_rt_errf(err, errcap, "%s: missing tensor '%s' (expected %s)", path, p->name, a);
+        if (!t && p->role == KN_RT_STATE && !(flags & KN_CKPT_REQUIRE_STATE)) continue;
+        if (!t)
+            return kn_rt_errf(err, errcap, "%s: missing tensor '%s' (expected %s)%s", path, p->name, a,
+                              p->role == KN_RT_STATE ? "; optimizer state is required to resume" : "");
         if (!same_shape(p, t))
             return kn_rt_errf(err, errcap, "%s: tensor '%s' has shape %s, expected %s", path, p->name,
                               kn_st_shape_str(t->dtype, t->rank, t->dims, b, sizeof b), a);
     }
     for (int i = 0; i < m->n_params; i++) {
         const kn_rt_param *p = &m->params[i];
-        memcpy(weights + p->offset, kn_st_find(f, p->name)->data, p->numel * sizeof(float));
+        const kn_st_tensor *t = kn_st_find(f, p->name);
+        if (t) memcpy(weights + p->offset, t->data, p->numel * sizeof(float));
     }
     return 0;
 }

@@ -58,6 +58,8 @@ int kn_cli_weights(const kn_cli *c, kn_rt_ctx *ctx, const char *weights, uint64_
         return 0;
     }
     char err[1024];
+    /* Optimizer state is optional here: absent tensors keep their init. */
+    kn_rt_ckpt_init_state(c->m, ctx->weights, seed);
     if (kn_rt_ckpt_load(c->m, ctx->weights, weights, err, sizeof err))
         return kn_cli_fail(c, "%s", err);
     return 0;

@@ -68,3 +68,18 @@ int kn_op_add_param(kn_graph *g, kn_node *n, const char *suffix,
     kn_node_append_input(n, id);
     return id;
 }
+
+kn_node *kn_op_build(kn_graph *g, int op, const char *name, const int *in,
+                     int n_in, int n_out, kn_diag *d)
+{
+    kn_node *n = kn_graph_add_node(g, op, name, in, n_in, n_out);
+    (void)d;
+    return n;
+}
+
+kn_status kn_op_finish(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    const kn_op_def *def = kn_op_get(n->op);
+    if (!def || !def->infer) return kn_diag_fail(d, "internal: op %d has no shape rule", n->op);
+    return def->infer(g, n, d);
+}

@@ -38,6 +38,7 @@ typedef enum {
     KN_OP_ARGMAX,
     KN_OP_CROSS_ENTROPY,
     KN_OP_MSE,
+    KN_OP_ACCUMULATE_GRAD,
     KN_OP_COUNT
 } kn_op_id;
 
@@ -86,6 +87,10 @@ typedef struct kn_op_def {
      * gradient accumulation): dead-code elimination keeps it. */
     bool side_effects;
 
+    /* True for ops only passes create (backward ops, optimizer steps):
+     * model files cannot name them. */
+    bool internal;
+
     /* CUDA emission, filled by the CUDA backend work.  NULL for now. */
     kn_status (*emit_cuda)(kn_emit *e, const kn_graph *g, const kn_node *n);
 
@@ -107,6 +112,15 @@ kn_status kn_broadcast_shapes(const kn_shape *a, const kn_shape *b,
 /* Formats "op 'name'" + location prefix for messages. */
 kn_status kn_op_error(kn_diag *d, const kn_graph *g, const kn_node *n,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* For gradient rules and passes: adds a node of `op` with `n_out` outputs,
+ * lets `set_attrs` (may be NULL) fill attributes, then runs the op's shape
+ * rule.  Returns the node, or NULL with a diag. */
+kn_node *kn_op_build(kn_graph *g, int op, const char *name, const int *in,
+                     int n_in, int n_out, kn_diag *d);
+/* Runs the shape rule of a node built with kn_graph_add_node after its
+ * attributes were set. */
+kn_status kn_op_finish(kn_graph *g, kn_node *n, kn_diag *d);
+
 /* Creates a parameter value "<node name>.<suffix>" and appends it as input. */
 int kn_op_add_param(kn_graph *g, kn_node *n, const char *suffix,
                     kn_val_kind kind, const kn_shape *shape,

@@ -13,6 +13,7 @@ extern const kn_op_def kn_op_def_batchnorm, kn_op_def_dropout;
 extern const kn_op_def kn_op_def_flatten, kn_op_def_reshape;
 extern const kn_op_def kn_op_def_sum, kn_op_def_mean, kn_op_def_argmax;
 extern const kn_op_def kn_op_def_cross_entropy, kn_op_def_mse;
+extern const kn_op_def kn_op_def_accumulate_grad;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -37,6 +38,7 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_ARGMAX] = &kn_op_def_argmax,
     [KN_OP_CROSS_ENTROPY] = &kn_op_def_cross_entropy,
     [KN_OP_MSE] = &kn_op_def_mse,
+    [KN_OP_ACCUMULATE_GRAD] = &kn_op_def_accumulate_grad,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,
@@ -51,7 +53,7 @@ const kn_op_def *kn_op_get(int op)
 int kn_op_lookup(const char *name)
 {
     for (int i = 0; i < KN_OP_COUNT; i++)
-        if (kn_ops[i] && strcmp(kn_ops[i]->name, name) == 0) return i;
+        if (kn_ops[i] && !kn_ops[i]->internal && strcmp(kn_ops[i]->name, name) == 0) return i;
     return -1;
 }
 
@@ -60,7 +62,7 @@ const char *kn_op_suggest(const char *name)
     const char *best = NULL;
     int best_d = 1000;
     for (int i = 0; i < KN_OP_COUNT; i++) {
-        if (!kn_ops[i]) continue;
+        if (!kn_ops[i] || kn_ops[i]->internal) continue;
         int dist = kn_edit_distance(name, kn_ops[i]->name);
         if (dist < best_d) {
             best_d = dist;
