@@ -31,7 +31,23 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-kn_status kn_cli_compile(const char *model_path, kn_compiled *c, kn_diag *d)
+/* A model trains when it has a loss and names an optimizer. */
+static bool wants_training(const kn_graph *m)
+{
+    return m->loss >= 0 && m->meta.optimizer && *m->meta.optimizer;
+}
+
+static kn_status compile_training(kn_compiled *c, kn_diag *d)
+{
+    c->train = kn_graph_clone(c->model);
+    if (kn_run_pipeline(c->train, KN_MODE_TRAIN, d) != KN_OK) return KN_ERR;
+    if (kn_plan_memory(c->train, &c->train_plan, d) != KN_OK) return KN_ERR;
+    c->update = kn_graph_clone(c->model);
+    if (kn_run_update_pipeline(c->update, d) != KN_OK) return KN_ERR;
+    return kn_plan_memory(c->update, &c->update_plan, d);
+}
+
+kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c, kn_diag *d)
 {
     memset(c, 0, sizeof *c);
     if (ends_with(model_path, ".onnx"))
@@ -41,6 +57,18 @@ kn_status kn_cli_compile(const char *model_path, kn_compiled *c, kn_diag *d)
     c->infer = kn_graph_clone(c->model);
     if (kn_run_pipeline(c->infer, KN_MODE_EVAL, d) != KN_OK) return KN_ERR;
     if (kn_plan_memory(c->infer, &c->infer_plan, d) != KN_OK) return KN_ERR;
+    if (!with_train || !wants_training(c->model)) return KN_OK;
+    if (compile_training(c, d) != KN_OK) {
+        /* Inference still works: say why training is unavailable instead
+         * of refusing to build the executable. */
+        fprintf(stderr, "kiln: warning: %s: built without a train phase: %s\n", model_path, d->text);
+        kn_diag_clear(d);
+        kn_graph_free(c->train);
+        kn_graph_free(c->update);
+        kn_memplan_free(&c->train_plan);
+        kn_memplan_free(&c->update_plan);
+        c->train = c->update = NULL;
+    }
     return KN_OK;
 }
 
@@ -49,6 +77,10 @@ void kn_cli_compiled_free(kn_compiled *c)
     kn_graph_free(c->model);
     kn_graph_free(c->infer);
     kn_memplan_free(&c->infer_plan);
+    kn_graph_free(c->train);
+    kn_memplan_free(&c->train_plan);
+    kn_graph_free(c->update);
+    kn_memplan_free(&c->update_plan);
     memset(c, 0, sizeof *c);
 }
 
@@ -81,11 +113,16 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_p
 {
     if (strcmp(target, "cpu") != 0)
         return kn_diag_fail(d, "target '%s' is not available in this build (supported: cpu)", target);
-    kn_codegen_phase phases[] = {{"infer", c->infer, &c->infer_plan}};
+    kn_codegen_phase phases[3] = {{"infer", c->infer, &c->infer_plan}};
+    int n_phases = 1;
+    if (c->train) {
+        phases[n_phases++] = (kn_codegen_phase){"train", c->train, &c->train_plan};
+        phases[n_phases++] = (kn_codegen_phase){"update", c->update, &c->update_plan};
+    }
     kn_codegen_opts opts = {c->hash, target};
     kn_strbuf src;
     kn_sb_init(&src);
-    kn_status st = kn_emit_c_program(c->model, phases, 1, &opts, &src, d);
+    kn_status st = kn_emit_c_program(c->model, phases, n_phases, &opts, &src, d);
     if (st == KN_OK) st = write_atomic(c_path, src.s, src.len, d);
     kn_sb_free(&src);
     if (st != KN_OK) return st;

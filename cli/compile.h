@@ -10,11 +10,16 @@ typedef struct {
     kn_graph *model;        /* as parsed */
     kn_graph *infer;        /* eval-mode phase after the pipeline */
     kn_memplan infer_plan;
+    kn_graph *train;        /* forward + backward (NULL without loss/optimizer) */
+    kn_memplan train_plan;
+    kn_graph *update;       /* optimizer step */
+    kn_memplan update_plan;
     char hash[17];          /* FNV-1a of the model source + kiln version */
 } kn_compiled;
 
-/* Parses and runs the pipeline for every phase. */
-kn_status kn_cli_compile(const char *model_path, kn_compiled *c, kn_diag *d);
+/* Parses and runs the pipeline for every phase.  `with_train` builds the
+ * train and update phases when the model has a loss and an optimizer. */
+kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c, kn_diag *d);
 void kn_cli_compiled_free(kn_compiled *c);
 
 /* Emits C for `c` into `c_path` (atomically) and builds `exe_path`. */

@@ -24,7 +24,8 @@ static const char *USAGE =
     "                                 compile MODEL into the executable EXE (default: the model file's name);\n"
     "                                 --emit DIR keeps the generated C source in DIR\n"
     "  run MODEL SUBCOMMAND [ARGS]    build into a content-addressed cache, then run the executable\n"
-    "                                 (e.g. kiln run models/fmnist_mlp.kiln eval --json)\n"
+    "                                 (e.g. kiln run models/fmnist_mlp.kiln train --json)\n"
+    "  gradcheck MODEL [ARGS]         compiled gradients vs central finite differences, per parameter\n"
     "\n"
     "options:\n"
     "  -h, --help                     this help (kiln COMMAND --help for one command)\n"
@@ -74,7 +75,7 @@ static int cmd_check(int argc, char **argv)
     kn_compiled c;
     kn_diag d;
     kn_diag_clear(&d);
-    if (kn_cli_compile(argv[1], &c, &d) != KN_OK) {
+    if (kn_cli_compile(argv[1], true, &c, &d) != KN_OK) {
         kn_cli_compiled_free(&c);
         return report(&d);
     }
@@ -122,7 +123,7 @@ static int build_model(const char *model, const char *exe, const char *target, c
     kn_compiled c;
     kn_diag d;
     kn_diag_clear(&d);
-    if (kn_cli_compile(model, &c, &d) != KN_OK) {
+    if (kn_cli_compile(model, true, &c, &d) != KN_OK) {
         kn_cli_compiled_free(&c);
         return report(&d);
     }
@@ -221,7 +222,7 @@ static int cmd_run(int argc, char **argv)
     kn_diag_clear(&d);
     /* The cache key needs the hash, which the compile computes; parsing is
      * cheap next to the C compiler, which is what the cache saves. */
-    if (kn_cli_compile(model, &c, &d) != KN_OK) {
+    if (kn_cli_compile(model, true, &c, &d) != KN_OK) {
         kn_cli_compiled_free(&c);
         return report(&d);
     }
@@ -271,5 +272,23 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "gradcheck")) {
+        /* kiln gradcheck MODEL [ARGS] == kiln run MODEL gradcheck [ARGS] */
+        if (argc < 3 || argv[2][0] == '-') {
+            printf("usage: kiln gradcheck MODEL [--batch B] [--samples K] [--eps E] [--tol T]\n\n"
+                   "Builds MODEL and compares every trainable parameter's compiled gradient\n"
+                   "with central finite differences of the compiled loss.\n");
+            return argc >= 3 && (!strcmp(argv[2], "--help") || !strcmp(argv[2], "-h")) ? 0 : 2;
+        }
+        char **av = kn_xmalloc(sizeof(char *) * (size_t)(argc + 2));
+        av[0] = "run";
+        av[1] = argv[2];
+        av[2] = "gradcheck";
+        for (int i = 3; i < argc; i++) av[i] = argv[i];
+        av[argc] = NULL;
+        int rc = cmd_run(argc, av);
+        free(av);
+        return rc;
+    }
     return usage_error("unknown command '%s'", cmd);
 }

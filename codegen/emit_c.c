@@ -22,7 +22,18 @@
 typedef struct {
     const kn_memplan *plan;
     const int64_t *weight_offset; /* per value id, floats; -1 if not a weight */
+    int phase;                    /* index, names this phase's constants */
 } emit_impl;
+
+/* Every parameter, buffer and optimizer state of every phase, by name: the
+ * phases are separate graphs (the update phase adds optimizer state), but
+ * they share one weight blob. */
+typedef struct {
+    const kn_value **vals;
+    int64_t *offset;
+    int n, cap;
+    int64_t total;
+} weight_table;
 
 static void value_addr(kn_emit *e, int vid, char *buf, size_t cap)
 {
@@ -32,7 +43,7 @@ static void value_addr(kn_emit *e, int vid, char *buf, size_t cap)
     if (v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER || v->kind == KN_VAL_STATE) {
         snprintf(buf, cap, "(kn_w + %lld)", (long long)im->weight_offset[vid]);
     } else if (v->kind == KN_VAL_CONST) {
-        snprintf(buf, cap, "((%s *)kn_const_%d)", ty, vid);
+        snprintf(buf, cap, "((%s *)kn_const_%d_%d)", ty, im->phase, vid);
     } else if (im->plan->batched[vid]) {
         snprintf(buf, cap, "((%s *)(kn_arena + (size_t)n * %lld))", ty, (long long)im->plan->offset[vid]);
     } else {
@@ -51,20 +62,43 @@ static bool is_weight(const kn_value *v)
     return !v->dead && (v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER || v->kind == KN_VAL_STATE);
 }
 
-/* Assigns weight-blob offsets to parameters and buffers in id order. */
-static int64_t layout_weights(const kn_graph *g, int64_t *offset)
+static int64_t weights_find(const weight_table *t, const char *name)
 {
-    int64_t total = 0;
+    for (int i = 0; i < t->n; i++)
+        if (strcmp(t->vals[i]->name, name) == 0) return i;
+    return -1;
+}
+
+/* Appends g's weights not yet in the table, in id order (deterministic). */
+static void weights_collect(weight_table *t, const kn_graph *g)
+{
     for (int i = 0; i < g->n_values; i++) {
         const kn_value *v = g->values[i];
-        offset[i] = -1;
-        if (!is_weight(v)) continue;
+        if (!is_weight(v) || weights_find(t, v->name) >= 0) continue;
+        if (t->n == t->cap) {
+            t->cap = t->cap ? t->cap * 2 : 64;
+            t->vals = kn_xrealloc(t->vals, sizeof(*t->vals) * (size_t)t->cap);
+            t->offset = kn_xrealloc(t->offset, sizeof(int64_t) * (size_t)t->cap);
+        }
         int64_t numel = 0;
         kn_shape_numel(&v->shape, 1, &numel);
-        offset[i] = total;
-        total += (numel + 15) / 16 * 16; /* 64-byte aligned tensors */
+        t->vals[t->n] = v;
+        t->offset[t->n++] = t->total;
+        t->total += (numel + 15) / 16 * 16; /* 64-byte aligned tensors */
     }
-    return total;
+}
+
+/* Weight-blob offset of each of g's values (-1 for non-weights). */
+static int64_t *weights_offsets_for(const weight_table *t, const kn_graph *g)
+{
+    int64_t *off = kn_xmalloc(sizeof(int64_t) * (size_t)(g->n_values + 1));
+    for (int i = 0; i < g->n_values; i++) {
+        off[i] = -1;
+        if (!is_weight(g->values[i])) continue;
+        int64_t k = weights_find(t, g->values[i]->name);
+        off[i] = k >= 0 ? t->offset[k] : -1;
+    }
+    return off;
 }
 
 static void emit_shape_init(kn_strbuf *o, const kn_shape *s)
@@ -74,14 +108,13 @@ static void emit_shape_init(kn_strbuf *o, const kn_shape *s)
     kn_sb_puts(o, "}");
 }
 
-static void emit_params(kn_strbuf *o, const kn_graph *g, const int64_t *woff, int *n_params)
+static void emit_params(kn_strbuf *o, const weight_table *t, int *n_params)
 {
     int count = 0;
-    kn_sb_puts(o, "/* Parameters and buffers; offsets are in floats into the weight blob. */\n");
+    kn_sb_puts(o, "/* Parameters, buffers and optimizer state; offsets are in floats into the weight blob. */\n");
     kn_sb_puts(o, "static const kn_rt_param kn_params[] = {\n");
-    for (int i = 0; i < g->n_values; i++) {
-        const kn_value *v = g->values[i];
-        if (!is_weight(v)) continue;
+    for (int i = 0; i < t->n; i++) {
+        const kn_value *v = t->vals[i];
         int64_t numel = 0;
         kn_shape_numel(&v->shape, 1, &numel);
         const char *role = v->kind == KN_VAL_BUFFER  ? "KN_RT_BUFFER"
@@ -93,7 +126,7 @@ static void emit_params(kn_strbuf *o, const kn_graph *g, const int64_t *woff, in
         kn_sb_puts(o, ", ");
         emit_shape_init(o, &v->shape);
         kn_sb_printf(o, ", %lld, %lld, %s, %d, %lld, %lld, %s", (long long)numel,
-                     (long long)woff[i], role, (int)v->init, (long long)v->fan_in,
+                     (long long)t->offset[i], role, (int)v->init, (long long)v->fan_in,
                      (long long)v->fan_out, v->data ? "" : "NULL");
         if (v->data) kn_sb_printf(o, "kn_wdata_%d", i);
         kn_sb_puts(o, "},\n");
@@ -104,27 +137,44 @@ static void emit_params(kn_strbuf *o, const kn_graph *g, const int64_t *woff, in
     *n_params = count;
 }
 
-static void emit_consts(kn_strbuf *o, const kn_graph *g)
+static void emit_array(kn_strbuf *o, const kn_value *v, const char *cname)
+{
+    int64_t numel = 0;
+    kn_shape_numel(&v->shape, 1, &numel);
+    kn_sb_printf(o, "static const %s %s[%lld] = {", v->dtype == KN_I64 ? "int64_t" : "float",
+                 cname, (long long)(numel > 0 ? numel : 1));
+    for (int64_t k = 0; k < numel; k++) {
+        if (k % 8 == 0) kn_sb_puts(o, "\n    ");
+        if (v->dtype == KN_I64) {
+            kn_sb_printf(o, "%lldLL, ", (long long)((const int64_t *)v->data)[k]);
+        } else {
+            char lit[48];
+            kn_emit_float_lit(((const float *)v->data)[k], lit, sizeof lit);
+            kn_sb_printf(o, "%s, ", lit);
+        }
+    }
+    kn_sb_puts(o, "\n};\n");
+}
+
+/* Initial values of imported weights (index = weight-table position). */
+static void emit_weight_data(kn_strbuf *o, const weight_table *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        if (!t->vals[i]->data) continue;
+        char cname[48];
+        snprintf(cname, sizeof cname, "kn_wdata_%d", i);
+        emit_array(o, t->vals[i], cname);
+    }
+}
+
+static void emit_phase_consts(kn_strbuf *o, const kn_graph *g, int phase)
 {
     for (int i = 0; i < g->n_values; i++) {
         const kn_value *v = g->values[i];
-        if (v->dead || !v->data) continue;
-        if (v->kind != KN_VAL_CONST && !is_weight(v)) continue;
-        int64_t numel = 0;
-        kn_shape_numel(&v->shape, 1, &numel);
-        kn_sb_printf(o, "static const %s kn_%s_%d[%lld] = {", v->dtype == KN_I64 ? "int64_t" : "float",
-                     v->kind == KN_VAL_CONST ? "const" : "wdata", i, (long long)(numel > 0 ? numel : 1));
-        for (int64_t k = 0; k < numel; k++) {
-            if (k % 8 == 0) kn_sb_puts(o, "\n    ");
-            if (v->dtype == KN_I64) {
-                kn_sb_printf(o, "%lldLL, ", (long long)((const int64_t *)v->data)[k]);
-            } else {
-                char lit[48];
-                kn_emit_float_lit(((const float *)v->data)[k], lit, sizeof lit);
-                kn_sb_printf(o, "%s, ", lit);
-            }
-        }
-        kn_sb_puts(o, "\n};\n");
+        if (v->dead || !v->data || v->kind != KN_VAL_CONST) continue;
+        char cname[48];
+        snprintf(cname, sizeof cname, "kn_const_%d_%d", phase, i);
+        emit_array(o, v, cname);
     }
 }
 
@@ -154,7 +204,8 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
                                      const int64_t *woff, kn_diag *d)
 {
     const kn_graph *g = ph->graph;
-    emit_impl im = {ph->plan, woff};
+    emit_impl im = {ph->plan, woff, index};
+    emit_phase_consts(o, g, index);
     kn_emit e = {.out = o, .indent = 1, .addr = value_addr, .grad_addr = grad_addr, .g = g, .diag = d, .impl = &im};
     char fname[64];
     kn_c_ident(ph->name, fname, sizeof fname);
@@ -293,28 +344,34 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
 {
     char mname[128];
     kn_c_comment_text(model->name, mname, sizeof mname);
-    int64_t *woff = kn_xmalloc(sizeof(int64_t) * (size_t)(model->n_values + 1));
-    int64_t weights_numel = layout_weights(model, woff);
+    weight_table wt = {0};
+    weights_collect(&wt, model);
+    for (int p = 0; p < n_phases; p++) weights_collect(&wt, phases[p].graph);
+    int64_t weights_numel = wt.total;
 
     kn_sb_printf(o, "/* Generated by kiln from model '%s'. Do not edit: edit the model file. */\n", mname);
     kn_sb_puts(o, "#include \"kn_rt.h\"\n#include <stdint.h>\n#include <stddef.h>\n#include <math.h>\n\n");
     int n_params = 0;
-    emit_consts(o, model);
-    emit_params(o, model, woff, &n_params);
+    emit_weight_data(o, &wt);
+    emit_params(o, &wt, &n_params);
 
-    const kn_codegen_phase *infer = NULL, *train = NULL;
-    for (int p = 0; p < n_phases; p++) {
-        if (emit_phase_function(o, &phases[p], p, woff, d) != KN_OK) {
-            free(woff);
-            return KN_ERR;
-        }
+    const kn_codegen_phase *infer = NULL, *train = NULL, *update = NULL;
+    kn_status st = KN_OK;
+    for (int p = 0; p < n_phases && st == KN_OK; p++) {
+        int64_t *woff = weights_offsets_for(&wt, phases[p].graph);
+        st = emit_phase_function(o, &phases[p], p, woff, d);
+        free(woff);
+        if (st != KN_OK) break;
         emit_phase_tables(o, &phases[p]);
         if (strcmp(phases[p].name, "infer") == 0) infer = &phases[p];
         if (strcmp(phases[p].name, "train") == 0) train = &phases[p];
+        if (strcmp(phases[p].name, "update") == 0) update = &phases[p];
     }
-    if (!infer) {
-        free(woff);
-        return kn_diag_fail(d, "internal: no infer phase to emit");
+    if (st == KN_OK && !infer) st = kn_diag_fail(d, "internal: no infer phase to emit");
+    if (st != KN_OK) {
+        free(wt.vals);
+        free(wt.offset);
+        return st;
     }
     emit_meta(o, model);
 
@@ -335,6 +392,7 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
                  (long long)weights_numel);
     kn_sb_puts(o, "    .infer = &phase_infer_desc,\n");
     kn_sb_printf(o, "    .train = %s,\n", train ? "&phase_train_desc" : "NULL");
+    kn_sb_printf(o, "    .update = %s,\n", update ? "&phase_update_desc" : "NULL");
     kn_sb_puts(o, "    .data_kind = ");
     kn_sb_c_string(o, model->meta.data_kind);
     kn_sb_printf(o, ",\n    .n_normalize = %d,\n    .normalize = kn_normalize,\n", model->meta.n_normalize);
@@ -346,6 +404,7 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
                  lr, model->meta.n_opt_attr);
     kn_sb_puts(o, "int main(int argc, char **argv) { return kn_rt_main(&KN_MODEL, argc, argv); }\n");
     kn_sb_free(&summary);
-    free(woff);
+    free(wt.vals);
+    free(wt.offset);
     return KN_OK;
 }

@@ -14,8 +14,16 @@ kn_status kn_pass_infer_shapes(kn_graph *g, kn_diag *d);
 /* Removes nodes whose outputs reach neither the graph outputs nor the loss. */
 kn_status kn_pass_dce(kn_graph *g, kn_diag *d);
 
-/* The standard pipeline for one phase: sets g->mode, then runs the passes. */
+/* Reverse-mode autodiff from g->loss; gradients end in accumulate_grad. */
+kn_status kn_pass_autodiff(kn_graph *g, kn_diag *d);
+/* Replaces the graph's nodes by one optimizer step per trainable parameter. */
+kn_status kn_pass_lower_optimizer(kn_graph *g, kn_diag *d);
+
+/* The pipeline of one phase: sets g->mode, then runs the passes.
+ * EVAL: the inference phase.  TRAIN: forward + backward of one micro-batch. */
 kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d);
+/* The update phase: the optimizer step over every trainable parameter. */
+kn_status kn_run_update_pipeline(kn_graph *g, kn_diag *d);
 
 /* Liveness-based memory plan: every graph input and intermediate gets an
  * arena offset; values alive at the same time never overlap.

@@ -1,22 +1,36 @@
 /* pipeline.c — the passes every phase goes through, in order.  Later work
- * (autodiff, optimizer lowering, BatchNorm folding, fusion) slots in here. */
+ * (BatchNorm folding, fusion) slots into these lists. */
 #include "passes.h"
 
 typedef kn_status (*kn_pass_fn)(kn_graph *, kn_diag *);
 
-static const struct {
+typedef struct {
     const char *name;
     kn_pass_fn run;
-} kn_pipeline[] = {
-    {"infer_shapes", kn_pass_infer_shapes},
-    {"dce", kn_pass_dce},
-    {"infer_shapes", kn_pass_infer_shapes},
+    bool eval, train;  /* which phases run it */
+} kn_pass_entry;
+
+static const kn_pass_entry kn_pipeline[] = {
+    {"infer_shapes", kn_pass_infer_shapes, true, true},
+    {"autodiff", kn_pass_autodiff, false, true},
+    {"dce", kn_pass_dce, true, true},
+    {"infer_shapes", kn_pass_infer_shapes, true, true},
 };
 
 kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d)
 {
     g->mode = mode;
-    for (size_t i = 0; i < sizeof kn_pipeline / sizeof kn_pipeline[0]; i++)
-        if (kn_pipeline[i].run(g, d) != KN_OK) return KN_ERR;
+    for (size_t i = 0; i < sizeof kn_pipeline / sizeof kn_pipeline[0]; i++) {
+        const kn_pass_entry *p = &kn_pipeline[i];
+        if (mode == KN_MODE_TRAIN ? !p->train : !p->eval) continue;
+        if (p->run(g, d) != KN_OK) return KN_ERR;
+    }
     return KN_OK;
+}
+
+kn_status kn_run_update_pipeline(kn_graph *g, kn_diag *d)
+{
+    g->mode = KN_MODE_TRAIN;
+    if (kn_pass_lower_optimizer(g, d) != KN_OK) return KN_ERR;
+    return kn_pass_infer_shapes(g, d);
 }

@@ -18,6 +18,7 @@ static void usage(const kn_rt_model *m, const char *prog, FILE *f)
             "  bench     time inference on random inputs\n"
             "  run       feed .npy inputs, write every output as .npy\n"
             "  train     train the model (needs a train phase)\n"
+            "  gradcheck compiled gradients vs finite differences, per parameter\n"
             "\n"
             "datasets (eval/predict): train = first 55000 images of the train file,\n"
             "val = its last 5000, test = the 10000-image t10k file.\n"
@@ -45,6 +46,7 @@ int kn_rt_main(const kn_rt_model *m, int argc, char **argv)
     } cmds[] = {
         {"info", kn_cmd_info}, {"eval", kn_cmd_eval}, {"predict", kn_cmd_predict},
         {"bench", kn_cmd_bench}, {"run", kn_cmd_run}, {"train", kn_cmd_train},
+        {"gradcheck", kn_cmd_gradcheck},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) {

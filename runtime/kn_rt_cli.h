@@ -44,6 +44,7 @@ int kn_cmd_predict(const kn_rt_model *m, int argc, char **argv);
 int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv);
 int kn_cmd_run(const kn_rt_model *m, int argc, char **argv);
 int kn_cmd_train(const kn_rt_model *m, int argc, char **argv);
+int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv);
 
 
 

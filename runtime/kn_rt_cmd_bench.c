@@ -1,4 +1,5 @@
-/* kn_rt_cmd_bench.c — `bench`: latency of the infer phase on random inputs. */
+/* kn_rt_cmd_bench.c — `bench`: latency of the infer phase, or of one
+ * training step (train phase + update phase), on random inputs. */
 #include "kn_rt_arena.h"
 #include "kn_rt_blas.h"
 #include "kn_rt_cli.h"
@@ -9,10 +10,12 @@
 #include <stdlib.h>
 
 static const char HELP[] =
-    "usage: bench [--mode infer] [--batch B] [--iters N] [--warmup W] [--threads T]\n"
+    "usage: bench [--mode infer|train] [--batch B] [--iters N] [--warmup W] [--threads T]\n"
     "             [--seed S] [--device cpu] [--json]\n"
-    "  times the infer phase at batch B (default: the model's batch) on random\n"
-    "  inputs: W untimed calls (default 5), then N timed ones (default 50).\n"
+    "  times the infer phase (or, with --mode train, one optimizer step: the\n"
+    "  train phase then the update phase) at batch B (default: the model's\n"
+    "  batch) on random inputs: W untimed calls (default 5), then N timed ones\n"
+    "  (default 50).\n"
     "  --threads T  OpenBLAS threads (default: OpenBLAS's choice)\n"
     "  reports median and min ms per call, items/s, peak RSS and arena bytes.\n";
 
@@ -65,17 +68,27 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
     if ((rc = kn_cli_device(&c, device))) return rc;
     if (strcmp(mode, "infer") && strcmp(mode, "train"))
         return kn_cli_usage(&c, "--mode '%s': expected infer or train", mode);
-    if (!strcmp(mode, "train")) {
-        if (!m->train) return kn_cli_fail(&c, "this model was compiled without a train phase");
-        return kn_cli_fail(&c, "--mode train is not supported by this runtime yet");
-    }
+    int train = !strcmp(mode, "train");
+    if (train && (!m->train || !m->update))
+        return kn_cli_fail(&c, "this model was compiled without a train phase");
     if (threads > 0) kn_rt_set_threads(threads);
 
     kn_rt_ctx ctx;
     char err[1024];
     if (kn_rt_ctx_open(&ctx, m, batch, err, sizeof err)) return kn_cli_fail(&c, "%s", err);
     kn_cli_weights(&c, &ctx, NULL, seed);
-    const kn_rt_phase *ph = m->infer;
+    const kn_rt_phase *ph = train ? m->train : m->infer;
+    if (train) {
+        size_t gbytes = ((m->weights_numel ? m->weights_numel : 1) * sizeof(float) + 63) & ~(size_t)63;
+        ctx.grads = aligned_alloc(64, gbytes);
+        if (!ctx.grads) {
+            kn_rt_ctx_close(&ctx);
+            return kn_cli_fail(&c, "out of memory allocating gradients");
+        }
+        memset(ctx.grads, 0, gbytes);
+        ctx.grad_scale = 1.0f;
+        ctx.lr = m->lr;
+    }
     fill_inputs(&ctx, ph, batch, seed);
     /* The planner may reuse input slots for later values, so each call
      * gets the inputs restored from this copy (outside the timed region). */
@@ -90,26 +103,32 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
     for (int i = 0; i < warmup + iters; i++) {
         for (int k = 0; k < ph->n_io && k < 64; k++)
             if (saved[k]) memcpy(kn_rt_io_ptr(&ctx, ph, &ph->io[k], batch), saved[k], io_bytes(&ph->io[k], batch));
-        if (i < warmup) {
-            ph->run(&ctx, batch);
-            continue;
-        }
         double t0 = kn_rt_now_ms();
-        ph->run(&ctx, batch);
-        ms[i - warmup] = kn_rt_now_ms() - t0;
+        if (train) {
+            /* Same step protocol as `train`: 0-based for the micro-batch,
+             * 1-based for the update. */
+            ctx.training = 1;
+            ctx.step = (uint64_t)i;
+            ph->run(&ctx, batch);
+            ctx.step = (uint64_t)i + 1;
+            m->update->run(&ctx, 0);
+        } else {
+            ph->run(&ctx, batch);
+        }
+        if (i >= warmup) ms[i - warmup] = kn_rt_now_ms() - t0;
     }
     qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
     double med = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
     double mn = ms[0], ips = med > 0 ? batch * 1000.0 / med : 0, rss = kn_rt_peak_rss_mb();
     size_t arena = kn_rt_arena_bytes(m, batch);
     char ab[32];
-    fprintf(c.out, "bench infer cpu batch %d: median %.3f ms  min %.3f ms  %.0f items/s  peak RSS %.1f MB  arena %s bytes (%d iters, %d warmup, %d threads)\n",
-            batch, med, mn, ips, rss, kn_cli_thousands(arena, ab, sizeof ab), iters, warmup,
+    fprintf(c.out, "bench %s cpu batch %d: median %.3f ms  min %.3f ms  %.0f items/s  peak RSS %.1f MB  arena %s bytes (%d iters, %d warmup, %d threads)\n",
+            mode, batch, med, mn, ips, rss, kn_cli_thousands(arena, ab, sizeof ab), iters, warmup,
             kn_rt_get_threads());
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "event", "bench");
-        cJSON_AddStringToObject(j, "mode", "infer");
+        cJSON_AddStringToObject(j, "mode", train ? "train" : "infer");
         cJSON_AddStringToObject(j, "device", "cpu");
         cJSON_AddNumberToObject(j, "batch", batch);
         cJSON_AddNumberToObject(j, "iters", iters);

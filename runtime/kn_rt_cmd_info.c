@@ -44,7 +44,7 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
             kn_cli_thousands(count[2], d, sizeof d),
             kn_cli_thousands((unsigned long long)m->weights_numel * 4, e, sizeof e));
     fprintf(o, "arena    %s bytes at batch %d\n", kn_cli_thousands(arena, a, sizeof a), batch);
-    fprintf(o, "phases   infer%s\n", m->train ? ", train" : "");
+    fprintf(o, "phases   infer%s%s\n", m->train ? ", train" : "", m->train && m->update ? ", update" : "");
     if (!json) return KN_EXIT_OK;
 
     cJSON *j = cJSON_CreateObject();
@@ -59,6 +59,7 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
     cJSON *ph = cJSON_AddArrayToObject(j, "phases");
     cJSON_AddItemToArray(ph, cJSON_CreateString("infer"));
     if (m->train) cJSON_AddItemToArray(ph, cJSON_CreateString("train"));
+    if (m->train && m->update) cJSON_AddItemToArray(ph, cJSON_CreateString("update"));
     kn_cli_json(j);
     return KN_EXIT_OK;
 }

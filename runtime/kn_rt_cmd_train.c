@@ -1,18 +1,645 @@
-/* kn_rt_cmd_train.c — `train`.  Placeholder until training lands: reports
- * a model without a train phase cleanly. */
+/* kn_rt_cmd_train.c — `train`: mini-batch training with the generated
+ * `train` (forward + backward of one micro-batch, adding into ctx->grads)
+ * and `update` (optimizer step, zeroes ctx->grads) phases.
+ *
+ * Determinism: the sample order of epoch e is a Fisher-Yates shuffle drawn
+ * from the counter RNG at (seed, SHUFFLE_STREAM + e), dropout masks depend
+ * on (seed, ctx->step, element), and the learning rate is a pure function
+ * of (step, epoch).  A checkpoint is written only at epoch boundaries, where
+ * ctx->grads is zero, so params + buffers + STATE + (epoch, step, seed) are
+ * the whole training state and `--resume` continues bit-identically.
+ *
+ * ctx->step protocol: before each micro-batch's train call it is the number
+ * of optimizer steps done so far (0-based); before the update call it is
+ * that number + 1 (1-based, for Adam's bias correction).
+ *
+ * Hidden option `--limit N`: train on only the first N samples of the train
+ * split (before shuffling).  For tests and quick experiments; not in --help.
+ */
+#include "kn_rt_arena.h"
+#include "kn_rt_ckpt.h"
 #include "kn_rt_cli.h"
+#include "kn_rt_init.h"
 #include "kn_rt_opt.h"
+#include "kn_rt_time.h"
+#include "kn_rt_train_log.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static const char HELP[] =
+    "usage: train [--data DIR] [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu]\n"
+    "             [--save CKPT] [--resume CKPT] [--weights CKPT] [--json] [--accumulate K]\n"
+    "             [--patience K] [--steps N] [--schedule none|step|cosine] [--quiet]\n"
+    "  --data DIR       dataset directory (default: the model's dataset location);\n"
+    "                   trains on split train, validates on val after each epoch and\n"
+    "                   reports test at the end (with the best-val weights)\n"
+    "  --epochs N       total epochs (default: the model's)\n"
+    "  --batch B        samples per micro-batch (default: the model's)\n"
+    "  --lr X           base learning rate (default: the model's)\n"
+    "  --schedule S     none (default), step (x0.1 every epochs/3 epochs) or cosine\n"
+    "                   (to 0 over all steps)\n"
+    "  --accumulate K   K micro-batches per optimizer step (gradients scaled by 1/K)\n"
+    "  --seed S         init, shuffle and dropout seed (default: the model's)\n"
+    "  --weights CKPT   start from these params/buffers (fresh optimizer state)\n"
+    "  --resume CKPT    continue a --save checkpoint from its next epoch, bit-identical\n"
+    "                   to an uninterrupted run (epochs/batch/lr/seed default to its)\n"
+    "  --save CKPT      after every epoch write CKPT atomically, the best-val weights\n"
+    "                   as STEM.best.safetensors, and STEM.csv / STEM.svg curves\n"
+    "  --patience K     stop when val accuracy has not improved for K epochs\n"
+    "  --steps N        stop after N optimizer steps (nothing saved, no test eval)\n"
+    "  --json           one {\"event\":\"epoch\",...} line per epoch, then the test\n"
+    "                   {\"event\":\"eval\",...} line, on stdout\n"
+    "  --quiet          no progress bar\n";
+
+#define SHUFFLE_STREAM 0x5348554646000000ull /* "SHUFF" */
+#define SCHED_NONE 0
+#define SCHED_STEP 1
+#define SCHED_COSINE 2
+static const char *const SCHED_NAMES[] = {"none", "step", "cosine"};
+
+typedef struct {
+    kn_cli c;
+    const kn_rt_model *m;
+    kn_rt_ctx ctx;
+    kn_cli_ios inf;          /* infer phase ios (val/test) */
+    const kn_rt_io *tin, *tlab, *tout, *tloss; /* train phase ios */
+    kn_dataset dtrain, dval, dtest;
+    int ntrain;              /* samples used per epoch (--limit) */
+    int epochs, batch, accumulate, sched, patience, steps_max, json, quiet;
+    float base_lr;
+    uint64_t seed;
+    uint64_t steps_done;
+    int epoch_done;          /* last completed epoch */
+    long long total_steps;   /* for cosine */
+    int *order;
+    float *best;             /* weights of the best val epoch (NULL if none known) */
+    double best_acc;
+    int best_epoch;
+    kn_train_row *hist;
+    int n_hist;
+    char stem[4096];
+    const char *save;
+} trainer;
+
+static int argmax(const float *v, int n)
+{
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (v[i] > v[best]) best = i;
+    return best;
+}
+
+static int updates_per_epoch(const trainer *t)
+{
+    int nb = (t->ntrain + t->batch - 1) / t->batch;
+    return (nb + t->accumulate - 1) / t->accumulate;
+}
+
+/* Learning rate of the optimizer step that follows `done` steps, in epoch e. */
+static float lr_at(const trainer *t, uint64_t done, int e)
+{
+    double lr = t->base_lr;
+    if (t->sched == SCHED_STEP) {
+        int period = t->epochs / 3 > 0 ? t->epochs / 3 : 1;
+        lr *= pow(0.1, (double)((e - 1) / period));
+    } else if (t->sched == SCHED_COSINE && t->total_steps > 0) {
+        double x = (double)done / (double)t->total_steps;
+        lr *= 0.5 * (1.0 + cos(3.14159265358979323846 * (x < 1 ? x : 1)));
+    }
+    return (float)lr;
+}
+
+static void shuffle(const trainer *t, int e, int *order)
+{
+    for (int i = 0; i < t->ntrain; i++) order[i] = i;
+    if (!t->m->shuffle) return;
+    for (int i = t->ntrain - 1; i > 0; i--) {
+        double u = kn_rt_uniform(t->seed, SHUFFLE_STREAM + (uint64_t)e, (uint64_t)i);
+        int j = (int)(u * (i + 1));
+        if (j > i) j = i;
+        int tmp = order[i];
+        order[i] = order[j];
+        order[j] = tmp;
+    }
+}
+
+/* Mean loss and accuracy of the infer phase over a split. */
+static void evaluate(trainer *t, const kn_dataset *d, double *loss, double *acc, long long *ncorrect)
+{
+    kn_rt_ctx *ctx = &t->ctx;
+    const kn_cli_ios *io = &t->inf;
+    const float *norm = kn_cli_norm(t->m);
+    double loss_sum = 0;
+    long long correct = 0;
+    ctx->training = 0;
+    for (int start = 0; start < d->count; start += t->batch) {
+        int n = d->count - start < t->batch ? d->count - start : t->batch;
+        kn_data_features(d, norm, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->input, n));
+        if (io->label) kn_data_labels(d, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->label, n));
+        io->ph->run(ctx, n);
+        const float *logits = kn_rt_io_ptr(ctx, io->ph, io->output, n);
+        for (int i = 0; i < n; i++)
+            correct += argmax(logits + (size_t)i * io->classes, io->classes) == d->labels[start + i];
+        if (io->loss && io->label)
+            loss_sum += (double)*(const float *)kn_rt_io_ptr(ctx, io->ph, io->loss, n) * n;
+    }
+    *loss = io->loss && io->label ? loss_sum / d->count : NAN;
+    *acc = (double)correct / d->count;
+    if (ncorrect) *ncorrect = correct;
+}
+
+/* ---- progress ---- */
+
+typedef struct {
+    int tty;
+    double t0, last;
+} progress;
+
+static void fmt_eta(double s, char *buf, size_t cap)
+{
+    long v = s > 0 ? (long)(s + 0.5) : 0;
+    if (v >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", v / 3600, v / 60 % 60, v % 60);
+    else snprintf(buf, cap, "%ld:%02ld", v / 60, v % 60);
+}
+
+static void progress_show(const trainer *t, progress *p, int e, int done_b, int nb, long long seen,
+                          double loss_sum, long long correct, int final)
+{
+    double now = kn_rt_now_ms();
+    if (t->quiet || (!final && now - p->last < (p->tty ? 200 : 1000))) return;
+    if (final && !p->tty) return; /* piped: the summary line follows */
+    p->last = now;
+    double el = (now - p->t0) / 1000.0, rate = el > 0 ? seen / el : 0;
+    char bar[21], sps[32], eta[32];
+    int fill = nb ? (int)((long long)done_b * 20 / nb) : 20;
+    for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '-';
+    bar[20] = 0;
+    fmt_eta(rate > 0 ? (t->ntrain - seen) / rate : 0, eta, sizeof eta);
+    fprintf(stderr, "%sepoch %d/%d  [%s]  %d/%d  loss %.4f", p->tty ? "\r" : "", e, t->epochs, bar, done_b,
+            nb, seen ? loss_sum / seen : 0.0);
+    if (t->tout) fprintf(stderr, "  acc %.3f", seen ? (double)correct / seen : 0.0);
+    fprintf(stderr, "  %s samples/s  ETA %s%s", kn_cli_thousands((unsigned long long)rate, sps, sizeof sps), eta,
+            p->tty ? "\033[K" : "\n");
+    fflush(stderr);
+}
+
+static void progress_clear(const trainer *t, const progress *p)
+{
+    if (!t->quiet && p->tty) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+}
+
+/* ---- checkpoints ---- */
+
+static int save_ckpt(trainer *t, const char *path, char *err, size_t errcap)
+{
+    char v[12][64];
+    char *hist = kn_train_history_json(t->hist, t->n_hist);
+    snprintf(v[0], 64, "%d", t->epoch_done);
+    snprintf(v[1], 64, "%" PRIu64, t->steps_done);
+    snprintf(v[2], 64, "%" PRIu64, t->seed);
+    snprintf(v[3], 64, "%.9g", (double)t->ctx.lr);
+    snprintf(v[4], 64, "%.9g", (double)t->base_lr);
+    snprintf(v[5], 64, "%d", t->epochs);
+    snprintf(v[6], 64, "%d", t->batch);
+    snprintf(v[7], 64, "%d", t->accumulate);
+    snprintf(v[8], 64, "%s", SCHED_NAMES[t->sched]);
+    snprintf(v[9], 64, "%.17g", t->best_acc);
+    snprintf(v[10], 64, "%d", t->best_epoch);
+    const char *keys[] = {"epoch", "step", "seed", "lr", "base_lr", "epochs", "batch", "accumulate",
+                          "schedule", "best_val_acc", "best_epoch", "history"};
+    const char *vals[] = {v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], hist ? hist : "[]"};
+    int rc = kn_rt_ckpt_save(t->m, t->ctx.weights, path, NULL, 0, keys, vals, 12, err, errcap);
+    free(hist);
+    return rc;
+}
+
+static int meta_int(const kn_st_file *f, const char *key, long long *out)
+{
+    const char *s = kn_st_meta(f, key);
+    return s && kn_opt_int(s, out) == 0 ? 0 : -1;
+}
+
+/* STEM of CKPT: the path without a trailing ".safetensors". */
+static void ckpt_stem(const char *path, char *stem, size_t cap)
+{
+    snprintf(stem, cap, "%s", path);
+    size_t n = strlen(stem), k = strlen(".safetensors");
+    if (n > k && strcmp(stem + n - k, ".safetensors") == 0) stem[n - k] = 0;
+}
+
+/* Reads a --resume checkpoint: training state into t, weights into the blob.
+ * Explicit options (not -1 / NaN) win over the checkpoint's. */
+static int resume(trainer *t, const char *path, int epochs, int batch, int accumulate, float lr,
+                  const char *sched, int seed_given)
+{
+    char err[1024];
+    kn_st_file f;
+    if (kn_st_read(path, &f, err, sizeof err)) return kn_cli_fail(&t->c, "--resume %s", err);
+    int rc = KN_EXIT_FAIL;
+    const char *hash = kn_st_meta(&f, "model_hash"), *name = kn_st_meta(&f, "model");
+    long long ep, st, v;
+    if (t->m->hash && *t->m->hash && (!hash || strcmp(hash, t->m->hash) != 0)) {
+        kn_cli_fail(&t->c, "--resume %s: checkpoint is for model %s (hash %s), this is %s (hash %s)", path,
+                    name ? name : "?", hash ? hash : "none", t->m->name, t->m->hash);
+        goto out;
+    }
+    if (meta_int(&f, "epoch", &ep) || meta_int(&f, "step", &st) || ep < 0 || st < 0) {
+        kn_cli_fail(&t->c, "--resume %s: not a training checkpoint (no epoch/step metadata)", path);
+        goto out;
+    }
+    const char *s = kn_st_meta(&f, "seed");
+    if (s) {
+        char *end;
+        uint64_t cs = strtoull(s, &end, 10);
+        if (!*s || *end) {
+            kn_cli_fail(&t->c, "--resume %s: bad seed metadata '%s'", path, s);
+            goto out;
+        }
+        if (seed_given && cs != t->seed) {
+            kn_cli_fail(&t->c, "--resume %s: checkpoint was trained with seed %" PRIu64 ", not %" PRIu64
+                        " (a different seed cannot continue it)", path, cs, t->seed);
+            goto out;
+        }
+        t->seed = cs;
+    }
+    if (epochs < 0 && meta_int(&f, "epochs", &v) == 0 && v > 0 && v < 1000000) t->epochs = (int)v;
+    if (batch < 0 && meta_int(&f, "batch", &v) == 0 && v > 0 && v < 1000000000) t->batch = (int)v;
+    if (accumulate < 0 && meta_int(&f, "accumulate", &v) == 0 && v > 0 && v < 1000000) t->accumulate = (int)v;
+    if (isnan(lr) && (s = kn_st_meta(&f, "base_lr"))) t->base_lr = strtof(s, NULL);
+    if (!sched && (s = kn_st_meta(&f, "schedule")))
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(s, SCHED_NAMES[i])) t->sched = i;
+    if ((s = kn_st_meta(&f, "best_val_acc"))) t->best_acc = strtod(s, NULL);
+    if (meta_int(&f, "best_epoch", &v) == 0) t->best_epoch = (int)v;
+    if ((s = kn_st_meta(&f, "history"))) {
+        t->n_hist = kn_train_history_parse(s, &t->hist);
+        if (t->n_hist < 0) {
+            t->n_hist = 0;
+            kn_cli_fail(&t->c, "--resume %s: malformed history metadata", path);
+            goto out;
+        }
+        /* Only the epochs the checkpoint has completed. */
+        while (t->n_hist > 0 && t->hist[t->n_hist - 1].epoch > ep) t->n_hist--;
+    }
+    t->epoch_done = (int)ep;
+    t->steps_done = (uint64_t)st;
+    rc = 0; /* the weights are applied once the ctx exists */
+out:
+    kn_st_free(&f);
+    return rc;
+}
+
+static int load_resume_weights(trainer *t, const char *path)
+{
+    char err[1024];
+    kn_st_file f;
+    if (kn_st_read(path, &f, err, sizeof err)) return kn_cli_fail(&t->c, "--resume %s", err);
+    int rc = kn_rt_ckpt_apply_ex(t->m, t->ctx.weights, &f, path, KN_CKPT_REQUIRE_STATE, err, sizeof err);
+    kn_st_free(&f);
+    if (rc) return kn_cli_fail(&t->c, "--resume %s", err);
+    /* Best weights so far: the checkpoint itself, or its .best sibling. */
+    if (t->best_epoch > 0) {
+        t->best = malloc(t->m->weights_numel * sizeof(float) + 1);
+        if (t->best_epoch == t->epoch_done) {
+            memcpy(t->best, t->ctx.weights, t->m->weights_numel * sizeof(float));
+        } else {
+            char stem[4096], bp[4200];
+            ckpt_stem(path, stem, sizeof stem);
+            snprintf(bp, sizeof bp, "%s.best.safetensors", stem);
+            long long be;
+            int ok = kn_st_read(bp, &f, err, sizeof err) == 0;
+            if (ok) {
+                ok = meta_int(&f, "epoch", &be) == 0 && be == t->best_epoch;
+                if (ok) {
+                    kn_rt_init_weights(t->m, t->best, t->seed);
+                    ok = kn_rt_ckpt_apply(t->m, t->best, &f, bp, err, sizeof err) == 0;
+                }
+                kn_st_free(&f);
+            }
+            if (!ok) {
+                free(t->best);
+                t->best = NULL;
+            }
+        }
+    }
+    return 0;
+}
+
+static int write_logs(trainer *t, int improved)
+{
+    char err[1024], p[4200];
+    if (save_ckpt(t, t->save, err, sizeof err)) return kn_cli_fail(&t->c, "--save %s", err);
+    if (improved) {
+        snprintf(p, sizeof p, "%s.best.safetensors", t->stem);
+        if (save_ckpt(t, p, err, sizeof err)) return kn_cli_fail(&t->c, "--save %s", err);
+    }
+    snprintf(p, sizeof p, "%s.csv", t->stem);
+    if (kn_train_write_csv(p, t->hist, t->n_hist, err, sizeof err)) return kn_cli_fail(&t->c, "%s", err);
+    snprintf(p, sizeof p, "%s.svg", t->stem);
+    if (kn_train_write_svg(p, t->m->name, t->hist, t->n_hist, err, sizeof err))
+        return kn_cli_fail(&t->c, "%s", err);
+    return 0;
+}
+
+static int check_train_ios(trainer *t)
+{
+    const kn_rt_phase *ph = t->m->train;
+    char s[128];
+    int n_in = 0;
+    for (int i = 0; i < ph->n_io; i++) n_in += ph->io_role[i] == KN_RT_IO_INPUT;
+    t->tin = kn_rt_io_find(ph, KN_RT_IO_INPUT, NULL);
+    t->tlab = kn_rt_io_find(ph, KN_RT_IO_LABEL, NULL);
+    t->tout = kn_rt_io_find(ph, KN_RT_IO_OUTPUT, NULL);
+    t->tloss = kn_rt_io_find(ph, KN_RT_IO_LOSS, NULL);
+    if (n_in != 1)
+        return kn_cli_fail(&t->c, "train phase of model %s has %d inputs; train feeds exactly one", t->m->name, n_in);
+    if (!t->tlab || t->tlab->dtype != KN_RT_I64 || !t->tlab->batched || t->tlab->sample_numel != 1)
+        return kn_cli_fail(&t->c, "train phase label %s%s%s, expected i64[N]", t->tlab ? "'" : "is missing",
+                           t->tlab ? t->tlab->name : "", t->tlab ? "' has the wrong shape" : "");
+    if (!t->tloss || t->tloss->dtype != KN_RT_F32 || t->tloss->batched || t->tloss->sample_numel != 1)
+        return kn_cli_fail(&t->c, "train phase loss %s, expected a f32 scalar",
+                           t->tloss ? kn_rt_io_shape(t->tloss, s, sizeof s) : "is missing");
+    if (t->tout && (t->tout->dtype != KN_RT_F32 || !t->tout->batched ||
+                    (int)t->tout->sample_numel != t->inf.classes))
+        t->tout = NULL; /* no train accuracy */
+    return 0;
+}
 
 int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
 {
-    kn_cli c;
-    kn_cli_begin(&c, m, "train", 0);
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("usage: train [--data DIR] [--epochs N] [--batch B] [--lr X] [--seed S] "
-                   "[--device cpu] [--save CKPT] [--resume CKPT] [--weights CKPT] [--json]\n");
-            return KN_EXIT_OK;
+    int json = 0, quiet = 0, epochs = -1, batch = -1, accumulate = -1, patience = 0, steps = 0, limit = 0;
+    float lr = NAN;
+    uint64_t seed = UINT64_MAX;
+    const char *data = NULL, *save = NULL, *resume_p = NULL, *weights = NULL, *device = NULL, *sched = NULL;
+    kn_opt opts[] = {
+        {"--data", KN_OPT_STR, &data, 0},         {"--epochs", KN_OPT_INT, &epochs, 1},
+        {"--batch", KN_OPT_INT, &batch, 1},       {"--lr", KN_OPT_FLOAT, &lr, 0},
+        {"--seed", KN_OPT_U64, &seed, 0},         {"--device", KN_OPT_STR, &device, 0},
+        {"--save", KN_OPT_STR, &save, 0},         {"--resume", KN_OPT_STR, &resume_p, 0},
+        {"--weights", KN_OPT_STR, &weights, 0},   {"--json", KN_OPT_FLAG, &json, 0},
+        {"--accumulate", KN_OPT_INT, &accumulate, 1}, {"--patience", KN_OPT_INT, &patience, 1},
+        {"--steps", KN_OPT_INT, &steps, 1},       {"--schedule", KN_OPT_STR, &sched, 0},
+        {"--quiet", KN_OPT_FLAG, &quiet, 0},      {"--limit", KN_OPT_INT, &limit, 1},
+    };
+    int rc = kn_opt_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0], NULL);
+    if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
+    if (rc) return KN_EXIT_USAGE;
+
+    trainer *t = calloc(1, sizeof *t);
+    if (!t) return KN_EXIT_FAIL;
+    t->m = m;
+    kn_cli_begin(&t->c, m, "train", json);
+    kn_cli *c = &t->c;
+    t->json = json;
+    t->quiet = quiet;
+    t->patience = patience;
+    t->steps_max = steps;
+    t->save = save;
+    t->best_acc = -1;
+    t->sched = SCHED_NONE;
+    int have_ctx = 0, have_data = 0;
+
+    if ((rc = kn_cli_device(c, device))) goto done;
+    if (sched) {
+        t->sched = -1;
+        for (int i = 0; i < 3; i++)
+            if (!strcmp(sched, SCHED_NAMES[i])) t->sched = i;
+        if (t->sched < 0) {
+            rc = kn_cli_usage(c, "--schedule '%s': expected none, step or cosine", sched);
+            goto done;
         }
-    if (!m->train) return kn_cli_fail(&c, "this model was compiled without a train phase");
-    return kn_cli_fail(&c, "training is not supported by this runtime yet");
+    }
+    if (resume_p && weights) {
+        rc = kn_cli_usage(c, "--resume and --weights are exclusive (a resumed run takes its weights from CKPT)");
+        goto done;
+    }
+    if (isfinite(lr) == 0 && !isnan(lr)) {
+        rc = kn_cli_usage(c, "--lr must be finite");
+        goto done;
+    }
+    if (!m->train || !m->update) {
+        rc = kn_cli_fail(c, "this model was compiled without a train phase");
+        goto done;
+    }
+    if ((rc = kn_cli_class_ios(c, &t->inf)) || (rc = check_train_ios(t))) goto done;
+
+    t->epochs = m->epochs > 0 ? m->epochs : 1;
+    t->batch = m->batch > 0 ? m->batch : 64;
+    t->accumulate = 1;
+    t->base_lr = m->lr > 0 ? m->lr : 0.01f;
+    t->seed = seed != UINT64_MAX ? seed : (uint64_t)m->seed;
+    if (resume_p && (rc = resume(t, resume_p, epochs, batch, accumulate, lr, sched, seed != UINT64_MAX))) goto done;
+    if (epochs > 0) t->epochs = epochs;
+    if (batch > 0) t->batch = batch;
+    if (accumulate > 0) t->accumulate = accumulate;
+    if (!isnan(lr)) t->base_lr = lr;
+
+    /* Data: train for steps, val per epoch, test at the end. */
+    if ((rc = kn_cli_dataset(c, &t->inf, data, "train", &t->dtrain))) goto done;
+    have_data = 1;
+    if ((rc = kn_cli_dataset(c, &t->inf, data, "val", &t->dval)) ||
+        (rc = kn_cli_dataset(c, &t->inf, data, "test", &t->dtest))) {
+        kn_data_close(&t->dval);
+        goto done;
+    }
+    have_data = 3;
+    char err[1024];
+    if (kn_data_check_input(&t->dtrain, t->tin, err, sizeof err)) {
+        rc = kn_cli_fail(c, "train phase %s", err);
+        goto done;
+    }
+    t->ntrain = limit > 0 && limit < t->dtrain.count ? limit : t->dtrain.count;
+
+    if (kn_rt_ctx_open(&t->ctx, m, t->batch, err, sizeof err)) {
+        rc = kn_cli_fail(c, "%s", err);
+        goto done;
+    }
+    have_ctx = 1;
+    size_t gbytes = ((m->weights_numel ? m->weights_numel : 1) * sizeof(float) + 63) & ~(size_t)63;
+    t->ctx.grads = aligned_alloc(64, gbytes);
+    t->order = malloc(sizeof(int) * (size_t)t->ntrain);
+    if (!t->ctx.grads || !t->order) {
+        rc = kn_cli_fail(c, "out of memory");
+        goto done;
+    }
+    memset(t->ctx.grads, 0, gbytes);
+    t->ctx.seed = t->seed;
+    kn_rt_init_weights(m, t->ctx.weights, t->seed);
+    if (weights) {
+        if (kn_rt_ckpt_load(m, t->ctx.weights, weights, err, sizeof err)) {
+            rc = kn_cli_fail(c, "--weights %s", err);
+            goto done;
+        }
+        /* A new run from these weights: fresh optimizer state (step 0), even
+         * when the file has some; --resume is the way to continue one. */
+        kn_rt_ckpt_init_state(m, t->ctx.weights, t->seed);
+    }
+    if (resume_p && (rc = load_resume_weights(t, resume_p))) goto done;
+    if (save) ckpt_stem(save, t->stem, sizeof t->stem);
+    {
+        long long per = updates_per_epoch(t), total = per * (long long)t->epochs;
+        t->total_steps = steps > 0 && steps < total ? steps : total;
+    }
+    if (t->epoch_done >= t->epochs)
+        fprintf(c->out, "train: checkpoint already at epoch %d of %d; nothing to train\n", t->epoch_done, t->epochs);
+
+    const float *norm = kn_cli_norm(m);
+    const kn_rt_phase *tp = m->train;
+    progress pr = {isatty(2), 0, 0};
+    int nb = (t->ntrain + t->batch - 1) / t->batch;
+    int stopped_steps = 0;
+    for (int e = t->epoch_done + 1; e <= t->epochs && !stopped_steps; e++) {
+        double t0 = kn_rt_now_ms();
+        pr.t0 = t0;
+        pr.last = t0; /* first update after one interval: short epochs stay quiet */
+        shuffle(t, e, t->order);
+        double loss_sum = 0;
+        long long correct = 0, seen = 0;
+        int micro = 0;
+        for (int b = 0; b < nb; b++) {
+            int start = b * t->batch, n = t->ntrain - start < t->batch ? t->ntrain - start : t->batch;
+            const int *idx = t->order + start;
+            kn_data_features(&t->dtrain, norm, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n));
+            kn_data_labels(&t->dtrain, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tlab, n));
+            t->ctx.step = t->steps_done;
+            t->ctx.training = 1;
+            t->ctx.lr = lr_at(t, t->steps_done, e);
+            tp->run(&t->ctx, n);
+            float loss = *(const float *)kn_rt_io_ptr(&t->ctx, tp, t->tloss, n);
+            if (!isfinite(loss)) {
+                progress_clear(t, &pr);
+                rc = kn_cli_fail(c, "loss is %s at epoch %d step %" PRIu64 " (batch %lld)",
+                                 isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", e, t->steps_done + 1,
+                                 (long long)(e - 1) * nb + b);
+                goto done;
+            }
+            loss_sum += (double)loss * n;
+            seen += n;
+            if (t->tout) {
+                const float *lg = kn_rt_io_ptr(&t->ctx, tp, t->tout, n);
+                for (int i = 0; i < n; i++)
+                    correct += argmax(lg + (size_t)i * t->inf.classes, t->inf.classes) == t->dtrain.labels[idx[i]];
+            }
+            if (++micro == t->accumulate || b == nb - 1) {
+                t->ctx.grad_scale = 1.0f / (float)micro;
+                t->ctx.step = t->steps_done + 1;
+                m->update->run(&t->ctx, 0);
+                t->steps_done++;
+                micro = 0;
+                if (t->steps_max > 0 && t->steps_done >= (uint64_t)t->steps_max) {
+                    stopped_steps = 1;
+                    progress_clear(t, &pr);
+                    fprintf(c->out, "train: stopped after %" PRIu64 " steps (epoch %d, batch %d/%d)  loss %.4f\n",
+                            t->steps_done, e, b + 1, nb, loss_sum / seen);
+                    if (json) {
+                        cJSON *j = cJSON_CreateObject();
+                        cJSON_AddStringToObject(j, "event", "stop");
+                        cJSON_AddStringToObject(j, "reason", "steps");
+                        cJSON_AddNumberToObject(j, "epoch", e);
+                        cJSON_AddNumberToObject(j, "step", (double)t->steps_done);
+                        cJSON_AddNumberToObject(j, "train_loss", loss_sum / seen);
+                        kn_cli_json(j);
+                    }
+                    break;
+                }
+            }
+            progress_show(t, &pr, e, b + 1, nb, seen, loss_sum, correct, b == nb - 1);
+        }
+        if (stopped_steps) break;
+        progress_clear(t, &pr);
+        t->ctx.training = 0;
+        double vloss, vacc;
+        evaluate(t, &t->dval, &vloss, &vacc, NULL);
+        t->epoch_done = e;
+        kn_train_row row = {e, loss_sum / seen, t->tout ? (double)correct / seen : NAN, vloss, vacc,
+                            (kn_rt_now_ms() - t0) / 1000.0, t->ctx.lr};
+        kn_train_row *h = realloc(t->hist, sizeof *h * (size_t)(t->n_hist + 1));
+        if (!h) {
+            rc = kn_cli_fail(c, "out of memory");
+            goto done;
+        }
+        t->hist = h;
+        t->hist[t->n_hist++] = row;
+        int improved = vacc > t->best_acc;
+        if (improved) {
+            t->best_acc = vacc;
+            t->best_epoch = e;
+            if (!t->best) t->best = malloc(m->weights_numel * sizeof(float) + 1);
+            if (t->best) memcpy(t->best, t->ctx.weights, m->weights_numel * sizeof(float));
+        }
+        fprintf(c->out, "epoch %d/%d  train loss %.4f", e, t->epochs, row.train_loss);
+        if (t->tout) fprintf(c->out, " acc %.4f", row.train_acc);
+        fprintf(c->out, "  val loss %.4f acc %.4f%s  lr %.3g  %.1f s\n", vloss, vacc, improved ? " *" : "",
+                (double)row.lr, row.seconds);
+        fflush(c->out);
+        if (json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "event", "epoch");
+            cJSON_AddNumberToObject(j, "epoch", e);
+            cJSON_AddNumberToObject(j, "train_loss", row.train_loss);
+            if (t->tout) cJSON_AddNumberToObject(j, "train_acc", row.train_acc);
+            if (!isnan(vloss)) cJSON_AddNumberToObject(j, "val_loss", vloss);
+            cJSON_AddNumberToObject(j, "val_acc", vacc);
+            cJSON_AddNumberToObject(j, "seconds", round(row.seconds * 1000) / 1000);
+            char lrs[32];
+            snprintf(lrs, sizeof lrs, "%.7g", row.lr); /* the float's digits, not its binary tail */
+            cJSON_AddNumberToObject(j, "lr", strtod(lrs, NULL));
+            cJSON_AddNumberToObject(j, "step", (double)t->steps_done);
+            kn_cli_json(j);
+        }
+        if (save && (rc = write_logs(t, improved))) goto done;
+        if (patience > 0 && e - t->best_epoch >= patience && e < t->epochs) {
+            fprintf(c->out, "train: early stop at epoch %d: val accuracy has not improved for %d epochs "
+                            "(best %.4f at epoch %d)\n", e, patience, t->best_acc, t->best_epoch);
+            break;
+        }
+    }
+    if (stopped_steps) {
+        rc = 0;
+        goto done;
+    }
+
+    /* Test with the best-val weights when known, else the final ones. */
+    int use_best = t->best != NULL;
+    if (use_best) memcpy(t->ctx.weights, t->best, m->weights_numel * sizeof(float));
+    double tloss, tacc;
+    long long tcorrect;
+    evaluate(t, &t->dtest, &tloss, &tacc, &tcorrect);
+    if (!isnan(tloss))
+        fprintf(c->out, "test: loss %.4f  accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tloss,
+                tacc, t->dtest.count, tcorrect, use_best ? "best" : "final", use_best ? t->best_epoch : t->epoch_done);
+    else
+        fprintf(c->out, "test: accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tacc,
+                t->dtest.count, tcorrect, use_best ? "best" : "final", use_best ? t->best_epoch : t->epoch_done);
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "event", "eval");
+        cJSON_AddStringToObject(j, "split", "test");
+        if (!isnan(tloss)) cJSON_AddNumberToObject(j, "loss", tloss);
+        cJSON_AddNumberToObject(j, "accuracy", tacc);
+        cJSON_AddNumberToObject(j, "correct", (double)tcorrect);
+        cJSON_AddNumberToObject(j, "n", t->dtest.count);
+        cJSON_AddStringToObject(j, "weights", use_best ? "best" : "final");
+        cJSON_AddNumberToObject(j, "epoch", use_best ? t->best_epoch : t->epoch_done);
+        kn_cli_json(j);
+    }
+    rc = 0;
+done:
+    if (have_ctx) kn_rt_ctx_close(&t->ctx);
+    if (have_data) kn_data_close(&t->dtrain);
+    if (have_data == 3) {
+        kn_data_close(&t->dval);
+        kn_data_close(&t->dtest);
+    }
+    free(t->order);
+    free(t->best);
+    free(t->hist);
+    free(t);
+    return rc;
 }

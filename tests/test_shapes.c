@@ -134,15 +134,16 @@ static void test_linear(void)
     CU_ASSERT_EQUAL(nb->n_in, 2);
     CU_ASSERT_EQUAL(kn_graph_find_value(g, "nb.bias"), -1);
 
+    /* Unlike PyTorch, linear takes rank-2 input only: flatten images first. */
     int x3 = IN_F32("x3", -1, 3, 8);
     kn_node *n3 = node1(KN_OP_LINEAR, "fc3", x3);
     kn_node_set_attr_i(n3, "out", 4);
-    expect_ok(n3, "f32[N,3,4]");
+    expect_err(n3, "linear 'fc3': expects f32[N, K] input, got f32[N,3,8]");
 
     int img = IN_F32("img", -1, 1, 28, 28);
-    kn_node *ni = node1(KN_OP_LINEAR, "fci", img);
+    kn_node *ni = node1(KN_OP_LINEAR, "fc0", img);
     kn_node_set_attr_i(ni, "out", 4);
-    expect_ok(ni, "f32[N,1,28,4]"); /* like PyTorch: applies to the last dim */
+    expect_err(ni, "linear 'fc0': expects f32[N, K] input, got f32[N,1,28,28]");
 
     int v = IN_F32("v", 8);
     kn_node *n1 = node1(KN_OP_LINEAR, "fc1", v);

@@ -3,7 +3,11 @@
  * Each is Y = f(X) over a f32 tensor of any shape, emitted as one flat loop
  * the C compiler can vectorize.  Formulas follow PyTorch's CPU kernels:
  * gelu is the exact erf form (not the tanh approximation), relu propagates
- * NaN like torch.relu.  Gradients and CUDA emission come with their issues.
+ * NaN like torch.relu.
+ * Backward ops (built by the gradient rules, never written by users):
+ * relu_grad(dy, x), leaky_relu_grad(dy, x, negative_slope), gelu_grad(dy, x)
+ * read the forward input; sigmoid_grad(dy, y) and tanh_grad(dy, y) read the
+ * forward output, as PyTorch's autograd formulas do.
  */
 #include "op_util.h"
 
@@ -71,6 +75,97 @@ static kn_status emit_tanh(kn_emit *e, const kn_graph *g, const kn_node *n)
     return KN_OK;
 }
 
+/* ---- backward ops: dX[i] = <expr of dY[i] and V[i]> ---- */
+
+static kn_status infer_grad_map(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (kn_ops_want_f32(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (kn_ops_want_f32(d, g, n, 1, "input") != KN_OK) return KN_ERR;
+    const kn_value *dy = kn_graph_value(g, n->in[0]), *v = kn_graph_value(g, n->in[1]);
+    if (!kn_shape_equal(&dy->shape, &v->shape)) {
+        char s1[128], s2[128];
+        kn_ops_fmt(g, n->in[0], s1, sizeof s1);
+        kn_ops_fmt(g, n->in[1], s2, sizeof s2);
+        return kn_op_error(d, g, n, "gradient %s does not match %s", s1, s2);
+    }
+    kn_ops_set_out(g, n, 0, KN_F32, &v->shape);
+    return KN_OK;
+}
+
+static void emit_grad_map(kn_emit *e, const kn_node *n, const char *expr)
+{
+    char numel[64];
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_in(e, "V", n->in[1]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) dX[i] = %s;", numel, expr);
+}
+
+static kn_status emit_relu_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    emit_grad_map(e, n, "V[i] > 0.0f ? dY[i] : 0.0f");
+    return KN_OK;
+}
+
+static kn_status emit_leaky_relu_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    char s[64], expr[160];
+    kn_emit_float_lit(kn_ops_attr_num(n, "negative_slope", 0.01), s, sizeof s);
+    snprintf(expr, sizeof expr, "V[i] > 0.0f ? dY[i] : dY[i] * %s", s);
+    emit_grad_map(e, n, expr);
+    return KN_OK;
+}
+
+static kn_status emit_gelu_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    /* PyTorch's GeluBackward: dy * (cdf(x) + x * pdf(x)); 0.398942280f is
+     * M_2_SQRTPI * M_SQRT1_2 * 0.5 = 1/sqrt(2 pi). */
+    emit_grad_map(e, n, "dY[i] * (0.5f * (1.0f + erff(V[i] * 0.707106781f)) + "
+                        "V[i] * 0.398942280f * expf(-0.5f * V[i] * V[i]))");
+    return KN_OK;
+}
+
+static kn_status emit_sigmoid_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    emit_grad_map(e, n, "dY[i] * (1.0f - V[i]) * V[i]");
+    return KN_OK;
+}
+
+static kn_status emit_tanh_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    emit_grad_map(e, n, "dY[i] * (1.0f - V[i] * V[i])");
+    return KN_OK;
+}
+
+/* ---- gradient rules ---- */
+
+static kn_status act_grad(kn_graph *g, const kn_node *n, const int *dy,
+                          const bool *need, int *dx, kn_diag *d)
+{
+    dx[0] = -1;
+    if (dy[0] < 0 || !need[0]) return KN_OK;
+    int op = -1, v = n->in[0];
+    switch (n->op) {
+    case KN_OP_RELU: op = KN_OP_RELU_GRAD; break;
+    case KN_OP_LEAKY_RELU: op = KN_OP_LEAKY_RELU_GRAD; break;
+    case KN_OP_GELU: op = KN_OP_GELU_GRAD; break;
+    case KN_OP_SIGMOID: op = KN_OP_SIGMOID_GRAD; v = n->out[0]; break;
+    case KN_OP_TANH: op = KN_OP_TANH_GRAD; v = n->out[0]; break;
+    default: return kn_op_error(d, g, n, "internal: no gradient rule");
+    }
+    int in[2] = {dy[0], v};
+    kn_node *gn = kn_ops_grad_node(g, n, op, "x", in, 2, 1);
+    if (n->op == KN_OP_LEAKY_RELU)
+        kn_node_set_attr_f(gn, "negative_slope", kn_ops_attr_num(n, "negative_slope", 0.01));
+    return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
+}
+
 static const kn_arg_spec leaky_relu_args[] = {
     {"negative_slope", KN_ATTR_FLOAT, false, 0, 0.01, NULL},
     {NULL, 0, false, 0, 0, NULL},
@@ -78,21 +173,47 @@ static const kn_arg_spec leaky_relu_args[] = {
 
 const kn_op_def kn_op_def_relu = {
     .name = "relu", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_relu,
+    .infer = infer_unary, .emit_c = emit_relu, .grad = act_grad,
 };
 const kn_op_def kn_op_def_leaky_relu = {
     .name = "leaky_relu", .min_inputs = 1, .max_inputs = 1, .args = leaky_relu_args,
-    .infer = leaky_relu_check, .emit_c = emit_leaky_relu,
+    .infer = leaky_relu_check, .emit_c = emit_leaky_relu, .grad = act_grad,
 };
 const kn_op_def kn_op_def_gelu = {
     .name = "gelu", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_gelu,
+    .infer = infer_unary, .emit_c = emit_gelu, .grad = act_grad,
 };
 const kn_op_def kn_op_def_sigmoid = {
     .name = "sigmoid", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_sigmoid,
+    .infer = infer_unary, .emit_c = emit_sigmoid, .grad = act_grad,
 };
 const kn_op_def kn_op_def_tanh = {
     .name = "tanh", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_tanh,
+    .infer = infer_unary, .emit_c = emit_tanh, .grad = act_grad,
+};
+
+const kn_op_def kn_op_def_relu_grad = {
+    .name = "relu_grad", .min_inputs = 2, .max_inputs = 2,
+    .infer = infer_grad_map, .emit_c = emit_relu_grad,
+    .internal = true,
+};
+const kn_op_def kn_op_def_leaky_relu_grad = {
+    .name = "leaky_relu_grad", .min_inputs = 2, .max_inputs = 2,
+    .infer = infer_grad_map, .emit_c = emit_leaky_relu_grad,
+    .internal = true,
+};
+const kn_op_def kn_op_def_gelu_grad = {
+    .name = "gelu_grad", .min_inputs = 2, .max_inputs = 2,
+    .infer = infer_grad_map, .emit_c = emit_gelu_grad,
+    .internal = true,
+};
+const kn_op_def kn_op_def_sigmoid_grad = {
+    .name = "sigmoid_grad", .min_inputs = 2, .max_inputs = 2,
+    .infer = infer_grad_map, .emit_c = emit_sigmoid_grad,
+    .internal = true,
+};
+const kn_op_def kn_op_def_tanh_grad = {
+    .name = "tanh_grad", .min_inputs = 2, .max_inputs = 2,
+    .infer = infer_grad_map, .emit_c = emit_tanh_grad,
+    .internal = true,
 };

@@ -6,10 +6,16 @@
  * `<node>.running_var` (ones), all [C].  Input order follows ONNX
  * BatchNormalization: X, scale, B, input_mean, input_var.
  *
- * Only eval mode is emitted here: y = x * s + (b - mean * s) with
- * s = w / sqrt(var + eps), PyTorch's CPU formula.  Train mode (batch
- * statistics, running-stat updates) belongs to the training work; until then
- * emission fails in train mode rather than silently computing eval.
+ * Eval mode: y = x * s + (b - mean * s) with s = w / sqrt(var + eps),
+ * PyTorch's CPU formula.  Train mode normalises with the batch statistics
+ * (mean and biased variance over N and the spatial dims, in double) and
+ * updates the buffers in place as PyTorch does:
+ *   running = (1 - momentum) * running + momentum * stat,
+ * with the UNBIASED variance (count / (count - 1)) for running_var.
+ * batchnorm_grad(dy, x, weight[, running_mean, running_var], eps, training)
+ * gives dx, dweight, dbias: in train mode it recomputes the batch statistics
+ * from x (nothing is saved by the forward), in eval mode it uses the
+ * running statistics (3 more inputs).
  */
 #include "op_util.h"
 
@@ -67,9 +73,15 @@ static kn_status bn_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* Per channel c: x(i, k) is X[(i * C + c) * INNER + k], i < rows, k < INNER. */
+static void bn_emit_header(kn_emit *e, long long c, long long inner, const char *rows)
+{
+    kn_emit_line(e, "const size_t ROWS = %s, C = %lld, INNER = %lld;", rows, c, inner);
+    kn_emit_line(e, "const double count = (double)ROWS * INNER;");
+}
+
 static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    if (g->mode == KN_MODE_TRAIN) return KN_ERR; /* batchnorm train mode not implemented yet */
     const kn_value *x = kn_graph_value(g, n->in[0]);
     int r = x->shape.rank;
     char rows[64], eps[64];
@@ -81,6 +93,41 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "SCALE", n->in[1]);
     kn_emit_bind_in(e, "B", n->in[2]);
+    if (g->mode == KN_MODE_TRAIN) {
+        char mom[64], mean[160], var[160];
+        kn_emit_float_lit(kn_ops_attr_num(n, "momentum", 0.1), mom, sizeof mom);
+        e->addr(e, n->in[3], mean, sizeof mean);
+        e->addr(e, n->in[4], var, sizeof var);
+        kn_emit_line(e, "float *restrict MEAN = %s; /* updated in place */", mean);
+        kn_emit_line(e, "float *restrict VAR = %s;", var);
+        kn_emit_bind_out(e, "Y", n->out[0]);
+        bn_emit_header(e, c, inner, rows);
+        kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
+        e->indent++;
+        kn_emit_line(e, "double s = 0.0, ss = 0.0;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) s += X[(i * C + c) * INNER + k];");
+        kn_emit_line(e, "const double mu = s / count;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
+        kn_emit_line(e, "        const double t = X[(i * C + c) * INNER + k] - mu;");
+        kn_emit_line(e, "        ss += t * t;");
+        kn_emit_line(e, "    }");
+        kn_emit_line(e, "const double var = ss / count; /* biased: normalises the batch */");
+        kn_emit_line(e, "const float invstd = (float)(1.0 / sqrt(var + (double)%s));", eps);
+        kn_emit_line(e, "const float sc = SCALE[c] * invstd, sh = B[c] - (float)mu * sc;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
+        kn_emit_line(e, "        const size_t j = (i * C + c) * INNER + k;");
+        kn_emit_line(e, "        Y[j] = X[j] * sc + sh;");
+        kn_emit_line(e, "    }");
+        kn_emit_line(e, "const double unbiased = count > 1.0 ? ss / (count - 1.0) : var;");
+        kn_emit_line(e, "MEAN[c] = (1.0f - %s) * MEAN[c] + %s * (float)mu;", mom, mom);
+        kn_emit_line(e, "VAR[c] = (1.0f - %s) * VAR[c] + %s * (float)unbiased;", mom, mom);
+        e->indent--;
+        kn_emit_line(e, "}");
+        return KN_OK;
+    }
     kn_emit_bind_in(e, "MEAN", n->in[3]);
     kn_emit_bind_in(e, "VAR", n->in[4]);
     kn_emit_bind_out(e, "Y", n->out[0]);
@@ -100,6 +147,108 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     return KN_OK;
 }
 
+/* ---- batchnorm_grad ---- */
+
+static kn_status bng_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    bool train = kn_node_attr_i(n, "training", 1) != 0;
+    int want = train ? 3 : 5;
+    if (n->n_in != want)
+        return kn_op_error(d, g, n, "expects %d inputs (dy, x, weight%s), got %d", want,
+                           train ? "" : ", running_mean, running_var", n->n_in);
+    for (int i = 0; i < want; i++)
+        if (kn_ops_want_f32(d, g, n, i, "tensor") != KN_OK) return KN_ERR;
+    const kn_value *dy = kn_graph_value(g, n->in[0]), *x = kn_graph_value(g, n->in[1]);
+    if (!kn_shape_equal(&dy->shape, &x->shape) || x->shape.rank < 2) {
+        char s1[128], s2[128];
+        kn_ops_fmt(g, n->in[0], s1, sizeof s1);
+        kn_ops_fmt(g, n->in[1], s2, sizeof s2);
+        return kn_op_error(d, g, n, "gradient %s does not match input %s", s1, s2);
+    }
+    kn_ops_set_out(g, n, 0, KN_F32, &x->shape);
+    const kn_shape *c = &kn_graph_value(g, n->in[2])->shape;
+    kn_ops_set_out(g, n, 1, KN_F32, c);
+    kn_ops_set_out(g, n, 2, KN_F32, c);
+    return KN_OK;
+}
+
+static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *x = kn_graph_value(g, n->in[1]);
+    int r = x->shape.rank;
+    bool train = kn_node_attr_i(n, "training", 1) != 0;
+    char rows[64], eps[64];
+    long long c = (long long)x->shape.d[1];
+    long long inner = (long long)kn_ops_dims_const(&x->shape, 2, r);
+    kn_ops_dims_expr(e, n->in[1], 0, 1, rows, sizeof rows);
+    kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_in(e, "X", n->in[1]);
+    kn_emit_bind_in(e, "SCALE", n->in[2]);
+    if (!train) {
+        kn_emit_bind_in(e, "MEAN", n->in[3]);
+        kn_emit_bind_in(e, "VAR", n->in[4]);
+    }
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    kn_emit_bind_out(e, "dW", n->out[1]);
+    kn_emit_bind_out(e, "dB", n->out[2]);
+    bn_emit_header(e, c, inner, rows);
+    kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
+    e->indent++;
+    if (train) {
+        kn_emit_line(e, "double s = 0.0, ss = 0.0;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) s += X[(i * C + c) * INNER + k];");
+        kn_emit_line(e, "const double mu = s / count;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
+        kn_emit_line(e, "        const double t = X[(i * C + c) * INNER + k] - mu;");
+        kn_emit_line(e, "        ss += t * t;");
+        kn_emit_line(e, "    }");
+        kn_emit_line(e, "const double invstd = 1.0 / sqrt(ss / count + (double)%s);", eps);
+    } else {
+        kn_emit_line(e, "const double mu = MEAN[c];");
+        kn_emit_line(e, "const double invstd = 1.0 / sqrt((double)VAR[c] + (double)%s);", eps);
+    }
+    kn_emit_line(e, "double sdy = 0.0, sdyx = 0.0; /* sum dy, sum dy * xhat */");
+    kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+    kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
+    kn_emit_line(e, "        const size_t j = (i * C + c) * INNER + k;");
+    kn_emit_line(e, "        sdy += dY[j];");
+    kn_emit_line(e, "        sdyx += (double)dY[j] * ((X[j] - mu) * invstd);");
+    kn_emit_line(e, "    }");
+    kn_emit_line(e, "dB[c] = (float)sdy;");
+    kn_emit_line(e, "dW[c] = (float)sdyx;");
+    kn_emit_line(e, "const double w = (double)SCALE[c] * invstd;");
+    kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+    kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
+    kn_emit_line(e, "        const size_t j = (i * C + c) * INNER + k;");
+    if (train) /* dx = w invstd (dy - mean(dy) - xhat mean(dy xhat)) */
+        kn_emit_line(e, "        dX[j] = (float)(w * (dY[j] - sdy / count - (X[j] - mu) * invstd * (sdyx / count)));");
+    else
+        kn_emit_line(e, "        dX[j] = (float)(w * dY[j]);");
+    kn_emit_line(e, "    }");
+    e->indent--;
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
+static kn_status bn_grad(kn_graph *g, const kn_node *n, const int *dy,
+                         const bool *need, int *dx, kn_diag *d)
+{
+    for (int i = 0; i < n->n_in; i++) dx[i] = -1;
+    if (dy[0] < 0 || !(need[0] || need[1] || need[2])) return KN_OK;
+    bool train = g->mode == KN_MODE_TRAIN;
+    int in[5] = {dy[0], n->in[0], n->in[1], n->in[3], n->in[4]};
+    kn_node *gn = kn_ops_grad_node(g, n, KN_OP_BATCHNORM_GRAD, "x", in, train ? 3 : 5, 3);
+    kn_node_set_attr_f(gn, "eps", kn_ops_attr_num(n, "eps", 1e-5));
+    kn_node_set_attr_b(gn, "training", train);
+    if (kn_ops_grad_done(g, gn, d) < 0) return KN_ERR;
+    for (int i = 0; i < 3; i++)
+        if (need[i]) dx[i] = gn->out[i];
+    return KN_OK;
+}
+
 static const kn_arg_spec bn_args[] = {
     {"eps", KN_ATTR_FLOAT, false, 0, 1e-5, NULL},
     {"momentum", KN_ATTR_FLOAT, false, 0, 0.1, NULL},
@@ -108,5 +257,10 @@ static const kn_arg_spec bn_args[] = {
 
 const kn_op_def kn_op_def_batchnorm = {
     .name = "batchnorm", .min_inputs = 1, .max_inputs = 1, .args = bn_args,
-    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit,
+    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .grad = bn_grad,
+};
+const kn_op_def kn_op_def_batchnorm_grad = {
+    .name = "batchnorm_grad", .min_inputs = 3, .max_inputs = 5,
+    .infer = bng_infer, .emit_c = bng_emit,
+    .internal = true,
 };

@@ -5,6 +5,8 @@
  * loop per group of adjacent dims that broadcast the same way, so the common
  * cases collapse to a single flat loop (same shapes, or a scalar operand) or
  * two loops (a [C] bias on [N, C]).  Both operands must be f32.
+ * Gradients reduce back to each operand's shape with sum_to (defined here:
+ * it is broadcasting run backwards, over the same loop nest).
  */
 #include "op_util.h"
 
@@ -49,11 +51,9 @@ static void index_expr(const loop_dim *L, int nl, int which, char *buf, size_t c
     if (!len) snprintf(buf, cap, "0");
 }
 
-static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, char op)
+/* The loop nest walking output y, with operand strides of a and b. */
+static int plan_loops(const kn_shape *a, const kn_shape *b, const kn_shape *y, loop_dim *L)
 {
-    const kn_shape *a = &kn_graph_value(g, n->in[0])->shape;
-    const kn_shape *b = &kn_graph_value(g, n->in[1])->shape;
-    const kn_shape *y = &kn_graph_value(g, n->out[0])->shape;
     int r = y->rank;
 
     /* Contiguous element strides of each operand, in operand dims. */
@@ -71,7 +71,6 @@ static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, ch
     }
 
     /* Drop size-1 output dims, merge neighbours that broadcast alike. */
-    loop_dim L[KN_MAX_RANK];
     int nl = 0;
     for (int k = 0; k < r; k++) {
         if (y->d[k] == 1) continue;
@@ -91,10 +90,11 @@ static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, ch
         L[nl].stride_y = sy[k];
         nl++;
     }
+    return nl;
+}
 
-    kn_emit_bind_in(e, "A", n->in[0]);
-    kn_emit_bind_in(e, "B", n->in[1]);
-    kn_emit_bind_out(e, "C", n->out[0]);
+static void open_loops(kn_emit *e, const loop_dim *L, int nl)
+{
     for (int k = 0; k < nl; k++) {
         char ext[64];
         if (!L[k].batch) snprintf(ext, sizeof ext, "%lld", (long long)L[k].extent);
@@ -103,6 +103,20 @@ static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, ch
         kn_emit_line(e, "for (size_t i%d = 0; i%d < %s; i%d++)", k, k, ext, k);
         e->indent++;
     }
+}
+
+static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, char op)
+{
+    const kn_shape *a = &kn_graph_value(g, n->in[0])->shape;
+    const kn_shape *b = &kn_graph_value(g, n->in[1])->shape;
+    const kn_shape *y = &kn_graph_value(g, n->out[0])->shape;
+    loop_dim L[KN_MAX_RANK];
+    int nl = plan_loops(a, b, y, L);
+
+    kn_emit_bind_in(e, "A", n->in[0]);
+    kn_emit_bind_in(e, "B", n->in[1]);
+    kn_emit_bind_out(e, "C", n->out[0]);
+    open_loops(e, L, nl);
     char ia[256], ib[256], iy[256];
     index_expr(L, nl, 0, ia, sizeof ia);
     index_expr(L, nl, 1, ib, sizeof ib);
@@ -117,15 +131,118 @@ static kn_status emit_sub(kn_emit *e, const kn_graph *g, const kn_node *n) { ret
 static kn_status emit_mul(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '*'); }
 static kn_status emit_div(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '/'); }
 
+/* ---- sum_to(dy, shape=..., scale=1): the gradient of broadcasting ----
+ * Sums dy over the dims the target shape was broadcast along (including the
+ * batch dim when the target is unbatched) and multiplies by `scale`. */
+
+static kn_status sum_to_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (kn_ops_want_f32(d, g, n, 0, "gradient") != KN_OK) return KN_ERR;
+    kn_shape t, b;
+    if (!kn_ops_shape_attr(n, "shape", &t))
+        return kn_op_error(d, g, n, "needs the target shape as attribute 'shape'");
+    const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape;
+    if (kn_broadcast_shapes(&t, dy, &b, n, g, d) != KN_OK) return KN_ERR;
+    if (!kn_shape_equal(&b, dy)) {
+        char s1[128], s2[128];
+        kn_shape_format(KN_F32, &t, s1, sizeof s1);
+        kn_ops_fmt(g, n->in[0], s2, sizeof s2);
+        return kn_op_error(d, g, n, "%s does not broadcast to the gradient's shape %s", s1, s2);
+    }
+    kn_ops_set_out(g, n, 0, KN_F32, &t);
+    return KN_OK;
+}
+
+static kn_status sum_to_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_shape *t = &kn_graph_value(g, n->out[0])->shape;
+    const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape;
+    loop_dim L[KN_MAX_RANK];
+    int nl = plan_loops(t, dy, dy, L);
+    char numel[64], it[256], iy[256], sc[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    double scale = kn_ops_attr_num(n, "scale", 1.0);
+    kn_emit_float_lit(scale, sc, sizeof sc);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", numel);
+    open_loops(e, L, nl);
+    index_expr(L, nl, 0, it, sizeof it);
+    index_expr(L, nl, 2, iy, sizeof iy);
+    if (scale == 1.0) kn_emit_line(e, "dX[%s] += dY[%s];", it, iy);
+    else kn_emit_line(e, "dX[%s] += %s * dY[%s];", it, sc, iy);
+    e->indent -= nl;
+    return KN_OK;
+}
+
+/* ---- gradients ---- */
+
+/* `scale` * gv reduced to the shape of `operand`: gv itself when the shapes
+ * already match and scale is 1. */
+static int reduce_to(kn_graph *g, const kn_node *n, const char *tag, int gv, int operand,
+                     double scale, kn_diag *d)
+{
+    const kn_shape *s = &kn_graph_value(g, operand)->shape;
+    if (scale == 1.0 && kn_shape_equal(s, &kn_graph_value(g, gv)->shape)) return gv;
+    kn_node *r = kn_ops_grad_node(g, n, KN_OP_SUM_TO, tag, &gv, 1, 1);
+    kn_ops_set_shape_attr(r, "shape", s);
+    if (scale != 1.0) kn_node_set_attr_f(r, "scale", scale);
+    return kn_ops_grad_done(g, r, d);
+}
+
+/* A binary node `op`(x, y) for a gradient rule. */
+static int grad_binary(kn_graph *g, const kn_node *n, int op, const char *tag, int x, int y,
+                       kn_diag *d)
+{
+    int in[2] = {x, y};
+    return kn_ops_grad_done(g, kn_ops_grad_node(g, n, op, tag, in, 2, 1), d);
+}
+
+static kn_status binary_grad(kn_graph *g, const kn_node *n, const int *dy,
+                             const bool *need, int *dx, kn_diag *d)
+{
+    int a = n->in[0], b = n->in[1], y = n->out[0], gy = dy[0];
+    dx[0] = dx[1] = -1;
+    if (gy < 0 || (!need[0] && !need[1])) return KN_OK;
+    int ga = gy, gb = gy; /* gradient before reduction to each operand's shape */
+    double sb = 1.0;
+    switch (n->op) {
+    case KN_OP_ADD: break;
+    case KN_OP_SUB: sb = -1.0; break;
+    case KN_OP_MUL: /* da = dy * b, db = dy * a */
+        if (need[0] && (ga = grad_binary(g, n, KN_OP_MUL, "a_full", gy, b, d)) < 0) return KN_ERR;
+        if (need[1] && (gb = grad_binary(g, n, KN_OP_MUL, "b_full", gy, a, d)) < 0) return KN_ERR;
+        break;
+    case KN_OP_DIV: /* da = dy / b, db = -dy * a / b^2 = -(dy / b) * y */
+        if ((ga = grad_binary(g, n, KN_OP_DIV, "a_full", gy, b, d)) < 0) return KN_ERR;
+        if (need[1] && (gb = grad_binary(g, n, KN_OP_MUL, "b_full", ga, y, d)) < 0) return KN_ERR;
+        sb = -1.0;
+        break;
+    default: return kn_op_error(d, g, n, "internal: no gradient rule");
+    }
+    if (need[0] && (dx[0] = reduce_to(g, n, "a", ga, a, 1.0, d)) < 0) return KN_ERR;
+    if (need[1] && (dx[1] = reduce_to(g, n, "b", gb, b, sb, d)) < 0) return KN_ERR;
+    return KN_OK;
+}
+
 const kn_op_def kn_op_def_add = {
     .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_add,
+    .grad = binary_grad,
 };
 const kn_op_def kn_op_def_sub = {
     .name = "sub", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_sub,
+    .grad = binary_grad,
 };
 const kn_op_def kn_op_def_mul = {
     .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_mul,
+    .grad = binary_grad,
 };
 const kn_op_def kn_op_def_div = {
     .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_div,
+    .grad = binary_grad,
+};
+const kn_op_def kn_op_def_sum_to = {
+    .name = "sum_to", .min_inputs = 1, .max_inputs = 1,
+    .infer = sum_to_infer, .emit_c = sum_to_emit,
+    .internal = true,
 };

@@ -1,30 +1,116 @@
-/* dropout.c — dropout(x, p=0.5).
+/* dropout.c — dropout(x, p=0.5) and its backward op dropout_grad(dy).
  *
- * Eval mode is the identity (a copy into the output).  Train mode (a mask
- * from kn_rt_uniform, scaled by 1/(1-p)) belongs to the training work; until
- * then emission fails in train mode rather than silently skipping the mask.
+ * Eval mode is the identity (a copy into the output).  Train mode is
+ * inverted dropout: element i is kept when
+ *     kn_rt_uniform(ctx->seed, STREAM, (ctx->step << 32) + i) >= p
+ * and kept elements are scaled by 1/(1-p).  STREAM is the node's int
+ * attribute `stream`, fixed when the node is created (tag "drop" in the high
+ * 32 bits, the node id in the low 32) and copied to dropout_grad, which
+ * regenerates the same mask instead of storing it.  The index puts the step
+ * in the high 32 bits and the element in the low 32, so masks of different
+ * steps never share a counter (up to 2^32 elements per call and 2^32 steps);
+ * the tag keeps dropout streams apart from the small per-parameter streams
+ * weight init uses.
  */
 #include "op_util.h"
+
+#define DROPOUT_STREAM_TAG 0x64726f70LL /* "drop" */
+
+/* Gives the node its RNG stream once; clones and re-inference keep it. */
+static void dropout_assign_stream(kn_node *n)
+{
+    if (!kn_node_attr(n, "stream"))
+        kn_node_set_attr_i(n, "stream", (DROPOUT_STREAM_TAG << 32) | (int64_t)(uint32_t)n->id);
+}
+
+static kn_status dropout_add_params(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    (void)g;
+    (void)d;
+    dropout_assign_stream(n);
+    return KN_OK;
+}
+
+static kn_status dropout_check_p(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    double p = kn_ops_attr_num(n, "p", 0.5);
+    if (!(p >= 0 && p <= 1))
+        return kn_op_error(d, g, n, "p must be in [0, 1], got %g", p);
+    return KN_OK;
+}
 
 static kn_status dropout_infer(kn_graph *g, kn_node *n, kn_diag *d)
 {
     if (kn_ops_want_f32(d, g, n, 0, "input") != KN_OK) return KN_ERR;
-    double p = kn_ops_attr_num(n, "p", 0.5);
-    if (!(p >= 0 && p <= 1))
-        return kn_op_error(d, g, n, "p must be in [0, 1], got %g", p);
+    if (dropout_check_p(g, n, d) != KN_OK) return KN_ERR;
+    dropout_assign_stream(n);
     kn_ops_set_out(g, n, 0, KN_F32, &kn_graph_value(g, n->in[0])->shape);
     return KN_OK;
 }
 
+/* OUT[i] = mask_i ? IN[i] / (1 - p) : 0 over value `vid`'s elements. */
+static void dropout_emit_mask(kn_emit *e, const kn_node *n, int vid, const char *out,
+                              const char *in)
+{
+    double p = kn_ops_attr_num(n, "p", 0.5);
+    char numel[64], pl[64], sl[64];
+    kn_emit_numel(e, vid, numel, sizeof numel);
+    kn_emit_float_lit(p, pl, sizeof pl);
+    kn_emit_float_lit(p < 1 ? 1.0 / (1.0 - p) : 0.0, sl, sizeof sl);
+    kn_emit_line(e, "const uint64_t stream = %lluull, base = (uint64_t)ctx->step << 32;",
+                 (unsigned long long)kn_node_attr_i(n, "stream", 0));
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++)", numel);
+    kn_emit_line(e, "    %s[i] = kn_rt_uniform(ctx->seed, stream, base + i) >= %s ? %s[i] * %s : 0.0f;",
+                 out, pl, in, sl);
+}
+
 static kn_status dropout_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    if (g->mode == KN_MODE_TRAIN) return KN_ERR; /* dropout train mode not implemented yet */
     char numel[64];
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
+    if (g->mode == KN_MODE_TRAIN && kn_ops_attr_num(n, "p", 0.5) > 0) {
+        dropout_emit_mask(e, n, n->out[0], "Y", "X");
+        return KN_OK;
+    }
     kn_emit_line(e, "if (Y != X) memcpy(Y, X, %s * sizeof(float));", numel);
     return KN_OK;
+}
+
+static kn_status dropout_grad_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (kn_ops_want_f32(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (dropout_check_p(g, n, d) != KN_OK) return KN_ERR;
+    if (!kn_node_attr(n, "stream"))
+        return kn_op_error(d, g, n, "needs the forward node's 'stream' attribute");
+    kn_ops_set_out(g, n, 0, KN_F32, &kn_graph_value(g, n->in[0])->shape);
+    return KN_OK;
+}
+
+static kn_status dropout_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    dropout_emit_mask(e, n, n->out[0], "dX", "dY");
+    return KN_OK;
+}
+
+static kn_status dropout_grad(kn_graph *g, const kn_node *n, const int *dy,
+                              const bool *need, int *dx, kn_diag *d)
+{
+    dx[0] = -1;
+    if (dy[0] < 0 || !need[0]) return KN_OK;
+    double p = kn_ops_attr_num(n, "p", 0.5);
+    if (g->mode != KN_MODE_TRAIN || p == 0) { /* identity */
+        dx[0] = dy[0];
+        return KN_OK;
+    }
+    kn_node *gn = kn_ops_grad_node(g, n, KN_OP_DROPOUT_GRAD, "x", &dy[0], 1, 1);
+    kn_node_set_attr_f(gn, "p", p);
+    kn_node_set_attr_i(gn, "stream", kn_node_attr_i(n, "stream", 0));
+    return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
 }
 
 static const kn_arg_spec dropout_args[] = {
@@ -34,5 +120,11 @@ static const kn_arg_spec dropout_args[] = {
 
 const kn_op_def kn_op_def_dropout = {
     .name = "dropout", .min_inputs = 1, .max_inputs = 1, .args = dropout_args,
-    .infer = dropout_infer, .emit_c = dropout_emit,
+    .add_params = dropout_add_params, .infer = dropout_infer, .emit_c = dropout_emit,
+    .grad = dropout_grad,
+};
+const kn_op_def kn_op_def_dropout_grad = {
+    .name = "dropout_grad", .min_inputs = 1, .max_inputs = 1,
+    .infer = dropout_grad_infer, .emit_c = dropout_grad_emit,
+    .internal = true,
 };

@@ -1,10 +1,13 @@
 /* linear.c — linear (torch.nn.Linear) and matmul (torch.matmul).
  *
- * linear(x, out, bias=true): x f32[..., K] -> y f32[..., out], y = x W^T + b,
+ * linear(x, out, bias=true): x f32[N, K] -> y f32[N, out], y = x W^T + b,
  * creating `<node>.weight` [out, K] and `<node>.bias` [out] with PyTorch's
- * default initialisation.  Leading dims are folded into the GEMM's rows.
+ * default initialisation.  The input must be rank 2 (flatten images first):
+ * that keeps the weight gradient one GEMM over the batch.
  * matmul(a, b): a f32[..., M, K] @ b f32[..., K, P]; leading dims broadcast
  * like torch.matmul.  Both call kn_rt_sgemm; nothing here allocates at run time.
+ * Gradients: dx = dy W (matmul), dW = linear_grad_weight(dy, x), db =
+ * sum_to(dy, [out]); matmul's operands get matmul_grad (linear_grad.c).
  */
 #include "op_util.h"
 
@@ -17,7 +20,7 @@ static kn_status linear_check_input(kn_graph *g, kn_node *n, kn_diag *d)
 {
     if (kn_ops_want_f32(d, g, n, 0, "input") != KN_OK) return KN_ERR;
     const kn_value *x = kn_graph_value(g, n->in[0]);
-    if (x->shape.rank < 2) {
+    if (x->shape.rank != 2) {
         char s[128];
         kn_ops_fmt(g, n->in[0], s, sizeof s);
         return kn_op_error(d, g, n, "expects f32[N, K] input, got %s", s);
@@ -200,21 +203,7 @@ static kn_status matmul_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     }
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
     e->indent++;
-    kn_emit_line(e, "size_t rest = i, ia = 0, ib = 0;");
-    int64_t stride_a = 1, stride_b = 1;
-    for (int k2 = lr - 1; k2 >= 0; k2--) {
-        int ja = k2 - (lr - (a->rank - 2)), jb = k2 - (lr - (b->rank - 2));
-        int64_t da = ja < 0 ? 1 : a->d[ja], db = jb < 0 ? 1 : b->d[jb];
-        char ext[32];
-        if (y->d[k2] == KN_DIM_N) snprintf(ext, sizeof ext, "(size_t)n");
-        else snprintf(ext, sizeof ext, "%lld", (long long)y->d[k2]);
-        if (k2 > 0) kn_emit_line(e, "size_t j%d = rest %% %s; rest /= %s;", k2, ext, ext);
-        else kn_emit_line(e, "size_t j%d = rest;", k2);
-        if (da == y->d[k2] && y->d[k2] != 1) kn_emit_line(e, "ia += j%d * %lld;", k2, (long long)stride_a);
-        if (db == y->d[k2] && y->d[k2] != 1) kn_emit_line(e, "ib += j%d * %lld;", k2, (long long)stride_b);
-        if (da != KN_DIM_N) stride_a *= da;
-        if (db != KN_DIM_N) stride_b *= db;
-    }
+    kn_ops_emit_matmul_bcast(e, a, b, y);
     kn_emit_line(e, "kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, A + ia * %lld, %lld, "
                  "B + ib * %lld, %lld, 0.0f, Y + i * %lld, %lld);",
                  m, p, k, m * k, k, k * p, p, m * p, p);
@@ -233,6 +222,47 @@ static int64_t matmul_macs(const kn_graph *g, const kn_node *n)
     return r;
 }
 
+/* ---- gradients ---- */
+
+static kn_status linear_grad(kn_graph *g, const kn_node *n, const int *dy,
+                             const bool *need, int *dx, kn_diag *d)
+{
+    for (int i = 0; i < n->n_in; i++) dx[i] = -1;
+    if (dy[0] < 0) return KN_OK;
+    int x = n->in[0], w = n->in[1];
+    if (need[0]) {
+        int in[2] = {dy[0], w};
+        if ((dx[0] = kn_ops_grad_done(g, kn_ops_grad_node(g, n, KN_OP_MATMUL, "x", in, 2, 1), d)) < 0)
+            return KN_ERR;
+    }
+    if (need[1]) {
+        int in[2] = {dy[0], x};
+        kn_node *gw = kn_ops_grad_node(g, n, KN_OP_LINEAR_GRAD_WEIGHT, "weight", in, 2, 1);
+        if ((dx[1] = kn_ops_grad_done(g, gw, d)) < 0) return KN_ERR;
+    }
+    if (n->n_in > 2 && need[2]) {
+        kn_node *gb = kn_ops_grad_node(g, n, KN_OP_SUM_TO, "bias", &dy[0], 1, 1);
+        kn_ops_set_shape_attr(gb, "shape", &kn_graph_value(g, n->in[2])->shape);
+        if ((dx[2] = kn_ops_grad_done(g, gb, d)) < 0) return KN_ERR;
+    }
+    return KN_OK;
+}
+
+static kn_status matmul_grad(kn_graph *g, const kn_node *n, const int *dy,
+                             const bool *need, int *dx, kn_diag *d)
+{
+    static const char *const tag[2] = {"a", "b"};
+    for (int i = 0; i < 2; i++) {
+        dx[i] = -1;
+        if (dy[0] < 0 || !need[i]) continue;
+        int in[3] = {dy[0], n->in[0], n->in[1]};
+        kn_node *gn = kn_ops_grad_node(g, n, KN_OP_MATMUL_GRAD, tag[i], in, 3, 1);
+        kn_node_set_attr_i(gn, "which", i);
+        if ((dx[i] = kn_ops_grad_done(g, gn, d)) < 0) return KN_ERR;
+    }
+    return KN_OK;
+}
+
 static const kn_arg_spec linear_args[] = {
     {"out", KN_ATTR_INT, true, 0, 0, NULL},
     {"bias", KN_ATTR_BOOL, false, 1, 0, NULL},
@@ -242,9 +272,9 @@ static const kn_arg_spec linear_args[] = {
 const kn_op_def kn_op_def_linear = {
     .name = "linear", .min_inputs = 1, .max_inputs = 1, .args = linear_args,
     .add_params = linear_add_params, .infer = linear_infer, .emit_c = linear_emit,
-    .macs = linear_macs,
+    .grad = linear_grad, .macs = linear_macs,
 };
 const kn_op_def kn_op_def_matmul = {
     .name = "matmul", .min_inputs = 2, .max_inputs = 2,
-    .infer = matmul_infer, .emit_c = matmul_emit, .macs = matmul_macs,
+    .infer = matmul_infer, .emit_c = matmul_emit, .grad = matmul_grad, .macs = matmul_macs,
 };

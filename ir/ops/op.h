@@ -39,6 +39,31 @@ typedef enum {
     KN_OP_CROSS_ENTROPY,
     KN_OP_MSE,
     KN_OP_ACCUMULATE_GRAD,
+    KN_OP_LINEAR_GRAD_WEIGHT, /* backward ops, built by gradient rules */
+    KN_OP_MATMUL_GRAD,
+    KN_OP_SUM_TO,
+    KN_OP_REDUCE_GRAD,
+    KN_OP_RELU_GRAD,
+    KN_OP_LEAKY_RELU_GRAD,
+    KN_OP_GELU_GRAD,
+    KN_OP_SIGMOID_GRAD,
+    KN_OP_TANH_GRAD,
+    KN_OP_SOFTMAX_GRAD,
+    KN_OP_LOG_SOFTMAX_GRAD,
+    KN_OP_BATCHNORM_GRAD,
+    KN_OP_DROPOUT_GRAD,
+    KN_OP_CROSS_ENTROPY_GRAD,
+    KN_OP_MSE_GRAD,
+    KN_OP_CONV2D,             /* conv.c, pool.c, optim.c */
+    KN_OP_CONV2D_GRAD_INPUT,
+    KN_OP_CONV2D_GRAD_WEIGHT,
+    KN_OP_MAX_POOL2D,
+    KN_OP_AVG_POOL2D,
+    KN_OP_GLOBAL_AVG_POOL,
+    KN_OP_MAX_POOL2D_GRAD,
+    KN_OP_AVG_POOL2D_GRAD,
+    KN_OP_SGD_STEP,
+    KN_OP_ADAM_STEP,
     KN_OP_COUNT
 } kn_op_id;
 
@@ -101,6 +126,8 @@ typedef struct kn_op_def {
 const kn_op_def *kn_op_get(int op);
 /* Looks an op up by model-file name; -1 if unknown. */
 int kn_op_lookup(const char *name);
+/* Looks up any op by name, internal ones included (for passes). */
+int kn_op_lookup_any(const char *name);
 /* Nearest op name for a typo ("rellu" -> "relu"), or NULL if nothing close. */
 const char *kn_op_suggest(const char *name);
 

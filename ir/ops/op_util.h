@@ -128,4 +128,65 @@ static inline int64_t kn_ops_dims_const(const kn_shape *s, int from, int to)
     return c;
 }
 
+/* ---- gradient rules ---- */
+
+/* Adds the backward node "<fwd>.grad.<tag>" of `op` reading `in`.  The
+ * caller sets its attributes, then calls kn_ops_grad_done. */
+static inline kn_node *kn_ops_grad_node(kn_graph *g, const kn_node *fwd, int op,
+                                        const char *tag, const int *in, int n_in,
+                                        int n_out)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s.grad.%s", fwd->name, tag);
+    return kn_graph_add_node(g, op, name, in, n_in, n_out);
+}
+
+/* Runs the shape rule of a node from kn_ops_grad_node; its first output's
+ * id, or -1 with a diag. */
+static inline int kn_ops_grad_done(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    return kn_op_finish(g, n, d) == KN_OK ? n->out[0] : -1;
+}
+
+/* Stores a shape as an INTS attribute (the batch dim as -1, KN_DIM_N). */
+static inline void kn_ops_set_shape_attr(kn_node *n, const char *name, const kn_shape *s)
+{
+    kn_node_set_attr_ints(n, name, s->d, s->rank);
+}
+
+/* Reads a shape stored by kn_ops_set_shape_attr; false when absent. */
+static inline bool kn_ops_shape_attr(const kn_node *n, const char *name, kn_shape *s)
+{
+    const kn_attr *a = kn_node_attr(n, name);
+    if (!a || a->kind != KN_ATTR_INTS || a->n > KN_MAX_RANK) return false;
+    s->rank = a->n;
+    for (int i = 0; i < a->n; i++) s->d[i] = a->ints[i];
+    return true;
+}
+
+/* Emits, inside a loop over the flat index `i` of y's leading (matrix
+ * batch) dims, `ia` and `ib`: the matching matrix indices of operands a
+ * and b under torch.matmul's broadcasting.  Shared by matmul and its
+ * gradient. */
+static inline void kn_ops_emit_matmul_bcast(kn_emit *e, const kn_shape *a, const kn_shape *b,
+                                            const kn_shape *y)
+{
+    int lr = y->rank - 2;
+    kn_emit_line(e, "size_t rest = i, ia = 0, ib = 0;");
+    int64_t stride_a = 1, stride_b = 1;
+    for (int k2 = lr - 1; k2 >= 0; k2--) {
+        int ja = k2 - (lr - (a->rank - 2)), jb = k2 - (lr - (b->rank - 2));
+        int64_t da = ja < 0 ? 1 : a->d[ja], db = jb < 0 ? 1 : b->d[jb];
+        char ext[32];
+        if (y->d[k2] == KN_DIM_N) snprintf(ext, sizeof ext, "(size_t)n");
+        else snprintf(ext, sizeof ext, "%lld", (long long)y->d[k2]);
+        if (k2 > 0) kn_emit_line(e, "size_t j%d = rest %% %s; rest /= %s;", k2, ext, ext);
+        else kn_emit_line(e, "size_t j%d = rest;", k2);
+        if (da == y->d[k2] && y->d[k2] != 1) kn_emit_line(e, "ia += j%d * %lld;", k2, (long long)stride_a);
+        if (db == y->d[k2] && y->d[k2] != 1) kn_emit_line(e, "ib += j%d * %lld;", k2, (long long)stride_b);
+        if (da != KN_DIM_N) stride_a *= da;
+        if (db != KN_DIM_N) stride_b *= db;
+    }
+}
+
 #endif

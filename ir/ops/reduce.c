@@ -7,6 +7,10 @@
  * without dim it indexes the flattened tensor.  The reduced dims are viewed
  * as [outer, R, inner]; sums accumulate in double so results do not depend
  * on the loop order the compiler picks.
+ * Gradients: reduce_grad(dy, shape, lo, hi, mean) broadcasts dy back over
+ * the reduced dims [lo, hi) of the input shape `shape` (divided by their
+ * element count for mean, which includes n when the batch dim is reduced).
+ * argmax has none.
  */
 #include "op_util.h"
 
@@ -124,6 +128,66 @@ static kn_status reduce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     return KN_OK;
 }
 
+/* ---- reduce_grad ---- */
+
+static kn_status reduce_grad_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    if (kn_ops_want_f32(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    kn_shape x;
+    int64_t lo = kn_node_attr_i(n, "lo", -1), hi = kn_node_attr_i(n, "hi", -1);
+    if (!kn_ops_shape_attr(n, "shape", &x) || lo < 0 || hi <= lo || hi > x.rank)
+        return kn_op_error(d, g, n, "needs attributes shape, lo < hi <= rank");
+    int64_t want, have;
+    kn_shape kept = x;
+    for (int64_t i = lo; i < hi; i++) kept.d[i] = 1;
+    if (!kn_shape_numel_per_sample(&kept, &want) ||
+        !kn_shape_numel_per_sample(&kn_graph_value(g, n->in[0])->shape, &have) || want != have ||
+        kn_shape_is_batched(&kept) != kn_shape_is_batched(&kn_graph_value(g, n->in[0])->shape)) {
+        char s1[128], s2[128];
+        kn_shape_format(KN_F32, &x, s1, sizeof s1);
+        kn_ops_fmt(g, n->in[0], s2, sizeof s2);
+        return kn_op_error(d, g, n, "gradient %s does not fit %s reduced over dims [%lld, %lld)",
+                           s2, s1, (long long)lo, (long long)hi);
+    }
+    kn_ops_set_out(g, n, 0, KN_F32, &x);
+    return KN_OK;
+}
+
+static kn_status reduce_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *x = kn_graph_value(g, n->out[0]);
+    int lo = (int)kn_node_attr_i(n, "lo", 0), hi = (int)kn_node_attr_i(n, "hi", 0);
+    char outer[64], len[64], inner[64];
+    kn_ops_dims_expr(e, n->out[0], 0, lo, outer, sizeof outer);
+    kn_ops_dims_expr(e, n->out[0], lo, hi, len, sizeof len);
+    kn_ops_dims_expr(e, n->out[0], hi, x->shape.rank, inner, sizeof inner);
+    (void)g;
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    kn_emit_line(e, "const size_t R = %s, INNER = %s;", len, inner);
+    if (kn_node_attr_i(n, "mean", 0)) kn_emit_line(e, "const float s = (float)(1.0 / (double)R);");
+    else kn_emit_line(e, "const float s = 1.0f;");
+    kn_emit_line(e, "for (size_t o = 0; o < %s; o++)", outer);
+    kn_emit_line(e, "    for (size_t r = 0; r < R; r++)");
+    kn_emit_line(e, "        for (size_t i = 0; i < INNER; i++) dX[(o * R + r) * INNER + i] = dY[o * INNER + i] * s;");
+    return KN_OK;
+}
+
+static kn_status reduce_grad(kn_graph *g, const kn_node *n, const int *dy,
+                             const bool *need, int *dx, kn_diag *d)
+{
+    dx[0] = -1;
+    if (dy[0] < 0 || !need[0]) return KN_OK;
+    int lo, hi;
+    if (reduce_range(g, n, d, &lo, &hi) != KN_OK) return KN_ERR;
+    kn_node *gn = kn_ops_grad_node(g, n, KN_OP_REDUCE_GRAD, "x", &dy[0], 1, 1);
+    kn_ops_set_shape_attr(gn, "shape", &kn_graph_value(g, n->in[0])->shape);
+    kn_node_set_attr_i(gn, "lo", lo);
+    kn_node_set_attr_i(gn, "hi", hi);
+    kn_node_set_attr_b(gn, "mean", n->op == KN_OP_MEAN);
+    return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
+}
+
 static const kn_arg_spec reduce_args[] = {
     {"dim", KN_ATTR_INTS, false, 0, 0, NULL},
     {"keepdim", KN_ATTR_BOOL, false, 0, 0, NULL},
@@ -132,13 +196,18 @@ static const kn_arg_spec reduce_args[] = {
 
 const kn_op_def kn_op_def_sum = {
     .name = "sum", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
-    .infer = reduce_infer, .emit_c = reduce_emit,
+    .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,
 };
 const kn_op_def kn_op_def_mean = {
     .name = "mean", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
-    .infer = reduce_infer, .emit_c = reduce_emit,
+    .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,
 };
 const kn_op_def kn_op_def_argmax = {
     .name = "argmax", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
     .infer = reduce_infer, .emit_c = reduce_emit,
+};
+const kn_op_def kn_op_def_reduce_grad = {
+    .name = "reduce_grad", .min_inputs = 1, .max_inputs = 1,
+    .infer = reduce_grad_infer, .emit_c = reduce_grad_emit,
+    .internal = true,
 };

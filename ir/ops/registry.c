@@ -15,6 +15,18 @@ extern const kn_op_def kn_op_def_sum, kn_op_def_mean, kn_op_def_argmax;
 extern const kn_op_def kn_op_def_cross_entropy, kn_op_def_mse;
 extern const kn_op_def kn_op_def_accumulate_grad;
 
+extern const kn_op_def kn_op_def_linear_grad_weight, kn_op_def_matmul_grad;
+extern const kn_op_def kn_op_def_sum_to, kn_op_def_reduce_grad;
+extern const kn_op_def kn_op_def_relu_grad, kn_op_def_leaky_relu_grad, kn_op_def_gelu_grad,
+    kn_op_def_sigmoid_grad, kn_op_def_tanh_grad;
+extern const kn_op_def kn_op_def_softmax_grad, kn_op_def_log_softmax_grad;
+extern const kn_op_def kn_op_def_batchnorm_grad, kn_op_def_dropout_grad;
+extern const kn_op_def kn_op_def_cross_entropy_grad, kn_op_def_mse_grad;
+extern const kn_op_def kn_op_def_conv2d, kn_op_def_conv2d_grad_input, kn_op_def_conv2d_grad_weight;
+extern const kn_op_def kn_op_def_max_pool2d, kn_op_def_avg_pool2d, kn_op_def_global_avg_pool,
+    kn_op_def_max_pool2d_grad, kn_op_def_avg_pool2d_grad;
+extern const kn_op_def kn_op_def_sgd_step, kn_op_def_adam_step;
+
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
     [KN_OP_MATMUL] = &kn_op_def_matmul,
@@ -39,6 +51,31 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_CROSS_ENTROPY] = &kn_op_def_cross_entropy,
     [KN_OP_MSE] = &kn_op_def_mse,
     [KN_OP_ACCUMULATE_GRAD] = &kn_op_def_accumulate_grad,
+    [KN_OP_LINEAR_GRAD_WEIGHT] = &kn_op_def_linear_grad_weight,
+    [KN_OP_MATMUL_GRAD] = &kn_op_def_matmul_grad,
+    [KN_OP_SUM_TO] = &kn_op_def_sum_to,
+    [KN_OP_REDUCE_GRAD] = &kn_op_def_reduce_grad,
+    [KN_OP_RELU_GRAD] = &kn_op_def_relu_grad,
+    [KN_OP_LEAKY_RELU_GRAD] = &kn_op_def_leaky_relu_grad,
+    [KN_OP_GELU_GRAD] = &kn_op_def_gelu_grad,
+    [KN_OP_SIGMOID_GRAD] = &kn_op_def_sigmoid_grad,
+    [KN_OP_TANH_GRAD] = &kn_op_def_tanh_grad,
+    [KN_OP_SOFTMAX_GRAD] = &kn_op_def_softmax_grad,
+    [KN_OP_LOG_SOFTMAX_GRAD] = &kn_op_def_log_softmax_grad,
+    [KN_OP_BATCHNORM_GRAD] = &kn_op_def_batchnorm_grad,
+    [KN_OP_DROPOUT_GRAD] = &kn_op_def_dropout_grad,
+    [KN_OP_CROSS_ENTROPY_GRAD] = &kn_op_def_cross_entropy_grad,
+    [KN_OP_MSE_GRAD] = &kn_op_def_mse_grad,
+    [KN_OP_CONV2D] = &kn_op_def_conv2d,
+    [KN_OP_CONV2D_GRAD_INPUT] = &kn_op_def_conv2d_grad_input,
+    [KN_OP_CONV2D_GRAD_WEIGHT] = &kn_op_def_conv2d_grad_weight,
+    [KN_OP_MAX_POOL2D] = &kn_op_def_max_pool2d,
+    [KN_OP_AVG_POOL2D] = &kn_op_def_avg_pool2d,
+    [KN_OP_GLOBAL_AVG_POOL] = &kn_op_def_global_avg_pool,
+    [KN_OP_MAX_POOL2D_GRAD] = &kn_op_def_max_pool2d_grad,
+    [KN_OP_AVG_POOL2D_GRAD] = &kn_op_def_avg_pool2d_grad,
+    [KN_OP_SGD_STEP] = &kn_op_def_sgd_step,
+    [KN_OP_ADAM_STEP] = &kn_op_def_adam_step,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,
@@ -54,6 +91,13 @@ int kn_op_lookup(const char *name)
 {
     for (int i = 0; i < KN_OP_COUNT; i++)
         if (kn_ops[i] && !kn_ops[i]->internal && strcmp(kn_ops[i]->name, name) == 0) return i;
+    return -1;
+}
+
+int kn_op_lookup_any(const char *name)
+{
+    for (int i = 0; i < KN_OP_COUNT; i++)
+        if (kn_ops[i] && strcmp(kn_ops[i]->name, name) == 0) return i;
     return -1;
 }
 

@@ -6,6 +6,7 @@
  * f32[N,1,28,28]; one entry may be -1 (inferred).  On an unbatched input
  * `shape` is the whole shape.  Neither may move or merge the batch dim N.
  * Emission is a copy (skipped when the planner gave both the same address).
+ * The gradient of either is dy reshaped back to the input's shape.
  */
 #include "op_util.h"
 
@@ -117,6 +118,22 @@ static kn_status emit_copy(kn_emit *e, const kn_graph *g, const kn_node *n)
     return KN_OK;
 }
 
+static kn_status reshape_grad(kn_graph *g, const kn_node *n, const int *dy,
+                              const bool *need, int *dx, kn_diag *d)
+{
+    dx[0] = -1;
+    if (dy[0] < 0 || !need[0]) return KN_OK;
+    const kn_shape *xs = &kn_graph_value(g, n->in[0])->shape;
+    if (kn_shape_equal(xs, &kn_graph_value(g, dy[0])->shape)) {
+        dx[0] = dy[0];
+        return KN_OK;
+    }
+    bool batched = kn_shape_is_batched(xs);
+    kn_node *gn = kn_ops_grad_node(g, n, KN_OP_RESHAPE, "x", &dy[0], 1, 1);
+    kn_node_set_attr_ints(gn, "shape", xs->d + (batched ? 1 : 0), xs->rank - (batched ? 1 : 0));
+    return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
+}
+
 static const kn_arg_spec flatten_args[] = {
     {"start_dim", KN_ATTR_INT, false, 1, 0, NULL},
     {"end_dim", KN_ATTR_INT, false, -1, 0, NULL},
@@ -129,9 +146,9 @@ static const kn_arg_spec reshape_args[] = {
 
 const kn_op_def kn_op_def_flatten = {
     .name = "flatten", .min_inputs = 1, .max_inputs = 1, .args = flatten_args,
-    .infer = flatten_infer, .emit_c = emit_copy,
+    .infer = flatten_infer, .emit_c = emit_copy, .grad = reshape_grad,
 };
 const kn_op_def kn_op_def_reshape = {
     .name = "reshape", .min_inputs = 1, .max_inputs = 1, .args = reshape_args,
-    .infer = reshape_infer, .emit_c = emit_copy,
+    .infer = reshape_infer, .emit_c = emit_copy, .grad = reshape_grad,
 };

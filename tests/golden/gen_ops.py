@@ -90,8 +90,8 @@ def binary(name, op, a, b, fn, b_batched=True):
 @case
 def linear_cases(rs):
     for name, shape, out, bias in [("linear_2d", (N, 8), 5, True),
-                                   ("linear_nobias", (N, 8), 3, False),
-                                   ("linear_3d", (N, 3, 8), 4, True)]:
+                                   ("linear_nobias", (N, 8), 3, False)]:
+        # linear takes f32[N, K] only (rank 3 is an error, see test_shapes.c)
         x = rand(rs, *shape)
         k = shape[-1]
         w = rand(rs, out, k, lo=-0.5, hi=0.5)
@@ -227,6 +227,117 @@ def loss_cases(rs):
     src = "model case_mse\ninput a: f32[N, 3, 2]\ninput b: f32[N, 3, 2]\nloss = mse(a, b)\noutput loss\n"
     emit("mse", src, {"a": a, "b": b},
          {"loss": F.mse_loss(torch.from_numpy(a), torch.from_numpy(b))})
+
+
+# ==== conv / pooling (ir/ops/conv.c, ir/ops/pool.c) ====
+# Forward cases, then the backward ops the gradient rules build, checked
+# against torch.autograd on the same geometry.
+
+def conv_args(kw):
+    return "".join(f", {k}={v}" for k, v in kw.items())
+
+
+def pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
+@case
+def conv_cases(rs):
+    for name, shape, out, kw in [
+            ("conv_basic", (N, 3, 8, 8), 4, {}),
+            ("conv_stride_pad", (N, 3, 9, 7), 5, {"kernel": "(3, 2)", "stride": "(2, 1)", "padding": "(1, 2)"}),
+            ("conv_dilation_nobias", (N, 2, 10, 10), 3, {"kernel": 3, "dilation": 2, "padding": 1,
+                                                         "bias": "false"}),
+            ("conv_groups", (N, 4, 6, 6), 6, {"kernel": 3, "groups": 2, "padding": 1}),
+            ("conv_depthwise", (N, 4, 7, 7), 4, {"kernel": 3, "groups": 4, "stride": 2, "padding": 1}),
+            ("conv_1x1", (N, 6, 5, 5), 3, {"kernel": 1}),
+            ("conv_1x1_stride2", (N, 6, 5, 5), 3, {"kernel": 1, "stride": 2})]:
+        x = rand(rs, *shape)
+        k = pair(eval(str(kw.get("kernel", 3))))
+        g = kw.get("groups", 1)
+        bias = kw.get("bias") != "false"
+        w = rand(rs, out, shape[1] // g, *k, lo=-0.5, hi=0.5)
+        b = rand(rs, out, lo=-0.5, hi=0.5)
+        src = (f"model case_{name}\ninput x: f32[{dims(shape)}]\n"
+               f"y = conv2d(x, {out}{conv_args(kw)})\noutput y\n")
+        y = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b) if bias else None,
+                     stride=pair(eval(str(kw.get("stride", 1)))), padding=pair(eval(str(kw.get("padding", 0)))),
+                     dilation=pair(eval(str(kw.get("dilation", 1)))), groups=g)
+        weights = {"y.weight": w}
+        if bias:
+            weights["y.bias"] = b
+        emit(name, src, {"x": x}, {"y": y}, weights)
+
+
+@case
+def conv_grad_cases(rs):
+    for name, shape, out, k, st, pad, dil, g in [
+            ("conv_grad_basic", (N, 3, 8, 8), 4, (3, 3), (1, 1), (0, 0), (1, 1), 1),
+            ("conv_grad_strided", (N, 3, 9, 7), 5, (3, 2), (2, 1), (1, 2), (1, 1), 1),
+            ("conv_grad_dilated_groups", (N, 4, 10, 10), 6, (3, 3), (2, 2), (1, 1), (2, 2), 2),
+            ("conv_grad_depthwise", (N, 4, 7, 7), 4, (3, 3), (2, 2), (1, 1), (1, 1), 4),
+            ("conv_grad_1x1", (N, 6, 5, 5), 3, (1, 1), (1, 1), (0, 0), (1, 1), 1)]:
+        x = torch.from_numpy(rand(rs, *shape)).requires_grad_()
+        w = torch.from_numpy(rand(rs, out, shape[1] // g, *k, lo=-0.5, hi=0.5)).requires_grad_()
+        y = F.conv2d(x, w, None, st, pad, dil, g)
+        dy = torch.from_numpy(rand(rs, *y.shape))
+        y.backward(dy)
+        geo = f"stride={st}, padding={pad}, dilation={dil}, groups={g}"
+        src = (f"model case_{name}_input\ninput dy: f32[{dims(dy.shape)}]\n"
+               f"input w: f32[{', '.join(str(s) for s in w.shape)}]\n"
+               f"dx = conv2d_grad_input(dy, w, {geo}, input_hw={tuple(shape[2:])})\noutput dx\n")
+        emit(name + "_input", src, {"dy": dy.numpy(), "w": w.detach().numpy()}, {"dx": x.grad})
+        src = (f"model case_{name}_weight\ninput dy: f32[{dims(dy.shape)}]\n"
+               f"input x: f32[{dims(shape)}]\n"
+               f"dw = conv2d_grad_weight(dy, x, kernel={k}, {geo})\noutput dw\n")
+        emit(name + "_weight", src, {"dy": dy.numpy(), "x": x.detach().numpy()}, {"dw": w.grad})
+
+
+@case
+def pool_cases(rs):
+    x = rand(rs, N, 3, 8, 8)
+    unary("max_pool2d_k2", x, "max_pool2d(x, 2)", lambda t: F.max_pool2d(t, 2))
+    x = rand(rs, N, 2, 7, 9, lo=-3, hi=-1)  # all negative: padding must not win
+    unary("max_pool2d_pad", x, "max_pool2d(x, kernel=3, stride=2, padding=1)",
+          lambda t: F.max_pool2d(t, 3, 2, 1))
+    unary("max_pool2d_rect", x, "max_pool2d(x, kernel=(2, 3), stride=(1, 2))",
+          lambda t: F.max_pool2d(t, (2, 3), (1, 2)))
+    x = rand(rs, N, 3, 8, 8)
+    unary("avg_pool2d_k2", x, "avg_pool2d(x, 2)", lambda t: F.avg_pool2d(t, 2))
+    x = rand(rs, N, 2, 7, 9)
+    unary("avg_pool2d_pad", x, "avg_pool2d(x, kernel=3, stride=2, padding=1)",
+          lambda t: F.avg_pool2d(t, 3, 2, 1))
+    unary("avg_pool2d_pad_exclude", x, "avg_pool2d(x, kernel=3, stride=2, padding=1, count_include_pad=false)",
+          lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=False))
+    x = rand(rs, N, 5, 6, 7)
+    unary("global_avg_pool", x, "global_avg_pool(x)", lambda t: F.adaptive_avg_pool2d(t, 1))
+
+
+@case
+def pool_grad_cases(rs):
+    for name, shape, k, st, pad in [("max_pool2d_grad_k2", (N, 3, 8, 8), (2, 2), (2, 2), (0, 0)),
+                                    ("max_pool2d_grad_overlap", (N, 2, 7, 9), (3, 3), (2, 2), (1, 1))]:
+        xn = rand(rs, *shape)
+        xn[0, 0, 0, :4] = 1.5  # ties inside a window: the first maximum takes the gradient
+        x = torch.from_numpy(xn).requires_grad_()
+        y = F.max_pool2d(x, k, st, pad)
+        dy = torch.from_numpy(rand(rs, *y.shape))
+        y.backward(dy)
+        src = (f"model case_{name}\ninput dy: f32[{dims(dy.shape)}]\ninput x: f32[{dims(shape)}]\n"
+               f"dx = max_pool2d_grad(dy, x, kernel={k}, stride={st}, padding={pad})\noutput dx\n")
+        emit(name, src, {"dy": dy.numpy(), "x": xn}, {"dx": x.grad})
+    for name, shape, k, st, pad, inc in [("avg_pool2d_grad_k2", (N, 3, 8, 8), (2, 2), (2, 2), (0, 0), True),
+                                         ("avg_pool2d_grad_pad", (N, 2, 7, 9), (3, 3), (2, 2), (1, 1), True),
+                                         ("avg_pool2d_grad_exclude", (N, 2, 7, 9), (3, 3), (2, 2), (1, 1), False),
+                                         ("avg_pool2d_grad_global", (N, 5, 6, 7), (6, 7), (6, 7), (0, 0), True)]:
+        x = torch.from_numpy(rand(rs, *shape)).requires_grad_()
+        y = F.avg_pool2d(x, k, st, pad, count_include_pad=inc)
+        dy = torch.from_numpy(rand(rs, *y.shape))
+        y.backward(dy)
+        src = (f"model case_{name}\ninput dy: f32[{dims(dy.shape)}]\n"
+               f"dx = avg_pool2d_grad(dy, kernel={k}, stride={st}, padding={pad}, "
+               f"count_include_pad={'true' if inc else 'false'}, input_hw={tuple(shape[2:])})\noutput dx\n")
+        emit(name, src, {"dy": dy.numpy()}, {"dx": x.grad})
 
 
 def main():

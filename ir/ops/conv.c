@@ -1,0 +1,562 @@
+/* conv.c — 2-D convolution (torch.nn.Conv2d) and its two backward ops.
+ *
+ * conv2d(x, out_channels, kernel=3, stride=1, padding=0, dilation=1,
+ *        groups=1, bias=true): x f32[N, C, H, W] -> y f32[N, out, OH, OW],
+ * creating `<node>.weight` [out, C/groups, kh, kw] and `<node>.bias` [out]
+ * with PyTorch's default initialisation.  kernel/stride/padding/dilation are
+ * one integer or a pair (h, w).
+ *
+ * Emission is im2col + kn_rt_sgemm per sample and group.  The im2col buffer
+ * is the node's second output `<node>.col` f32[C/groups*kh*kw, OH*OW]
+ * (not batched): the memory planner gives it arena space for the node's
+ * lifetime only, so no step allocates.  Nothing reads it after the node.
+ * A 1x1 kernel with stride 1 and no padding multiplies x directly (col is a
+ * 1-element placeholder then).
+ *
+ * Backward ops, built by the gradient rule (also callable from model files,
+ * which the golden tests use):
+ *   conv2d_grad_input(dy, w, stride, padding, dilation, groups, input_hw)
+ *       -> dx f32[N, C, H, W]           W^T dy per sample, then col2im
+ *   conv2d_grad_weight(dy, x, kernel, stride, padding, dilation, groups)
+ *       -> dw f32[out, C/groups, kh, kw] summed over the batch
+ * The bias gradient is sum(sum(dy, dim=(2, 3)), dim=0).
+ * Not supported: padding modes other than zeros, string padding ("same").
+ */
+#include "op_util.h"
+
+#include <limits.h>
+
+#define CONV_DIM_MAX (1 << 20) /* bound on kernel/stride/padding/dilation */
+
+typedef struct {
+    int64_t c, h, w;          /* input channels and size */
+    int64_t oc, oh, ow;       /* output channels and size */
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+} conv_geom;
+
+/* An int-or-pair attribute: kernel=3, kernel=(3, 5).  Absent/empty = dflt. */
+static kn_status conv_pair(kn_diag *d, const kn_graph *g, const kn_node *n, const char *name,
+                           int64_t dflt, int64_t min, int64_t out[2])
+{
+    const kn_attr *a = kn_node_attr(n, name);
+    out[0] = out[1] = dflt;
+    if (a && a->kind == KN_ATTR_INT) {
+        out[0] = out[1] = a->i;
+    } else if (a && a->kind == KN_ATTR_INTS && a->n == 1) {
+        out[0] = out[1] = a->ints[0];
+    } else if (a && a->kind == KN_ATTR_INTS && a->n == 2) {
+        out[0] = a->ints[0];
+        out[1] = a->ints[1];
+    } else if (a && !(a->kind == KN_ATTR_INTS && a->n == 0)) {
+        return kn_op_error(d, g, n, "%s must be one integer or a pair (h, w), got %d values", name,
+                           a->kind == KN_ATTR_INTS ? a->n : 0);
+    }
+    if (out[0] < min || out[1] < min || out[0] > CONV_DIM_MAX || out[1] > CONV_DIM_MAX)
+        return kn_op_error(d, g, n, "%s must be in [%lld, %d], got (%lld, %lld)", name, (long long)min,
+                           CONV_DIM_MAX, (long long)out[0], (long long)out[1]);
+    return KN_OK;
+}
+
+/* Input `i` must be f32[N, C, H, W] with fixed C, H, W. */
+static kn_status conv_want_nchw(kn_diag *d, const kn_graph *g, const kn_node *n, int i, const char *role)
+{
+    if (kn_ops_want_f32(d, g, n, i, role) != KN_OK) return KN_ERR;
+    const kn_shape *s = &kn_graph_value(g, n->in[i])->shape;
+    if (s->rank == 4 && s->d[1] > 0 && s->d[2] > 0 && s->d[3] > 0) return KN_OK;
+    char t[128];
+    kn_ops_fmt(g, n->in[i], t, sizeof t);
+    return kn_op_error(d, g, n, "expects a f32[N, C, H, W] %s, got %s", role, t);
+}
+
+/* Reads stride/padding/dilation/groups and derives the output size from
+ * g->c, h, w, kh, kw (already set).  `shape` names the input for messages. */
+static kn_status conv_geom_finish(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q,
+                                  const char *shape)
+{
+    int64_t s[2], p[2], dl[2];
+    if (conv_pair(d, g, n, "stride", 1, 1, s) != KN_OK) return KN_ERR;
+    if (conv_pair(d, g, n, "padding", 0, 0, p) != KN_OK) return KN_ERR;
+    if (conv_pair(d, g, n, "dilation", 1, 1, dl) != KN_OK) return KN_ERR;
+    q->sh = s[0], q->sw = s[1], q->ph = p[0], q->pw = p[1], q->dh = dl[0], q->dw = dl[1];
+    int64_t eh = q->dh * (q->kh - 1) + 1, ew = q->dw * (q->kw - 1) + 1;
+    int64_t hp = q->h + 2 * q->ph, wp = q->w + 2 * q->pw;
+    if (eh > hp || ew > wp)
+        return kn_op_error(d, g, n, "kernel %lldx%lld (dilation %lldx%lld, effective %lldx%lld) is larger "
+                           "than the padded input %lldx%lld (input %s, padding %lldx%lld)",
+                           (long long)q->kh, (long long)q->kw, (long long)q->dh, (long long)q->dw,
+                           (long long)eh, (long long)ew, (long long)hp, (long long)wp, shape,
+                           (long long)q->ph, (long long)q->pw);
+    q->oh = (hp - eh) / q->sh + 1;
+    q->ow = (wp - ew) / q->sw + 1;
+    int64_t k, ohw, k2;
+    if (!kn_mul_ok(q->c / q->groups, q->kh * q->kw, &k) || !kn_mul_ok(q->oh, q->ow, &ohw) ||
+        !kn_mul_ok(k, ohw, &k2) || k > INT_MAX || ohw > INT_MAX || q->oc > INT_MAX)
+        return kn_op_error(d, g, n, "input %s with kernel %lldx%lld is too large", shape, (long long)q->kh,
+                           (long long)q->kw);
+    return KN_OK;
+}
+
+/* Checks the channel counts against `groups`. */
+static kn_status conv_check_groups(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q,
+                                   const char *shape)
+{
+    q->groups = kn_node_attr_i(n, "groups", 1);
+    if (q->groups < 1)
+        return kn_op_error(d, g, n, "groups must be at least 1, got %lld", (long long)q->groups);
+    if (q->c % q->groups != 0)
+        return kn_op_error(d, g, n, "input channels %lld (input %s) are not divisible by groups=%lld",
+                           (long long)q->c, shape, (long long)q->groups);
+    if (q->oc % q->groups != 0)
+        return kn_op_error(d, g, n, "out_channels %lld is not divisible by groups=%lld", (long long)q->oc,
+                           (long long)q->groups);
+    return KN_OK;
+}
+
+static bool conv_is_1x1(const conv_geom *q)
+{
+    return q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && q->ph == 0 && q->pw == 0;
+}
+
+/* The im2col buffer's shape (a placeholder for the 1x1 fast path). */
+static kn_shape conv_col_shape(const conv_geom *q)
+{
+    int64_t one = 1, d[2] = {q->c / q->groups * q->kh * q->kw, q->oh * q->ow};
+    return conv_is_1x1(q) ? kn_shape_make(1, &one) : kn_shape_make(2, d);
+}
+
+/* Gives a node built with one output its im2col scratch output `<node>.col`. */
+static void conv_add_col_output(kn_graph *g, kn_node *n)
+{
+    if (n->n_out >= 2) return;
+    char name[512];
+    snprintf(name, sizeof name, "%s.col", n->name);
+    int vid = kn_graph_add_value(g, name, KN_VAL_NODE, KN_F32, NULL);
+    g->values[vid]->producer = n->id;
+    n->out[n->n_out++] = vid;
+}
+
+static kn_status conv_want_col(kn_diag *d, const kn_graph *g, const kn_node *n)
+{
+    if (n->n_out == 2) return KN_OK;
+    return kn_op_error(d, g, n, "internal: expects 2 outputs (result, im2col scratch), got %d", n->n_out);
+}
+
+/* ---- conv2d ---- */
+
+static kn_status conv_geom_forward(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q)
+{
+    if (conv_want_nchw(d, g, n, 0, "input") != KN_OK) return KN_ERR;
+    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
+    char s[128];
+    kn_ops_fmt(g, n->in[0], s, sizeof s);
+    q->c = x->d[1], q->h = x->d[2], q->w = x->d[3];
+    q->oc = kn_node_attr_i(n, "out_channels", 0);
+    if (q->oc < 1 || q->oc > INT_MAX)
+        return kn_op_error(d, g, n, "out_channels must be in [1, %d], got %lld", INT_MAX, (long long)q->oc);
+    int64_t k[2];
+    if (conv_pair(d, g, n, "kernel", 3, 1, k) != KN_OK) return KN_ERR;
+    q->kh = k[0], q->kw = k[1];
+    if (conv_check_groups(d, g, n, q, s) != KN_OK) return KN_ERR;
+    return conv_geom_finish(d, g, n, q, s);
+}
+
+static kn_status conv_add_params(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    conv_geom q;
+    if (conv_geom_forward(d, g, n, &q) != KN_OK) return KN_ERR;
+    conv_add_col_output(g, n);
+    if (n->n_in > 1) return KN_OK; /* already has its parameters (cloned graph) */
+    int64_t wd[4] = {q.oc, q.c / q.groups, q.kh, q.kw};
+    int64_t fan_in = wd[1] * q.kh * q.kw, fan_out = q.oc * q.kh * q.kw; /* torch's fan rule */
+    kn_shape ws = kn_shape_make(4, wd), bs = kn_shape_make(1, &q.oc);
+    kn_op_add_param(g, n, "weight", KN_VAL_PARAM, &ws, KN_INIT_KAIMING_UNIFORM, fan_in, fan_out);
+    if (kn_node_attr_i(n, "bias", 1))
+        kn_op_add_param(g, n, "bias", KN_VAL_PARAM, &bs, KN_INIT_BIAS_UNIFORM, fan_in, fan_out);
+    return KN_OK;
+}
+
+/* Parameter `i` (1 weight, 2 bias) must be f32 of exactly `want`. */
+static kn_status conv_want_param(kn_diag *d, const kn_graph *g, const kn_node *n, int i, const char *role,
+                                 const kn_shape *want)
+{
+    const kn_value *p = kn_graph_value(g, n->in[i]);
+    if (p->dtype == KN_F32 && kn_shape_equal(&p->shape, want)) return KN_OK;
+    char s[128], w[128];
+    kn_ops_fmt(g, n->in[i], s, sizeof s);
+    kn_shape_format(KN_F32, want, w, sizeof w);
+    return kn_op_error(d, g, n, "%s '%s' must be %s, got %s", role, p->name, w, s);
+}
+
+static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    conv_geom q;
+    if (conv_geom_forward(d, g, n, &q) != KN_OK) return KN_ERR;
+    if (conv_want_col(d, g, n) != KN_OK) return KN_ERR;
+    int want = kn_node_attr_i(n, "bias", 1) ? 3 : 2;
+    if (n->n_in != want)
+        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s), got %d", want,
+                           want == 3 ? ", bias" : "", n->n_in);
+    int64_t wd[4] = {q.oc, q.c / q.groups, q.kh, q.kw};
+    kn_shape ws = kn_shape_make(4, wd), bs = kn_shape_make(1, &q.oc);
+    if (conv_want_param(d, g, n, 1, "weight", &ws) != KN_OK) return KN_ERR;
+    if (want == 3 && conv_want_param(d, g, n, 2, "bias", &bs) != KN_OK) return KN_ERR;
+    kn_shape y = kn_graph_value(g, n->in[0])->shape;
+    y.d[1] = q.oc, y.d[2] = q.oh, y.d[3] = q.ow;
+    kn_shape col = conv_col_shape(&q);
+    kn_ops_set_out(g, n, 0, KN_F32, &y);
+    kn_ops_set_out(g, n, 1, KN_F32, &col);
+    return KN_OK;
+}
+
+/* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW). */
+static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src)
+{
+    long long k = q->c / q->groups * q->kh * q->kw, ohw = q->oh * q->ow;
+    kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) {", k);
+    e->indent++;
+    kn_emit_line(e, "const size_t c = r / %lld, ki = r / %lld %% %lld, kj = r %% %lld;",
+                 (long long)(q->kh * q->kw), (long long)q->kw, (long long)q->kh, (long long)q->kw);
+    kn_emit_line(e, "const float *Xc = %s + c * %lld;", src, (long long)(q->h * q->w));
+    kn_emit_line(e, "float *Cr = COL + r * %lld;", ohw);
+    kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
+    e->indent++;
+    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
+                 (long long)q->dh, (long long)q->ph);
+    kn_emit_line(e, "float *Co = Cr + oh * %lld;", (long long)q->ow);
+    kn_emit_line(e, "if (ih < 0 || ih >= %lld) {", (long long)q->h);
+    kn_emit_line(e, "    for (size_t ow = 0; ow < %lld; ow++) Co[ow] = 0.0f;", (long long)q->ow);
+    kn_emit_line(e, "    continue;");
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
+    kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] : 0.0f;", (long long)q->w,
+                 (long long)q->w);
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
+/* Prints the col2im of COL (K x OH*OW) added into one group `dst` (Cg x H x W). */
+static void conv_emit_col2im(kn_emit *e, const conv_geom *q, const char *dst)
+{
+    long long k = q->c / q->groups * q->kh * q->kw, ohw = q->oh * q->ow;
+    kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) {", k);
+    e->indent++;
+    kn_emit_line(e, "const size_t c = r / %lld, ki = r / %lld %% %lld, kj = r %% %lld;",
+                 (long long)(q->kh * q->kw), (long long)q->kw, (long long)q->kh, (long long)q->kw);
+    kn_emit_line(e, "float *Dc = %s + c * %lld;", dst, (long long)(q->h * q->w));
+    kn_emit_line(e, "const float *Cr = COL + r * %lld;", ohw);
+    kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
+    e->indent++;
+    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
+                 (long long)q->dh, (long long)q->ph);
+    kn_emit_line(e, "if (ih < 0 || ih >= %lld) continue;", (long long)q->h);
+    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
+    kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "    if (iw >= 0 && iw < %lld) Dc[ih * %lld + iw] += Cr[oh * %lld + ow];", (long long)q->w,
+                 (long long)q->w, (long long)q->ow);
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
+static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    conv_geom q;
+    if (conv_geom_forward(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    long long cg = q.c / q.groups, ocg = q.oc / q.groups, k = cg * q.kh * q.kw, ohw = q.oh * q.ow;
+    char samples[64];
+    kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
+    bool bias = n->n_in > 2, direct = conv_is_1x1(&q);
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    if (bias) kn_emit_bind_in(e, "B", n->in[2]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    kn_emit_bind_out(e, "COL", n->out[1]);
+    if (direct) kn_emit_line(e, "(void)COL; /* 1x1 kernel: x is its own im2col */");
+    kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
+    e->indent++;
+    kn_emit_line(e, "for (size_t gi = 0; gi < %lld; gi++) {", (long long)q.groups);
+    e->indent++;
+    kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg,
+                 (long long)(q.h * q.w));
+    kn_emit_line(e, "float *Yg = Y + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
+    if (bias) {
+        kn_emit_line(e, "for (size_t o = 0; o < %lld; o++)", ocg);
+        kn_emit_line(e, "    for (size_t i = 0; i < %lld; i++) Yg[o * %lld + i] = B[gi * %lld + o];", ohw, ohw,
+                     ocg);
+    }
+    if (!direct) conv_emit_im2col(e, &q, "Xg");
+    kn_emit_line(e, "kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, W + gi * %lld, %lld, %s, %lld, %s, Yg, %lld);",
+                 ocg, ohw, k, ocg * k, k, direct ? "Xg" : "COL", ohw, bias ? "1.0f" : "0.0f", ohw);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
+static int64_t conv_macs(const kn_graph *g, const kn_node *n)
+{
+    const kn_shape *y = &kn_graph_value(g, n->out[0])->shape;
+    const kn_shape *w = &kn_graph_value(g, n->in[1])->shape;
+    int64_t m;
+    if (!kn_mul_ok(kn_ops_dims_const(y, 1, 4), kn_ops_dims_const(w, 1, 4), &m)) return INT64_MAX;
+    return m;
+}
+
+/* Copies the geometry attributes of `src` (normalised to pairs) onto `dst`. */
+static void conv_copy_geom_attrs(kn_node *dst, const conv_geom *q, bool kernel)
+{
+    int64_t s[2] = {q->sh, q->sw}, p[2] = {q->ph, q->pw}, dl[2] = {q->dh, q->dw}, k[2] = {q->kh, q->kw};
+    if (kernel) kn_node_set_attr_ints(dst, "kernel", k, 2);
+    kn_node_set_attr_ints(dst, "stride", s, 2);
+    kn_node_set_attr_ints(dst, "padding", p, 2);
+    kn_node_set_attr_ints(dst, "dilation", dl, 2);
+    kn_node_set_attr_i(dst, "groups", q->groups);
+}
+
+static kn_status conv_grad(kn_graph *g, const kn_node *n, const int *dy, const bool *need, int *dx,
+                           kn_diag *d)
+{
+    for (int i = 0; i < n->n_in; i++) dx[i] = -1;
+    if (dy[0] < 0) return KN_OK;
+    conv_geom q;
+    if (conv_geom_forward(d, g, n, &q) != KN_OK) return KN_ERR;
+    char name[512];
+    int x = n->in[0], w = n->in[1];
+    if (need[0]) {
+        int in[2] = {dy[0], w};
+        snprintf(name, sizeof name, "%s.grad_input", n->name);
+        kn_node *b = kn_op_build(g, KN_OP_CONV2D_GRAD_INPUT, name, in, 2, 1, d);
+        if (!b) return KN_ERR;
+        conv_add_col_output(g, b);
+        conv_copy_geom_attrs(b, &q, false);
+        int64_t hw[2] = {q.h, q.w};
+        kn_node_set_attr_ints(b, "input_hw", hw, 2);
+        if (kn_op_finish(g, b, d) != KN_OK) return KN_ERR;
+        dx[0] = b->out[0];
+    }
+    if (n->n_in > 1 && need[1]) {
+        int in[2] = {dy[0], x};
+        snprintf(name, sizeof name, "%s.grad_weight", n->name);
+        kn_node *b = kn_op_build(g, KN_OP_CONV2D_GRAD_WEIGHT, name, in, 2, 1, d);
+        if (!b) return KN_ERR;
+        conv_add_col_output(g, b);
+        conv_copy_geom_attrs(b, &q, true);
+        if (kn_op_finish(g, b, d) != KN_OK) return KN_ERR;
+        dx[1] = b->out[0];
+    }
+    if (n->n_in > 2 && need[2]) {
+        int64_t hw[2] = {2, 3}, batch = 0;
+        snprintf(name, sizeof name, "%s.grad_bias_hw", n->name);
+        kn_node *s1 = kn_op_build(g, KN_OP_SUM, name, &dy[0], 1, 1, d);
+        if (!s1) return KN_ERR;
+        kn_node_set_attr_ints(s1, "dim", hw, 2);
+        if (kn_op_finish(g, s1, d) != KN_OK) return KN_ERR;
+        snprintf(name, sizeof name, "%s.grad_bias", n->name);
+        kn_node *s2 = kn_op_build(g, KN_OP_SUM, name, &s1->out[0], 1, 1, d);
+        if (!s2) return KN_ERR;
+        kn_node_set_attr_ints(s2, "dim", &batch, 1);
+        if (kn_op_finish(g, s2, d) != KN_OK) return KN_ERR;
+        dx[2] = s2->out[0];
+    }
+    return KN_OK;
+}
+
+/* ---- conv2d_grad_input(dy, w) ---- */
+
+static kn_status grad_input_geom(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q)
+{
+    if (conv_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (kn_ops_want_f32(d, g, n, 1, "weight") != KN_OK) return KN_ERR;
+    const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape, *w = &kn_graph_value(g, n->in[1])->shape;
+    char sw[128], sy[128];
+    kn_ops_fmt(g, n->in[1], sw, sizeof sw);
+    kn_ops_fmt(g, n->in[0], sy, sizeof sy);
+    if (w->rank != 4 || w->d[0] < 1 || w->d[1] < 1 || w->d[2] < 1 || w->d[3] < 1)
+        return kn_op_error(d, g, n, "expects a f32[out, C/groups, kh, kw] weight, got %s", sw);
+    int64_t hw[2];
+    if (conv_pair(d, g, n, "input_hw", 0, 1, hw) != KN_OK) return KN_ERR;
+    q->groups = kn_node_attr_i(n, "groups", 1);
+    if (q->groups < 1 || w->d[0] % q->groups != 0)
+        return kn_op_error(d, g, n, "groups=%lld does not divide the %lld filters of weight %s",
+                           (long long)q->groups, (long long)w->d[0], sw);
+    q->c = w->d[1] * q->groups, q->h = hw[0], q->w = hw[1];
+    q->oc = w->d[0], q->kh = w->d[2], q->kw = w->d[3];
+    char in[96];
+    snprintf(in, sizeof in, "[N,%lld,%lld,%lld]", (long long)q->c, (long long)q->h, (long long)q->w);
+    if (conv_geom_finish(d, g, n, q, in) != KN_OK) return KN_ERR;
+    if (dy->d[1] != q->oc || dy->d[2] != q->oh || dy->d[3] != q->ow)
+        return kn_op_error(d, g, n, "output gradient %s does not match weight %s on input %s "
+                           "(expected [N,%lld,%lld,%lld])", sy, sw, in, (long long)q->oc, (long long)q->oh,
+                           (long long)q->ow);
+    return KN_OK;
+}
+
+static kn_status grad_input_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    conv_geom q;
+    if (grad_input_geom(d, g, n, &q) != KN_OK) return KN_ERR;
+    if (conv_want_col(d, g, n) != KN_OK) return KN_ERR;
+    kn_shape x = kn_graph_value(g, n->in[0])->shape;
+    x.d[1] = q.c, x.d[2] = q.h, x.d[3] = q.w;
+    kn_shape col = conv_col_shape(&q);
+    kn_ops_set_out(g, n, 0, KN_F32, &x);
+    kn_ops_set_out(g, n, 1, KN_F32, &col);
+    return KN_OK;
+}
+
+static kn_status grad_input_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    conv_geom q;
+    if (grad_input_geom(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    long long cg = q.c / q.groups, ocg = q.oc / q.groups, k = cg * q.kh * q.kw, ohw = q.oh * q.ow;
+    char samples[64], count[64];
+    kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
+    kn_emit_numel(e, n->out[0], count, sizeof count);
+    bool direct = conv_is_1x1(&q);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    kn_emit_bind_out(e, "COL", n->out[1]);
+    if (direct) kn_emit_line(e, "(void)COL; /* 1x1 kernel: W^T dy is dx itself */");
+    else kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", count);
+    kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
+    e->indent++;
+    kn_emit_line(e, "for (size_t gi = 0; gi < %lld; gi++) {", (long long)q.groups);
+    e->indent++;
+    kn_emit_line(e, "const float *dYg = dY + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
+    kn_emit_line(e, "float *dXg = dX + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg,
+                 (long long)(q.h * q.w));
+    kn_emit_line(e, "kn_rt_sgemm(1, 0, %lld, %lld, %lld, 1.0f, W + gi * %lld, %lld, dYg, %lld, 0.0f, %s, %lld);",
+                 k, ohw, ocg, ocg * k, k, ohw, direct ? "dXg" : "COL", ohw);
+    if (!direct) conv_emit_col2im(e, &q, "dXg");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
+/* ---- conv2d_grad_weight(dy, x) ---- */
+
+static kn_status grad_weight_geom(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q)
+{
+    if (conv_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (conv_want_nchw(d, g, n, 1, "input") != KN_OK) return KN_ERR;
+    const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape, *x = &kn_graph_value(g, n->in[1])->shape;
+    char sx[128], sy[128];
+    kn_ops_fmt(g, n->in[1], sx, sizeof sx);
+    kn_ops_fmt(g, n->in[0], sy, sizeof sy);
+    q->c = x->d[1], q->h = x->d[2], q->w = x->d[3], q->oc = dy->d[1];
+    int64_t k[2];
+    if (conv_pair(d, g, n, "kernel", 3, 1, k) != KN_OK) return KN_ERR;
+    q->kh = k[0], q->kw = k[1];
+    if (conv_check_groups(d, g, n, q, sx) != KN_OK) return KN_ERR;
+    if (conv_geom_finish(d, g, n, q, sx) != KN_OK) return KN_ERR;
+    if (dy->d[0] != x->d[0] || dy->d[2] != q->oh || dy->d[3] != q->ow)
+        return kn_op_error(d, g, n, "output gradient %s does not match input %s (expected [%s,%lld,%lld,%lld])",
+                           sy, sx, x->d[0] == KN_DIM_N ? "N" : "B", (long long)q->oc, (long long)q->oh,
+                           (long long)q->ow);
+    return KN_OK;
+}
+
+static kn_status grad_weight_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    conv_geom q;
+    if (grad_weight_geom(d, g, n, &q) != KN_OK) return KN_ERR;
+    if (conv_want_col(d, g, n) != KN_OK) return KN_ERR;
+    int64_t wd[4] = {q.oc, q.c / q.groups, q.kh, q.kw};
+    kn_shape w = kn_shape_make(4, wd), col = conv_col_shape(&q);
+    kn_ops_set_out(g, n, 0, KN_F32, &w);
+    kn_ops_set_out(g, n, 1, KN_F32, &col);
+    return KN_OK;
+}
+
+static kn_status grad_weight_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    conv_geom q;
+    if (grad_weight_geom(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    long long cg = q.c / q.groups, ocg = q.oc / q.groups, k = cg * q.kh * q.kw, ohw = q.oh * q.ow;
+    char samples[64];
+    kn_ops_dims_expr(e, n->in[1], 0, 1, samples, sizeof samples);
+    bool direct = conv_is_1x1(&q);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_in(e, "X", n->in[1]);
+    kn_emit_bind_out(e, "dW", n->out[0]);
+    kn_emit_bind_out(e, "COL", n->out[1]);
+    if (direct) kn_emit_line(e, "(void)COL; /* 1x1 kernel: x is its own im2col */");
+    kn_emit_line(e, "memset(dW, 0, %lld * sizeof(float));", (long long)q.oc * k);
+    kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
+    e->indent++;
+    kn_emit_line(e, "for (size_t gi = 0; gi < %lld; gi++) {", (long long)q.groups);
+    e->indent++;
+    kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg,
+                 (long long)(q.h * q.w));
+    kn_emit_line(e, "const float *dYg = dY + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
+    if (!direct) conv_emit_im2col(e, &q, "Xg");
+    kn_emit_line(e, "kn_rt_sgemm(0, 1, %lld, %lld, %lld, 1.0f, dYg, %lld, %s, %lld, 1.0f, dW + gi * %lld, %lld);",
+                 ocg, k, ohw, ohw, direct ? "Xg" : "COL", ohw, ocg * k, k);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
+static kn_status conv_scratch_only(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    (void)d;
+    conv_add_col_output(g, n);
+    return KN_OK;
+}
+
+static const kn_arg_spec conv_args[] = {
+    {"out_channels", KN_ATTR_INT, true, 0, 0, NULL},
+    {"kernel", KN_ATTR_INTS, false, 0, 0, NULL}, /* empty = 3 */
+    {"stride", KN_ATTR_INTS, false, 0, 0, NULL}, /* empty = 1 */
+    {"padding", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"dilation", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"groups", KN_ATTR_INT, false, 1, 0, NULL},
+    {"bias", KN_ATTR_BOOL, false, 1, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
+static const kn_arg_spec grad_input_args[] = {
+    {"stride", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"padding", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"dilation", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"groups", KN_ATTR_INT, false, 1, 0, NULL},
+    {"input_hw", KN_ATTR_INTS, true, 0, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
+static const kn_arg_spec grad_weight_args[] = {
+    {"kernel", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"stride", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"padding", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"dilation", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"groups", KN_ATTR_INT, false, 1, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
+const kn_op_def kn_op_def_conv2d = {
+    .name = "conv2d", .min_inputs = 1, .max_inputs = 1, .args = conv_args,
+    .add_params = conv_add_params, .infer = conv_infer, .emit_c = conv_emit,
+    .grad = conv_grad, .macs = conv_macs,
+};
+const kn_op_def kn_op_def_conv2d_grad_input = {
+    .name = "conv2d_grad_input", .min_inputs = 2, .max_inputs = 2, .args = grad_input_args,
+    .add_params = conv_scratch_only, .infer = grad_input_infer, .emit_c = grad_input_emit,
+};
+const kn_op_def kn_op_def_conv2d_grad_weight = {
+    .name = "conv2d_grad_weight", .min_inputs = 2, .max_inputs = 2, .args = grad_weight_args,
+    .add_params = conv_scratch_only, .infer = grad_weight_infer, .emit_c = grad_weight_emit,
+};

@@ -1,0 +1,246 @@
+#!/usr/bin/python3
+"""Golden gradients for every differentiable op: tests/golden/grads/<case>/.
+
+Each case folder holds a one-op model file (model.kiln) whose `output` is the
+op's result y, its inputs as <name>.npy, parameter values as
+weights.safetensors when the op has parameters, the upstream gradient
+dy.npy (same shape as y), and what PyTorch computes in train mode (or eval
+mode when the file `eval` exists):
+    y.npy                      the forward output
+    <input>.grad.npy           dL/d<input> for every f32 input
+    <param>.grad.npy           dL/d<param> for every parameter ("y.weight")
+    <buffer>.npy               buffers after the step ("y.running_mean")
+with L = sum(y * dy).  tests/test_grads.c runs kiln's gradient rules on the
+same graph and compares (1e-5 abs + 1e-4 rel), then checks a few elements
+against central finite differences of kiln's own forward.
+
+Dropout masks come from kiln's Philox stream, not torch's, so dropout cases
+carry no expected values (the file `dropout` holds p); the test checks the
+mask's properties instead.
+
+Regenerate (deterministic, removes stale cases):
+    /usr/bin/python3 tests/golden/gen_grads.py
+"""
+import os
+import shutil
+import sys
+
+sys.dont_write_bytecode = True  # importing gen_ops must not leave a __pycache__
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gen_ops import write_safetensors, rand, dims
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "grads")
+N = 4
+
+cases = []
+
+
+def case(fn):
+    cases.append(fn)
+    return fn
+
+
+def away_from_zero(x, margin=0.05):
+    """Keeps kinks (relu at 0) out of the finite-difference step."""
+    x = x.copy()
+    x[np.abs(x) < margin] += 2 * margin
+    return x
+
+
+def save(d, name, v):
+    v = v.detach().numpy() if isinstance(v, torch.Tensor) else v
+    np.save(os.path.join(d, name + ".npy"), np.ascontiguousarray(v))
+
+
+def emit(name, src, inputs, fn, weights=None, buffers=None, eval_mode=False, extra=None):
+    """fn(tensors by name, incl. weights/buffers) -> y; grads via autograd."""
+    d = os.path.join(OUT, name)
+    os.makedirs(d)
+    with open(os.path.join(d, "model.kiln"), "w") as f:
+        f.write(src.strip() + "\n")
+    if eval_mode:
+        open(os.path.join(d, "eval"), "w").close()
+    t = {}
+    for k, v in inputs.items():
+        save(d, k, v)
+        t[k] = torch.from_numpy(v.copy())
+        if v.dtype == np.float32:
+            t[k].requires_grad_(True)
+    for k, v in (weights or {}).items():
+        t[k] = torch.from_numpy(v.copy()).requires_grad_(True)
+    for k, v in (buffers or {}).items():
+        t[k] = torch.from_numpy(v.copy())
+    if weights or buffers:
+        write_safetensors(os.path.join(d, "weights.safetensors"),
+                          {**(weights or {}), **(buffers or {})})
+    y = fn(t)
+    rs = np.random.RandomState(len(name))
+    dy = rs.uniform(-1, 1, size=tuple(y.shape)).astype(np.float32)
+    save(d, "dy", dy)
+    save(d, "y", y)
+    (y * torch.from_numpy(dy)).sum().backward()
+    for k, v in t.items():
+        if v.requires_grad:
+            save(d, k + ".grad", v.grad)
+    for k in buffers or {}:
+        save(d, k, t[k])  # updated in place by train-mode batchnorm
+    for k, v in (extra or {}).items():
+        with open(os.path.join(d, k), "w") as f:
+            f.write(v)
+
+
+def unary(name, x, call, fn):
+    src = f"model g_{name}\ninput x: f32[{dims(x.shape)}]\ny = {call}\noutput y\n"
+    emit(name, src, {"x": x}, lambda t: fn(t["x"]))
+
+
+def binary(name, op, a, b, fn, b_batched=True):
+    bdecl = dims(b.shape) if b_batched else ", ".join(str(s) for s in b.shape)
+    src = (f"model g_{name}\ninput a: f32[{dims(a.shape)}]\ninput b: f32[{bdecl}]\n"
+           f"y = {op}(a, b)\noutput y\n")
+    emit(name, src, {"a": a, "b": b}, lambda t: fn(t["a"], t["b"]))
+
+
+@case
+def linear_cases(rs):
+    for name, k, out, bias in [("linear", 8, 5, True), ("linear_nobias", 6, 3, False)]:
+        x = rand(rs, N, k)
+        w = rand(rs, out, k, lo=-0.5, hi=0.5)
+        wts = {"y.weight": w}
+        if bias:
+            wts["y.bias"] = rand(rs, out, lo=-0.5, hi=0.5)
+        call = f"linear(x, {out})" if bias else f"linear(x, {out}, bias=false)"
+        src = f"model g_{name}\ninput x: f32[N, {k}]\ny = {call}\noutput y\n"
+        emit(name, src, {"x": x},
+             lambda t, bias=bias: F.linear(t["x"], t["y.weight"], t["y.bias"] if bias else None),
+             wts)
+
+
+@case
+def matmul_cases(rs):
+    binary("matmul_batched", "matmul", rand(rs, N, 3, 6), rand(rs, N, 6, 5), torch.matmul)
+    binary("matmul_shared_b", "matmul", rand(rs, N, 3, 6), rand(rs, 6, 5), torch.matmul,
+           b_batched=False)
+    binary("matmul_bcast", "matmul", rand(rs, N, 1, 3, 4), rand(rs, 2, 4, 5), torch.matmul,
+           b_batched=False)
+
+
+@case
+def binary_cases(rs):
+    binary("add_same", "add", rand(rs, N, 3, 4), rand(rs, N, 3, 4), torch.add)
+    binary("add_bias_row", "add", rand(rs, N, 3, 4), rand(rs, 4), torch.add, b_batched=False)
+    binary("sub_bcast_1", "sub", rand(rs, N, 5), rand(rs, 1, 5), torch.sub, b_batched=False)
+    binary("mul_outer", "mul", rand(rs, N, 3, 1), rand(rs, N, 1, 4), torch.mul)
+    binary("mul_batch_bcast", "mul", rand(rs, N, 2, 3), rand(rs, 1, 2, 3), torch.mul,
+           b_batched=False)
+    binary("div_per_sample", "div", rand(rs, N, 3, 4), rand(rs, N, 1, 1, lo=0.5, hi=2.0),
+           torch.div)
+    binary("div_mid", "div", rand(rs, N, 3, 4), rand(rs, 3, 1, lo=0.5, hi=2.0), torch.div,
+           b_batched=False)
+
+
+@case
+def activation_cases(rs):
+    x = away_from_zero(rand(rs, N, 3, 5, lo=-4, hi=4))
+    unary("relu", x, "relu(x)", torch.relu)
+    unary("leaky_relu_slope", x, "leaky_relu(x, negative_slope=0.2)",
+          lambda t: F.leaky_relu(t, 0.2))
+    unary("gelu", x, "gelu(x)", F.gelu)
+    unary("sigmoid", x, "sigmoid(x)", torch.sigmoid)
+    unary("tanh", x, "tanh(x)", torch.tanh)
+
+
+@case
+def softmax_cases(rs):
+    x = rand(rs, N, 3, 4, lo=-3, hi=3)
+    unary("softmax_dim1", x, "softmax(x, dim=1)", lambda t: torch.softmax(t, 1))
+    unary("softmax_last", x, "softmax(x)", lambda t: torch.softmax(t, -1))
+    unary("log_softmax_last", x, "log_softmax(x)", lambda t: torch.log_softmax(t, -1))
+    unary("log_softmax_dim1", x, "log_softmax(x, dim=1)", lambda t: torch.log_softmax(t, 1))
+
+
+@case
+def batchnorm_cases(rs):
+    for name, shape, ev in [("batchnorm_train_2d", (N, 6), False),
+                            ("batchnorm_train_4d", (N, 3, 4, 5), False),
+                            ("batchnorm_eval_4d", (N, 3, 2, 3), True)]:
+        c = shape[1]
+        x = rand(rs, *shape)
+        wts = {"y.weight": rand(rs, c, lo=0.5, hi=1.5), "y.bias": rand(rs, c, lo=-0.5, hi=0.5)}
+        bufs = {"y.running_mean": rand(rs, c, lo=-1, hi=1),
+                "y.running_var": rand(rs, c, lo=0.2, hi=3.0)}
+        src = f"model g_{name}\ninput x: f32[{dims(shape)}]\ny = batchnorm(x)\noutput y\n"
+        emit(name, src, {"x": x},
+             lambda t, ev=ev: F.batch_norm(t["x"], t["y.running_mean"], t["y.running_var"],
+                                           t["y.weight"], t["y.bias"], training=not ev,
+                                           momentum=0.1, eps=1e-5),
+             wts, bufs, eval_mode=ev)
+
+
+@case
+def dropout_cases(rs):
+    x = away_from_zero(rand(rs, N, 64))
+    d = os.path.join(OUT, "dropout_train")
+    os.makedirs(d)
+    with open(os.path.join(d, "model.kiln"), "w") as f:
+        f.write("model g_dropout_train\ninput x: f32[N, 64]\ny = dropout(x, p=0.3)\noutput y\n")
+    with open(os.path.join(d, "dropout"), "w") as f:
+        f.write("0.3\n")
+    save(d, "x", x)
+    save(d, "dy", rand(rs, N, 64, lo=-1, hi=1))
+
+
+@case
+def reshape_cases(rs):
+    x = rand(rs, N, 2, 3, 4)
+    unary("flatten", x, "flatten(x)", lambda t: torch.flatten(t, 1))
+    unary("reshape_infer", rand(rs, N, 12), "reshape(x, shape=(3, -1))",
+          lambda t: t.reshape(N, 3, -1))
+
+
+@case
+def reduce_cases(rs):
+    x = rand(rs, N, 3, 5)
+    unary("sum_all", x, "sum(x)", torch.sum)
+    unary("sum_dim1", x, "sum(x, dim=1)", lambda t: t.sum(1))
+    unary("sum_dims12", x, "sum(x, dim=(1, 2))", lambda t: t.sum((1, 2)))
+    unary("mean_all", x, "mean(x)", torch.mean)
+    unary("mean_batch", x, "mean(x, dim=0)", lambda t: t.mean(0))
+    unary("mean_dim1_keepdim", x, "mean(x, dim=1, keepdim=true)", lambda t: t.mean(1, keepdim=True))
+
+
+@case
+def loss_cases(rs):
+    for name, ls in [("cross_entropy", None), ("cross_entropy_smooth", 0.1)]:
+        logits = rand(rs, N, 5, lo=-3, hi=3)
+        t = rs.randint(0, 5, size=(N,)).astype(np.int64)
+        call = "cross_entropy(logits, t)" if ls is None else \
+            f"cross_entropy(logits, t, label_smoothing={ls})"
+        src = (f"model g_{name}\ninput logits: f32[N, 5]\nlabel t: i64[N]\n"
+               f"loss = {call}\noutput loss\n")
+        emit(name, src, {"logits": logits, "t": t},
+             lambda tt, ls=ls: F.cross_entropy(tt["logits"], tt["t"], label_smoothing=ls or 0.0))
+    a, b = rand(rs, N, 3, 2), rand(rs, N, 3, 2)
+    src = "model g_mse\ninput a: f32[N, 3, 2]\ninput b: f32[N, 3, 2]\nloss = mse(a, b)\noutput loss\n"
+    emit("mse", src, {"a": a, "b": b}, lambda t: F.mse_loss(t["a"], t["b"]))
+
+
+def main():
+    if os.path.isdir(OUT):
+        shutil.rmtree(OUT)
+    os.makedirs(OUT)
+    for i, fn in enumerate(cases):
+        fn(np.random.RandomState(2000 + i))
+    n = len(os.listdir(OUT))
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(OUT) for f in fs)
+    print(f"{n} cases, {size} bytes in {os.path.relpath(OUT)}")
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

@@ -1,0 +1,137 @@
+/* test_train_e2e.c — training through the whole compiler: autodiff, the
+ * optimizer update phase, the generated train step and the runtime loop.
+ *
+ * Gradients are checked against central finite differences of the compiled
+ * loss (`gradcheck`), and short training runs must learn: the first loss of
+ * a fresh 10-class model is close to ln(10) and validation accuracy rises
+ * far above chance. */
+#include "testlib.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *tmp;
+static char fmnist[4096], mnist[4096];
+
+static int build(const char *model, const char *exe)
+{
+    char *out = NULL;
+    int rc = kt_run(&out, "'%s' build '%s/%s' -o '%s'", kt_kiln_bin(), kt_src_dir(), model, exe);
+    if (rc != 0) fprintf(stderr, "%s\n", out ? out : "");
+    /* A model with a loss and an optimizer must get a train phase. */
+    if (out && strstr(out, "without a train phase")) {
+        fprintf(stderr, "%s\n", out);
+        rc = 99;
+    }
+    free(out);
+    return rc;
+}
+
+static bool have_fashion(void) { return access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) == 0; }
+
+static void test_build_with_train_phase(void)
+{
+    CU_ASSERT_EQUAL_FATAL(build("models/fmnist_mlp.kiln", fmnist), 0);
+    CU_ASSERT_EQUAL_FATAL(build("models/mnist_mlp.kiln", mnist), 0);
+    char *out = NULL;
+    CU_ASSERT_EQUAL(kt_run(&out, "'%s' info", fmnist), 0);
+    KT_ASSERT_CONTAINS(out, "train");
+    free(out);
+}
+
+static void test_gradcheck_mlp(void)
+{
+    /* mnist_mlp: linear-relu-linear-cross_entropy. */
+    char *out = NULL;
+    int rc = kt_run(&out, "'%s' gradcheck --batch 4 --samples 12", mnist);
+    if (rc != 0) fprintf(stderr, "%s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    KT_ASSERT_CONTAINS(out, "fc0.weight");
+    KT_ASSERT_CONTAINS(out, "all parameters within tolerance");
+    free(out);
+}
+
+static void test_gradcheck_batchnorm_dropout(void)
+{
+    /* fmnist_mlp: batchnorm (batch statistics) and dropout (a fixed mask,
+     * since the step is held constant) in train mode. */
+    char *out = NULL;
+    int rc = kt_run(&out, "'%s' gradcheck --batch 16 --samples 12 --eps 3e-3", fmnist);
+    if (rc != 0) fprintf(stderr, "%s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    KT_ASSERT_CONTAINS(out, "bn0.weight");
+    KT_ASSERT_CONTAINS(out, "all parameters within tolerance");
+    free(out);
+}
+
+static double json_num(const char *line, const char *key)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    return p ? strtod(p + strlen(pat), NULL) : NAN;
+}
+
+static void test_short_training_learns(void)
+{
+    if (!have_fashion()) {
+        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
+        return;
+    }
+    char *out = NULL;
+    int rc = kt_run(&out, "'%s' train --epochs 2 --limit 4000 --json --quiet 2>/dev/null", fmnist);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    /* Two epoch lines, then the test evaluation. */
+    const char *e1 = strstr(out, "\"event\":\"epoch\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e1);
+    const char *e2 = strstr(e1 + 1, "\"event\":\"epoch\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e2);
+    double l1 = json_num(e1, "train_loss"), l2 = json_num(e2, "train_loss");
+    double val = json_num(e2, "val_acc");
+    printf("\n  epoch losses %.4f -> %.4f, val acc %.4f\n", l1, l2, val);
+    CU_ASSERT(l2 < l1);
+    CU_ASSERT(val > 0.70);
+    const char *ev = strstr(out, "\"event\":\"eval\"");
+    CU_ASSERT_PTR_NOT_NULL(ev);
+    if (ev) CU_ASSERT(json_num(ev, "accuracy") > 0.70);
+    free(out);
+}
+
+static void test_first_loss_is_ln10(void)
+{
+    /* One step on fresh weights: the loss of a 10-class model with
+     * PyTorch's default init is close to ln(10) = 2.303. */
+    if (!have_fashion()) {
+        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
+        return;
+    }
+    char *out = NULL;
+    int rc = kt_run(&out, "'%s' train --steps 1 --limit 256 --json --quiet 2>/dev/null", mnist);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    const char *e1 = strstr(out, "\"train_loss\":");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(e1);
+    double l = json_num(out, "train_loss");
+    printf("\n  first-step loss %.4f (ln 10 = 2.3026)\n", l);
+    CU_ASSERT(fabs(l - log(10.0)) < 0.15);
+    free(out);
+}
+
+int main(void)
+{
+    tmp = kt_tmp_dir("train");
+    snprintf(fmnist, sizeof fmnist, "%s/fmnist", tmp);
+    snprintf(mnist, sizeof mnist, "%s/mnist", tmp);
+    CU_TestInfo tests[] = {
+        {"models build with a train phase", test_build_with_train_phase},
+        {"gradcheck: mnist_mlp", test_gradcheck_mlp},
+        {"gradcheck: fmnist_mlp (batchnorm, dropout)", test_gradcheck_batchnorm_dropout},
+        {"first loss of a fresh model is ln(10)", test_first_loss_is_ln10},
+        {"two short epochs learn Fashion-MNIST", test_short_training_learns},
+        CU_TEST_INFO_NULL,
+    };
+    return kt_main("train_e2e", tests);
+}
