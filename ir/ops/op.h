@@ -139,9 +139,8 @@ kn_status kn_broadcast_shapes(const kn_shape *a, const kn_shape *b,
 /* Formats "op 'name'" + location prefix for messages. */
 kn_status kn_op_error(kn_diag *d, const kn_graph *g, const kn_node *n,
                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* For gradient rules and passes: adds a node of `op` with `n_out` outputs,
- * lets `set_attrs` (may be NULL) fill attributes, then runs the op's shape
- * rule.  Returns the node, or NULL with a diag. */
+/* For gradient rules and passes: adds a node of `op` with `n_out` outputs.
+ * Set its attributes, then call kn_op_finish to run its shape rule. */
 kn_node *kn_op_build(kn_graph *g, int op, const char *name, const int *in,
                      int n_in, int n_out, kn_diag *d);
 /* Runs the shape rule of a node built with kn_graph_add_node after its

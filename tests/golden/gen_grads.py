@@ -230,6 +230,36 @@ def loss_cases(rs):
     emit("mse", src, {"a": a, "b": b}, lambda t: F.mse_loss(t["a"], t["b"]))
 
 
+# ==== conv / pooling (ir/ops/conv.c, ir/ops/pool.c) ====
+@case
+def conv_pool_cases(rs):
+    for name, shape, out, k, kw in [
+            ("conv2d", (N, 3, 7, 7), 4, (3, 3), dict(padding=1)),
+            ("conv2d_strided_dilated_groups", (N, 4, 9, 8), 6, (3, 2),
+             dict(stride=(2, 1), padding=(1, 2), dilation=(2, 1), groups=2)),
+            ("conv2d_depthwise", (N, 4, 7, 7), 4, (3, 3), dict(stride=2, padding=1, groups=4)),
+            ("conv2d_1x1", (N, 6, 5, 5), 3, (1, 1), {})]:
+        x = rand(rs, *shape)
+        args = ", ".join([f"kernel={k}"] + [f"{a}={v}" for a, v in kw.items()])
+        g = kw.get("groups", 1)
+        wts = {"y.weight": rand(rs, out, shape[1] // g, *k, lo=-0.5, hi=0.5),
+               "y.bias": rand(rs, out, lo=-0.5, hi=0.5)}
+        src = f"model g_{name}\ninput x: f32[{dims(shape)}]\ny = conv2d(x, {out}, {args})\noutput y\n"
+        emit(name, src, {"x": x}, lambda t, kw=kw: F.conv2d(t["x"], t["y.weight"], t["y.bias"], **kw),
+             weights=wts)
+    # Distinct values (a shuffled grid) keep every window's maximum unique,
+    # so finite differences do not cross a tie.
+    x = (rs.permutation(N * 3 * 8 * 9).reshape(N, 3, 8, 9) * 0.01 - 1.0).astype(np.float32)
+    unary("max_pool2d", x, "max_pool2d(x, 2)", lambda t: F.max_pool2d(t, 2))
+    unary("max_pool2d_pad_overlap", x, "max_pool2d(x, kernel=3, stride=2, padding=1)",
+          lambda t: F.max_pool2d(t, 3, 2, 1))
+    x = rand(rs, N, 3, 7, 9)
+    unary("avg_pool2d", x, "avg_pool2d(x, 2)", lambda t: F.avg_pool2d(t, 2))
+    unary("avg_pool2d_pad_exclude", x, "avg_pool2d(x, kernel=3, stride=2, padding=1, count_include_pad=false)",
+          lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=False))
+    unary("global_avg_pool", x, "global_avg_pool(x)", lambda t: F.adaptive_avg_pool2d(t, 1))
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
