@@ -26,7 +26,6 @@
 
 #include <limits.h>
 
-#define CONV_DIM_MAX (1 << 20) /* bound on kernel/stride/padding/dilation */
 
 typedef struct {
     int64_t c, h, w;          /* input channels and size */
@@ -34,38 +33,12 @@ typedef struct {
     int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
 } conv_geom;
 
-/* An int-or-pair attribute: kernel=3, kernel=(3, 5).  Absent/empty = dflt. */
+/* kn_ops_int_pair with the same default for h and w. */
 static kn_status conv_pair(kn_diag *d, const kn_graph *g, const kn_node *n, const char *name,
                            int64_t dflt, int64_t min, int64_t out[2])
 {
-    const kn_attr *a = kn_node_attr(n, name);
-    out[0] = out[1] = dflt;
-    if (a && a->kind == KN_ATTR_INT) {
-        out[0] = out[1] = a->i;
-    } else if (a && a->kind == KN_ATTR_INTS && a->n == 1) {
-        out[0] = out[1] = a->ints[0];
-    } else if (a && a->kind == KN_ATTR_INTS && a->n == 2) {
-        out[0] = a->ints[0];
-        out[1] = a->ints[1];
-    } else if (a && !(a->kind == KN_ATTR_INTS && a->n == 0)) {
-        return kn_op_error(d, g, n, "%s must be one integer or a pair (h, w), got %d values", name,
-                           a->kind == KN_ATTR_INTS ? a->n : 0);
-    }
-    if (out[0] < min || out[1] < min || out[0] > CONV_DIM_MAX || out[1] > CONV_DIM_MAX)
-        return kn_op_error(d, g, n, "%s must be in [%lld, %d], got (%lld, %lld)", name, (long long)min,
-                           CONV_DIM_MAX, (long long)out[0], (long long)out[1]);
-    return KN_OK;
-}
-
-/* Input `i` must be f32[N, C, H, W] with fixed C, H, W. */
-static kn_status conv_want_nchw(kn_diag *d, const kn_graph *g, const kn_node *n, int i, const char *role)
-{
-    if (kn_ops_want_f32(d, g, n, i, role) != KN_OK) return KN_ERR;
-    const kn_shape *s = &kn_graph_value(g, n->in[i])->shape;
-    if (s->rank == 4 && s->d[1] > 0 && s->d[2] > 0 && s->d[3] > 0) return KN_OK;
-    char t[128];
-    kn_ops_fmt(g, n->in[i], t, sizeof t);
-    return kn_op_error(d, g, n, "expects a f32[N, C, H, W] %s, got %s", role, t);
+    const int64_t both[2] = {dflt, dflt};
+    return kn_ops_int_pair(d, g, n, name, both, min, out);
 }
 
 /* Reads stride/padding/dilation/groups and derives the output size from
@@ -145,7 +118,7 @@ static kn_status conv_want_col(kn_diag *d, const kn_graph *g, const kn_node *n)
 
 static kn_status conv_geom_forward(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q)
 {
-    if (conv_want_nchw(d, g, n, 0, "input") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, 0, "input") != KN_OK) return KN_ERR;
     const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
     char s[128];
     kn_ops_fmt(g, n->in[0], s, sizeof s);
@@ -374,7 +347,7 @@ static kn_status conv_grad(kn_graph *g, const kn_node *n, const int *dy, const b
 
 static kn_status grad_input_geom(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q)
 {
-    if (conv_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
     if (kn_ops_want_f32(d, g, n, 1, "weight") != KN_OK) return KN_ERR;
     const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape, *w = &kn_graph_value(g, n->in[1])->shape;
     char sw[128], sy[128];
@@ -449,8 +422,8 @@ static kn_status grad_input_emit(kn_emit *e, const kn_graph *g, const kn_node *n
 
 static kn_status grad_weight_geom(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q)
 {
-    if (conv_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
-    if (conv_want_nchw(d, g, n, 1, "input") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, 1, "input") != KN_OK) return KN_ERR;
     const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape, *x = &kn_graph_value(g, n->in[1])->shape;
     char sx[128], sy[128];
     kn_ops_fmt(g, n->in[1], sx, sizeof sx);

@@ -85,38 +85,35 @@ static inline void kn_ops_set_out(kn_graph *g, const kn_node *n, int k,
     y->shape_known = true;
 }
 
-/* C expression for the product of dims [from, to) of value `vid`:
- * "1", "784", "(size_t)n", "((size_t)n * 784)".  Only dim 0 can be `n`. */
+/* C expression for the product of dims [from, to) of value `vid`, where only
+ * dim 0 can be the runtime batch size `n`.  As size_t (`as_int` false):
+ * "1", "784", "(size_t)n", "((size_t)n * 784)"; as int for kn_rt_sgemm's
+ * sizes (`as_int` true): "784", "n", "n * 3". */
+static inline void kn_ops_dims_expr_as(kn_emit *e, int vid, int from, int to, bool as_int,
+                                       char *buf, size_t cap)
+{
+    const kn_value *v = kn_graph_value(e->g, vid);
+    int64_t c = 1;
+    bool sym = false;
+    for (int i = from; i < to; i++) {
+        if (v->shape.d[i] == KN_DIM_N) sym = true;
+        else c *= v->shape.d[i];
+    }
+    if (!sym) snprintf(buf, cap, "%lld", (long long)c);
+    else if (c == 1) snprintf(buf, cap, as_int ? "n" : "(size_t)n");
+    else snprintf(buf, cap, as_int ? "n * %lld" : "((size_t)n * %lld)", (long long)c);
+}
+
 static inline void kn_ops_dims_expr(kn_emit *e, int vid, int from, int to,
                                     char *buf, size_t cap)
 {
-    const kn_value *v = kn_graph_value(e->g, vid);
-    int64_t c = 1;
-    bool sym = false;
-    for (int i = from; i < to; i++) {
-        if (v->shape.d[i] == KN_DIM_N) sym = true;
-        else c *= v->shape.d[i];
-    }
-    if (!sym) snprintf(buf, cap, "%lld", (long long)c);
-    else if (c == 1) snprintf(buf, cap, "(size_t)n");
-    else snprintf(buf, cap, "((size_t)n * %lld)", (long long)c);
+    kn_ops_dims_expr_as(e, vid, from, to, false, buf, cap);
 }
 
-/* The same product as an int expression for kn_rt_sgemm's sizes:
- * "784", "n", "n * 3". */
 static inline void kn_ops_dims_int_expr(kn_emit *e, int vid, int from, int to,
                                         char *buf, size_t cap)
 {
-    const kn_value *v = kn_graph_value(e->g, vid);
-    int64_t c = 1;
-    bool sym = false;
-    for (int i = from; i < to; i++) {
-        if (v->shape.d[i] == KN_DIM_N) sym = true;
-        else c *= v->shape.d[i];
-    }
-    if (!sym) snprintf(buf, cap, "%lld", (long long)c);
-    else if (c == 1) snprintf(buf, cap, "n");
-    else snprintf(buf, cap, "n * %lld", (long long)c);
+    kn_ops_dims_expr_as(e, vid, from, to, true, buf, cap);
 }
 
 /* Product of the constant dims [from, to) (the batch dim counts as 1). */
@@ -187,6 +184,48 @@ static inline void kn_ops_emit_matmul_bcast(kn_emit *e, const kn_shape *a, const
         if (da != KN_DIM_N) stride_a *= da;
         if (db != KN_DIM_N) stride_b *= db;
     }
+}
+
+/* Bound on kernel/stride/padding/dilation: keeps every size product of the
+ * spatial ops far inside int64. */
+#define KN_OPS_SPATIAL_MAX (1 << 20)
+
+/* An int-or-pair attribute of the spatial ops: kernel=3, kernel=(3, 5).
+ * Absent or empty = (dflt[0], dflt[1]); each value must be in
+ * [min, KN_OPS_SPATIAL_MAX]. */
+static inline kn_status kn_ops_int_pair(kn_diag *d, const kn_graph *g, const kn_node *n,
+                                        const char *name, const int64_t dflt[2], int64_t min,
+                                        int64_t out[2])
+{
+    const kn_attr *a = kn_node_attr(n, name);
+    out[0] = dflt[0], out[1] = dflt[1];
+    if (a && a->kind == KN_ATTR_INT) {
+        out[0] = out[1] = a->i;
+    } else if (a && a->kind == KN_ATTR_INTS && a->n == 1) {
+        out[0] = out[1] = a->ints[0];
+    } else if (a && a->kind == KN_ATTR_INTS && a->n == 2) {
+        out[0] = a->ints[0];
+        out[1] = a->ints[1];
+    } else if (a && !(a->kind == KN_ATTR_INTS && a->n == 0)) {
+        return kn_op_error(d, g, n, "%s must be one integer or a pair (h, w), got %d values", name,
+                           a->kind == KN_ATTR_INTS ? a->n : 0);
+    }
+    if (out[0] < min || out[1] < min || out[0] > KN_OPS_SPATIAL_MAX || out[1] > KN_OPS_SPATIAL_MAX)
+        return kn_op_error(d, g, n, "%s must be in [%lld, %d], got (%lld, %lld)", name, (long long)min,
+                           KN_OPS_SPATIAL_MAX, (long long)out[0], (long long)out[1]);
+    return KN_OK;
+}
+
+/* Input `i` must be f32[N, C, H, W] with fixed C, H, W. */
+static inline kn_status kn_ops_want_nchw(kn_diag *d, const kn_graph *g, const kn_node *n, int i,
+                                         const char *role)
+{
+    if (kn_ops_want_f32(d, g, n, i, role) != KN_OK) return KN_ERR;
+    const kn_shape *s = &kn_graph_value(g, n->in[i])->shape;
+    if (s->rank == 4 && s->d[1] > 0 && s->d[2] > 0 && s->d[3] > 0) return KN_OK;
+    char t[128];
+    kn_ops_fmt(g, n->in[i], t, sizeof t);
+    return kn_op_error(d, g, n, "expects a f32[N, C, H, W] %s, got %s", role, t);
 }
 
 #endif

@@ -20,55 +20,20 @@
 
 #include <limits.h>
 
-#define POOL_DIM_MAX (1 << 20)
 
 typedef struct {
     int64_t c, h, w, oh, ow;
     int64_t kh, kw, sh, sw, ph, pw;
 } pool_geom;
 
-/* An int-or-pair attribute; absent/empty = (dflt0, dflt1). */
-static kn_status pool_pair(kn_diag *d, const kn_graph *g, const kn_node *n, const char *name,
-                           const int64_t dflt[2], int64_t min, int64_t out[2])
-{
-    const kn_attr *a = kn_node_attr(n, name);
-    out[0] = dflt[0], out[1] = dflt[1];
-    if (a && a->kind == KN_ATTR_INT) {
-        out[0] = out[1] = a->i;
-    } else if (a && a->kind == KN_ATTR_INTS && a->n == 1) {
-        out[0] = out[1] = a->ints[0];
-    } else if (a && a->kind == KN_ATTR_INTS && a->n == 2) {
-        out[0] = a->ints[0];
-        out[1] = a->ints[1];
-    } else if (a && !(a->kind == KN_ATTR_INTS && a->n == 0)) {
-        return kn_op_error(d, g, n, "%s must be one integer or a pair (h, w), got %d values", name,
-                           a->kind == KN_ATTR_INTS ? a->n : 0);
-    }
-    if (out[0] < min || out[1] < min || out[0] > POOL_DIM_MAX || out[1] > POOL_DIM_MAX)
-        return kn_op_error(d, g, n, "%s must be in [%lld, %d], got (%lld, %lld)", name, (long long)min,
-                           POOL_DIM_MAX, (long long)out[0], (long long)out[1]);
-    return KN_OK;
-}
-
-/* Input `i` must be f32[N, C, H, W] with fixed C, H, W. */
-static kn_status pool_want_nchw(kn_diag *d, const kn_graph *g, const kn_node *n, int i, const char *role)
-{
-    if (kn_ops_want_f32(d, g, n, i, role) != KN_OK) return KN_ERR;
-    const kn_shape *s = &kn_graph_value(g, n->in[i])->shape;
-    if (s->rank == 4 && s->d[1] > 0 && s->d[2] > 0 && s->d[3] > 0) return KN_OK;
-    char t[128];
-    kn_ops_fmt(g, n->in[i], t, sizeof t);
-    return kn_op_error(d, g, n, "expects a f32[N, C, H, W] %s, got %s", role, t);
-}
-
 /* Reads kernel/stride/padding for an input of c x h x w (set in q). */
 static kn_status pool_geom_read(kn_diag *d, const kn_graph *g, const kn_node *n, pool_geom *q,
                                 const char *shape)
 {
     int64_t none[2] = {0, 0}, k[2], s[2], p[2];
-    if (pool_pair(d, g, n, "kernel", none, 1, k) != KN_OK) return KN_ERR;
-    if (pool_pair(d, g, n, "stride", k, 1, s) != KN_OK) return KN_ERR;
-    if (pool_pair(d, g, n, "padding", none, 0, p) != KN_OK) return KN_ERR;
+    if (kn_ops_int_pair(d, g, n, "kernel", none, 1, k) != KN_OK) return KN_ERR;
+    if (kn_ops_int_pair(d, g, n, "stride", k, 1, s) != KN_OK) return KN_ERR;
+    if (kn_ops_int_pair(d, g, n, "padding", none, 0, p) != KN_OK) return KN_ERR;
     q->kh = k[0], q->kw = k[1], q->sh = s[0], q->sw = s[1], q->ph = p[0], q->pw = p[1];
     if (2 * q->ph > q->kh || 2 * q->pw > q->kw)
         return kn_op_error(d, g, n, "padding (%lld, %lld) must be at most half the kernel (%lld, %lld)",
@@ -86,7 +51,7 @@ static kn_status pool_geom_read(kn_diag *d, const kn_graph *g, const kn_node *n,
 /* Geometry of a forward pool (x = input 0) or of max_pool2d_grad (x = input 1). */
 static kn_status pool_geom_of_x(kn_diag *d, const kn_graph *g, const kn_node *n, int xi, pool_geom *q)
 {
-    if (pool_want_nchw(d, g, n, xi, "input") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, xi, "input") != KN_OK) return KN_ERR;
     const kn_shape *x = &kn_graph_value(g, n->in[xi])->shape;
     char s[128];
     kn_ops_fmt(g, n->in[xi], s, sizeof s);
@@ -243,7 +208,7 @@ static kn_status avgpool_grad(kn_graph *g, const kn_node *n, const int *dy, cons
 static kn_status maxpool_grad_infer(kn_graph *g, kn_node *n, kn_diag *d)
 {
     pool_geom q;
-    if (pool_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
     if (pool_geom_of_x(d, g, n, 1, &q) != KN_OK) return KN_ERR;
     const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape, *x = &kn_graph_value(g, n->in[1])->shape;
     if (dy->d[0] != x->d[0] || dy->d[1] != q.c || dy->d[2] != q.oh || dy->d[3] != q.ow) {
@@ -279,10 +244,10 @@ static kn_status maxpool_grad_emit(kn_emit *e, const kn_graph *g, const kn_node 
 
 static kn_status avgpool_grad_geom(kn_diag *d, const kn_graph *g, const kn_node *n, pool_geom *q)
 {
-    if (pool_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, 0, "output gradient") != KN_OK) return KN_ERR;
     const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape;
     int64_t none[2] = {0, 0}, hw[2];
-    if (pool_pair(d, g, n, "input_hw", none, 1, hw) != KN_OK) return KN_ERR;
+    if (kn_ops_int_pair(d, g, n, "input_hw", none, 1, hw) != KN_OK) return KN_ERR;
     q->c = dy->d[1], q->h = hw[0], q->w = hw[1];
     char s[128];
     snprintf(s, sizeof s, "[N,%lld,%lld,%lld]", (long long)q->c, (long long)q->h, (long long)q->w);
@@ -330,7 +295,7 @@ static kn_status avgpool_grad_emit(kn_emit *e, const kn_graph *g, const kn_node 
 
 static kn_status gap_infer(kn_graph *g, kn_node *n, kn_diag *d)
 {
-    if (pool_want_nchw(d, g, n, 0, "input") != KN_OK) return KN_ERR;
+    if (kn_ops_want_nchw(d, g, n, 0, "input") != KN_OK) return KN_ERR;
     kn_shape y = kn_graph_value(g, n->in[0])->shape;
     y.d[2] = y.d[3] = 1;
     kn_ops_set_out(g, n, 0, KN_F32, &y);
