@@ -231,11 +231,7 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
         if (!def->emit_c) return kn_diag_fail(d, "op '%s' has no C emission", def->name);
         if (def->emit_c(&e, g, n) != KN_OK) {
             if (!d->set) kn_diag_fail(d, "C emission failed for %s '%s'", def->name, n->name);
-            char msg[sizeof d->text];
-            snprintf(msg, sizeof msg, "%s", d->text);
-            if (n->loc.file)
-                return kn_diag_fail(d, "%s:%d:%d: error: %s", n->loc.file, n->loc.line, n->loc.col, msg);
-            return KN_ERR;
+            return kn_diag_locate(d, n);
         }
         kn_emit_close(&e);
     }

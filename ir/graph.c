@@ -34,7 +34,7 @@ void kn_attr_free(kn_attr *a)
     memset(a, 0, sizeof *a);
 }
 
-static void node_free(kn_node *n)
+void kn_node_free(kn_node *n)
 {
     if (!n) return;
     free(n->name);
@@ -48,7 +48,7 @@ void kn_graph_free(kn_graph *g)
 {
     if (!g) return;
     for (int i = 0; i < g->n_values; i++) value_free(g->values[i]);
-    for (int i = 0; i < g->n_nodes; i++) node_free(g->nodes[i]);
+    for (int i = 0; i < g->n_nodes; i++) kn_node_free(g->nodes[i]);
     free(g->values);
     free(g->nodes);
     for (int i = 0; i < g->meta.n_opt_attr; i++) kn_attr_free(&g->meta.opt_attrs[i]);
@@ -125,6 +125,14 @@ void kn_node_append_input(kn_node *n, int value_id)
 {
     n->in = kn_xrealloc(n->in, sizeof(int) * (size_t)(n->n_in + 1));
     n->in[n->n_in++] = value_id;
+}
+
+kn_status kn_diag_locate(kn_diag *d, const kn_node *n)
+{
+    if (!n->loc.file) return KN_ERR;
+    char msg[sizeof d->text];
+    snprintf(msg, sizeof msg, "%s", d->text);
+    return kn_diag_fail(d, "%s:%d:%d: error: %s", n->loc.file, n->loc.line, n->loc.col, msg);
 }
 
 kn_value *kn_graph_value(const kn_graph *g, int id)

@@ -153,6 +153,11 @@ kn_node *kn_graph_add_node(kn_graph *g, int op, const char *name,
                            const int *in, int n_in, int n_out);
 /* Appends an input (e.g. a parameter created by the op) to a node. */
 void kn_node_append_input(kn_node *n, int value_id);
+/* Frees a node that a pass has removed from g->nodes. */
+void kn_node_free(kn_node *n);
+/* Prefixes the message already in `d` with the node's source location
+ * ("file:line:col: error: "), when it has one.  Returns KN_ERR. */
+kn_status kn_diag_locate(kn_diag *d, const kn_node *n);
 
 kn_value *kn_graph_value(const kn_graph *g, int id);
 kn_node *kn_graph_node(const kn_graph *g, int id);

@@ -35,14 +35,6 @@ static bool *mark_requires_grad(const kn_graph *g)
     return req;
 }
 
-static kn_status located(kn_diag *d, const kn_node *n)
-{
-    if (!n->loc.file) return KN_ERR;
-    char msg[sizeof d->text];
-    snprintf(msg, sizeof msg, "%s", d->text);
-    return kn_diag_fail(d, "%s:%d:%d: error: %s", n->loc.file, n->loc.line, n->loc.col, msg);
-}
-
 /* grad[v] += contribution, adding an `add` node when v already has one. */
 static kn_status accumulate(kn_graph *g, int *grad, int v, int contrib, kn_diag *d)
 {
@@ -115,9 +107,9 @@ kn_status kn_pass_autodiff(kn_graph *g, kn_diag *d)
         const kn_op_def *def = kn_op_get(n->op);
         if (any && !def->grad) {
             kn_op_error(d, g, n, "has no gradient rule, so the model cannot be trained through it");
-            st = located(d, n);
+            st = kn_diag_locate(d, n);
         } else if (any && def->grad(g, n, dy, need, dx, d) != KN_OK) {
-            st = located(d, n);
+            st = kn_diag_locate(d, n);
         }
         for (int k = 0; k < n->n_in && st == KN_OK && any; k++) {
             if (!need[k] || dx[k] < 0) continue;
@@ -127,7 +119,7 @@ kn_status kn_pass_autodiff(kn_graph *g, kn_diag *d)
                 kn_shape_format(in->dtype, &in->shape, a, sizeof a);
                 kn_shape_format(gv->dtype, &gv->shape, b, sizeof b);
                 kn_op_error(d, g, n, "internal: gradient of input '%s' %s has shape %s", in->name, a, b);
-                st = located(d, n);
+                st = kn_diag_locate(d, n);
                 break;
             }
             st = accumulate(g, grad, n->in[k], dx[k], d);

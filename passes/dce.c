@@ -6,15 +6,6 @@
 
 #include <stdlib.h>
 
-static void free_node(kn_node *n)
-{
-    free(n->name);
-    free(n->in);
-    for (int i = 0; i < n->n_attr; i++) kn_attr_free(&n->attrs[i]);
-    free(n->attrs);
-    free(n);
-}
-
 kn_status kn_pass_dce(kn_graph *g, kn_diag *d)
 {
     bool *live_val = kn_xcalloc((size_t)g->n_values + 1, sizeof(bool));
@@ -34,7 +25,7 @@ kn_status kn_pass_dce(kn_graph *g, kn_diag *d)
         kn_node *n = g->nodes[i];
         if (!live_node[i]) {
             for (int k = 0; k < n->n_out; k++) g->values[n->out[k]]->producer = -2; /* dead */
-            free_node(n);
+            kn_node_free(n);
             continue;
         }
         n->id = w;

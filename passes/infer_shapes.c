@@ -9,14 +9,6 @@
 
 #include <stdio.h>
 
-static kn_status located(kn_diag *d, const kn_node *n)
-{
-    if (!n->loc.file) return KN_ERR;
-    char msg[sizeof d->text];
-    snprintf(msg, sizeof msg, "%s", d->text);
-    return kn_diag_fail(d, "%s:%d:%d: error: %s", n->loc.file, n->loc.line, n->loc.col, msg);
-}
-
 kn_status kn_pass_infer_shapes(kn_graph *g, kn_diag *d)
 {
     for (int i = 0; i < g->n_nodes; i++) {
@@ -26,13 +18,13 @@ kn_status kn_pass_infer_shapes(kn_graph *g, kn_diag *d)
             if (!g->values[n->in[k]]->shape_known)
                 return kn_diag_fail(d, "internal: input '%s' of node '%s' has no shape",
                                     g->values[n->in[k]]->name, n->name);
-        if (def->infer(g, n, d) != KN_OK) return located(d, n);
+        if (def->infer(g, n, d) != KN_OK) return kn_diag_locate(d, n);
         for (int k = 0; k < n->n_out; k++) {
             kn_value *v = g->values[n->out[k]];
             int64_t numel;
             if (!v->shape_known) {
                 kn_diag_fail(d, "internal: op '%s' left output %d of '%s' without a shape", def->name, k, n->name);
-                return located(d, n);
+                return kn_diag_locate(d, n);
             }
             /* 2^40 elements per sample is far beyond any real model and keeps
              * every later byte computation (x8, x batch) inside int64. */
@@ -40,7 +32,7 @@ kn_status kn_pass_infer_shapes(kn_graph *g, kn_diag *d)
                 char s[96];
                 kn_shape_format(v->dtype, &v->shape, s, sizeof s);
                 kn_diag_fail(d, "%s '%s': output %s is too large", def->name, n->name, s);
-                return located(d, n);
+                return kn_diag_locate(d, n);
             }
         }
     }

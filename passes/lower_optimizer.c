@@ -37,11 +37,7 @@ static void drop_forward_nodes(kn_graph *g)
             g->values[n->out[k]]->dead = true;
             g->values[n->out[k]]->producer = -1;
         }
-        free(n->name);
-        free(n->in);
-        for (int a = 0; a < n->n_attr; a++) kn_attr_free(&n->attrs[a]);
-        free(n->attrs);
-        free(n);
+        kn_node_free(n);
     }
     g->n_nodes = 0;
     g->n_outputs = 0;
