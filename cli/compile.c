@@ -9,20 +9,40 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-static void hash_file(const char *path, char out[17])
+static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-    const char *salt = "kiln " KILN_VERSION;
-    for (const char *s = salt; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++) h = (h ^ p[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* Mixes in the identity (size, mtime) of a file kiln's output depends on. */
+static uint64_t hash_file_identity(uint64_t h, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) return h;
+    int64_t id[2] = {(int64_t)st.st_size, (int64_t)st.st_mtime};
+    return fnv1a(h, id, sizeof id);
+}
+
+kn_status kn_cli_model_hash(const char *path, char out[17], kn_diag *d)
+{
+    uint64_t h = fnv1a(1469598103934665603ULL, "kiln " KILN_VERSION, strlen("kiln " KILN_VERSION));
+    /* A rebuilt driver or runtime may emit or link different code: cached
+     * executables must not outlive them. */
+    h = hash_file_identity(h, "/proc/self/exe");
+    h = hash_file_identity(h, KILN_RT_LIB);
     FILE *f = fopen(path, "rb");
-    if (f) {
-        int ch;
-        while ((ch = fgetc(f)) != EOF) h = (h ^ (unsigned char)ch) * 1099511628211ULL;
-        fclose(f);
-    }
+    if (!f) return kn_diag_fail(d, "%s: cannot open model file: %s", path, strerror(errno));
+    char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, f)) > 0) h = fnv1a(h, buf, got);
+    fclose(f);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return KN_OK;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -53,7 +73,7 @@ kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c
     if (ends_with(model_path, ".onnx"))
         return kn_diag_fail(d, "%s: ONNX import is not available in this build yet (it arrives with the ONNX frontend)", model_path);
     if (kn_parse_model_file(model_path, &c->model, d) != KN_OK) return KN_ERR;
-    hash_file(model_path, c->hash);
+    if (kn_cli_model_hash(model_path, c->hash, d) != KN_OK) return KN_ERR;
     c->infer = kn_graph_clone(c->model);
     if (kn_run_pipeline(c->infer, KN_MODE_EVAL, d) != KN_OK) return KN_ERR;
     if (kn_plan_memory(c->infer, &c->infer_plan, d) != KN_OK) return KN_ERR;

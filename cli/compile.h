@@ -14,13 +14,17 @@ typedef struct {
     kn_memplan train_plan;
     kn_graph *update;       /* optimizer step */
     kn_memplan update_plan;
-    char hash[17];          /* FNV-1a of the model source + kiln version */
+    char hash[17];          /* kn_cli_model_hash of the model file */
 } kn_compiled;
 
 /* Parses and runs the pipeline for every phase.  `with_train` builds the
  * train and update phases when the model has a loss and an optimizer. */
 kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c, kn_diag *d);
 void kn_cli_compiled_free(kn_compiled *c);
+
+/* Content hash identifying the executable built from `path`: the model
+ * source, kiln's version, and the driver and runtime builds. */
+kn_status kn_cli_model_hash(const char *path, char out[17], kn_diag *d);
 
 /* Emits C for `c` into `c_path` (atomically) and builds `exe_path`. */
 kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_path,

@@ -217,23 +217,18 @@ static int cmd_run(int argc, char **argv)
     if (argc < 3) return usage_error("run: expected MODEL and a SUBCOMMAND%s", "");
     if (argv[1][0] == '-') return usage_error("run: unknown option '%s'", argv[1]);
     const char *model = argv[1];
-    kn_compiled c;
+    char hash[17];
     kn_diag d;
     kn_diag_clear(&d);
-    /* The cache key needs the hash, which the compile computes; parsing is
-     * cheap next to the C compiler, which is what the cache saves. */
-    if (kn_cli_compile(model, true, &c, &d) != KN_OK) {
-        kn_cli_compiled_free(&c);
-        return report(&d);
-    }
+    /* A cache hit needs only the hash; the model is compiled on a miss. */
+    if (kn_cli_model_hash(model, hash, &d) != KN_OK) return report(&d);
     char dir[4096], exe[4400], ident[256], base[256];
     const char *cache = getenv("KILN_CACHE");
     const char *home = getenv("HOME");
-    if (cache && *cache) snprintf(dir, sizeof dir, "%s/%s", cache, c.hash);
-    else snprintf(dir, sizeof dir, "%s/.cache/kiln/%s", home && *home ? home : "/tmp", c.hash);
+    if (cache && *cache) snprintf(dir, sizeof dir, "%s/%s", cache, hash);
+    else snprintf(dir, sizeof dir, "%s/.cache/kiln/%s", home && *home ? home : "/tmp", hash);
     kn_c_ident(base_name_no_ext(model, base, sizeof base), ident, sizeof ident);
     snprintf(exe, sizeof exe, "%s/%s", dir, ident);
-    kn_cli_compiled_free(&c);
     if (access(exe, X_OK) != 0) {
         if (mkdir_p(dir) != 0) {
             fprintf(stderr, "kiln: cannot create cache folder %s: %s\n", dir, strerror(errno));
