@@ -3,6 +3,7 @@
 #include "kn_rt_arena.h"
 #include "kn_rt_blas.h"
 #include "kn_rt_cli.h"
+#include "kn_rt_inputs.h"
 #include "kn_rt_opt.h"
 #include "kn_rt_time.h"
 
@@ -23,30 +24,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
-}
-
-/* Random but valid inputs: uniform [0,1) features, labels in range of the
- * first output's classes so a loss node sees legal targets. */
-static void fill_inputs(kn_rt_ctx *ctx, const kn_rt_phase *ph, int n, uint64_t seed)
-{
-    const kn_rt_io *out = kn_rt_io_find(ph, KN_RT_IO_OUTPUT, NULL);
-    size_t classes = out && out->sample_numel ? out->sample_numel : 1;
-    for (int i = 0; i < ph->n_io; i++) {
-        if (ph->io_role[i] != KN_RT_IO_INPUT && ph->io_role[i] != KN_RT_IO_LABEL) continue;
-        const kn_rt_io *io = &ph->io[i];
-        size_t numel = io->batched ? io->sample_numel * (size_t)n : io->sample_numel;
-        void *p = kn_rt_io_ptr(ctx, ph, io, n);
-        for (size_t k = 0; k < numel; k++) {
-            float u = kn_rt_uniform(seed, 0x62656e6368ull + (uint64_t)i, k);
-            if (io->dtype == KN_RT_I64) ((int64_t *)p)[k] = (int64_t)(u * (float)classes) % (int64_t)classes;
-            else ((float *)p)[k] = u;
-        }
-    }
-}
-
-static size_t io_bytes(const kn_rt_io *io, int n)
-{
-    return (io->batched ? io->sample_numel * (size_t)n : io->sample_numel) * kn_rt_dtype_size(io->dtype);
 }
 
 int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
@@ -89,20 +66,12 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         ctx.grad_scale = 1.0f;
         ctx.lr = m->lr;
     }
-    fill_inputs(&ctx, ph, batch, seed);
-    /* The planner may reuse input slots for later values, so each call
-     * gets the inputs restored from this copy (outside the timed region). */
-    void *saved[64] = {0};
-    for (int i = 0; i < ph->n_io && i < 64; i++)
-        if (ph->io_role[i] == KN_RT_IO_INPUT || ph->io_role[i] == KN_RT_IO_LABEL) {
-            size_t bytes = io_bytes(&ph->io[i], batch);
-            saved[i] = malloc(bytes ? bytes : 1);
-            memcpy(saved[i], kn_rt_io_ptr(&ctx, ph, &ph->io[i], batch), bytes);
-        }
+    /* Inputs are restored before every call, outside the timed region. */
+    kn_rt_inputs inputs;
+    kn_rt_inputs_random(&inputs, ph, batch, seed, 0);
     double *ms = malloc(sizeof *ms * (size_t)iters);
     for (int i = 0; i < warmup + iters; i++) {
-        for (int k = 0; k < ph->n_io && k < 64; k++)
-            if (saved[k]) memcpy(kn_rt_io_ptr(&ctx, ph, &ph->io[k], batch), saved[k], io_bytes(&ph->io[k], batch));
+        kn_rt_inputs_restore(&inputs, &ctx);
         double t0 = kn_rt_now_ms();
         if (train) {
             /* Same step protocol as `train`: 0-based for the micro-batch,
@@ -141,7 +110,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         kn_cli_json(j);
     }
     free(ms);
-    for (int i = 0; i < 64; i++) free(saved[i]);
+    kn_rt_inputs_free(&inputs);
     kn_rt_ctx_close(&ctx);
     return KN_EXIT_OK;
 }

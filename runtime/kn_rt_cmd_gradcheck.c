@@ -8,6 +8,7 @@
 #include "kn_rt_arena.h"
 #include "kn_rt_cli.h"
 #include "kn_rt_init.h"
+#include "kn_rt_inputs.h"
 #include "kn_rt_opt.h"
 
 #include <math.h>
@@ -28,45 +29,16 @@ static const char HELP[] =
 typedef struct {
     kn_rt_ctx *ctx;
     const kn_rt_phase *ph;
-    int n;
-    void **saved;       /* per io: the inputs, restored before every call */
-    size_t *bytes;
+    kn_rt_inputs inputs;
 } gc_state;
-
-static size_t io_bytes(const kn_rt_io *io, int n)
-{
-    return (io->batched ? io->sample_numel * (size_t)n : io->sample_numel) * kn_rt_dtype_size(io->dtype);
-}
-
-static void make_inputs(gc_state *s, uint64_t seed)
-{
-    const kn_rt_io *out = kn_rt_io_find(s->ph, KN_RT_IO_OUTPUT, NULL);
-    size_t classes = out && out->sample_numel ? out->sample_numel : 1;
-    s->saved = calloc((size_t)s->ph->n_io, sizeof(void *));
-    s->bytes = calloc((size_t)s->ph->n_io, sizeof(size_t));
-    for (int i = 0; i < s->ph->n_io; i++) {
-        if (s->ph->io_role[i] != KN_RT_IO_INPUT && s->ph->io_role[i] != KN_RT_IO_LABEL) continue;
-        const kn_rt_io *io = &s->ph->io[i];
-        s->bytes[i] = io_bytes(io, s->n);
-        s->saved[i] = malloc(s->bytes[i] ? s->bytes[i] : 1);
-        size_t numel = s->bytes[i] / kn_rt_dtype_size(io->dtype);
-        for (size_t k = 0; k < numel; k++) {
-            if (io->dtype == KN_RT_I64)
-                ((int64_t *)s->saved[i])[k] = (int64_t)(kn_rt_uniform(seed, 0x6763ull + (uint64_t)i, k) * (float)classes) % (int64_t)classes;
-            else
-                ((float *)s->saved[i])[k] = kn_rt_normal(seed, 0x6763ull + (uint64_t)i, k);
-        }
-    }
-}
 
 /* Loss of one train-phase call (gradients accumulate into ctx->grads). */
 static double run_loss(gc_state *s)
 {
-    for (int i = 0; i < s->ph->n_io; i++)
-        if (s->saved[i]) memcpy(kn_rt_io_ptr(s->ctx, s->ph, &s->ph->io[i], s->n), s->saved[i], s->bytes[i]);
-    s->ph->run(s->ctx, s->n);
+    kn_rt_inputs_restore(&s->inputs, s->ctx);
+    s->ph->run(s->ctx, s->inputs.n);
     const kn_rt_io *loss = kn_rt_io_find(s->ph, KN_RT_IO_LOSS, NULL);
-    return loss ? (double)*(float *)kn_rt_io_ptr(s->ctx, s->ph, loss, s->n) : NAN;
+    return loss ? (double)*(float *)kn_rt_io_ptr(s->ctx, s->ph, loss, s->inputs.n) : NAN;
 }
 
 int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv)
@@ -99,8 +71,8 @@ int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv)
     ctx.training = 1;
     ctx.grad_scale = 1.0f;
     ctx.lr = 0.0f;
-    gc_state s = {&ctx, m->train, batch, NULL, NULL};
-    make_inputs(&s, seed);
+    gc_state s = {&ctx, m->train, {0}};
+    kn_rt_inputs_random(&s.inputs, m->train, batch, seed, 1);
     double loss0 = run_loss(&s);
     memcpy(analytic, ctx.grads, sizeof(float) * m->weights_numel);
     fprintf(c.out, "gradcheck: batch %d, loss %.6f, eps %g, %d samples per parameter\n", batch, loss0, eps, samples);
@@ -155,9 +127,7 @@ int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv)
         }
     }
     fprintf(c.out, "gradcheck: %s\n", failed ? "FAILED" : "all parameters within tolerance");
-    for (int i = 0; i < m->train->n_io; i++) free(s.saved[i]);
-    free(s.saved);
-    free(s.bytes);
+    kn_rt_inputs_free(&s.inputs);
     free(analytic);
     kn_rt_ctx_close(&ctx);
     return failed ? KN_EXIT_FAIL : KN_EXIT_OK;
