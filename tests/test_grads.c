@@ -31,7 +31,6 @@
 #include "passes/passes.h"
 
 #include <dirent.h>
-#include <libgen.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -61,45 +60,6 @@ static int file_exists(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0;
-}
-
-/* ---- the toolchain `kiln build` uses, from the build's kiln_config.h ---- */
-
-static char cfg_cc[512], cfg_inc[1024], cfg_lib[1024], cfg_link[2048], cfg_cflags[512];
-
-static void cfg_get(const char *text, const char *name, char *out, size_t cap)
-{
-    char key[128];
-    snprintf(key, sizeof key, "#define %s \"", name);
-    const char *p = strstr(text, key);
-    out[0] = 0;
-    if (!p) return;
-    p += strlen(key);
-    const char *q = strchr(p, '"');
-    if (!q || (size_t)(q - p) >= cap) return;
-    memcpy(out, p, (size_t)(q - p));
-    out[q - p] = 0;
-}
-
-static void load_toolchain(kn_toolchain *tc)
-{
-    char bin[4096], path[4096];
-    pathf(bin, sizeof bin, "%s", kt_kiln_bin());
-    pathf(path, sizeof path, "%s/generated/kiln_config.h", dirname(bin));
-    char *text = kt_read_file(path, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(text);
-    cfg_get(text, "KILN_C_COMPILER", cfg_cc, sizeof cfg_cc);
-    cfg_get(text, "KILN_RT_INCLUDE", cfg_inc, sizeof cfg_inc);
-    cfg_get(text, "KILN_RT_LIB", cfg_lib, sizeof cfg_lib);
-    cfg_get(text, "KILN_RT_LINK_FLAGS", cfg_link, sizeof cfg_link);
-    cfg_get(text, "KILN_RT_CFLAGS", cfg_cflags, sizeof cfg_cflags);
-    free(text);
-    tc->cc = getenv("KILN_CC") && *getenv("KILN_CC") ? getenv("KILN_CC") : cfg_cc;
-    tc->rt_include = cfg_inc;
-    tc->rt_lib = cfg_lib;
-    tc->link_flags = cfg_link;
-    tc->extra_cflags = cfg_cflags;
-    tc->opt_flags = "-O2";
 }
 
 /* ---- one case ---- */
@@ -486,7 +446,7 @@ static int cmp_str(const void *a, const void *b)
 static void test_all_cases(void)
 {
     kn_toolchain tc;
-    load_toolchain(&tc);
+    kt_toolchain(&tc);
     char dir[4096];
     pathf(dir, sizeof dir, "%s/tests/golden/grads", kt_src_dir());
     DIR *dp = opendir(dir);

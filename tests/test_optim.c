@@ -12,8 +12,8 @@
  *      renames its kn_rt_main to a driver appended here that loads the
  *      initial parameters, feeds each step's gradient into the gradient blob,
  *      calls the update phase with ctx->step = 1, 2, ... and prints the
- *      parameters; compiles it with kn_build_executable (a stub GEMM stands
- *      in for libkiln_rt: the update phase calls no kernel);
+ *      parameters; compiles and links it with libkiln_rt exactly as
+ *      `kiln build` does (kt_toolchain);
  *   4. compares every step's parameters with PyTorch's:
  *      |got - want| <= 1e-6 * |want| + 1e-7, and checks the gradient blob
  *      was zeroed by every step.
@@ -276,30 +276,12 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
     if (kn_emit_c_program(model, phases, 2, &opts, &src, &d) != KN_OK) goto fail;
     emit_driver(&src, &c, &w0, &b0, &gw, &gb);
 
-    char c_path[4096], stub_path[4096], exe[4096];
+    char c_path[4096], exe[4096];
     pathf(c_path, sizeof c_path, "%s/%s.c", tmp, cname);
-    pathf(stub_path, sizeof stub_path, "%s/stub_gemm.c", tmp);
     pathf(exe, sizeof exe, "%s/%s.exe", tmp, cname);
-    static const char stub[] =
-        "/* Naive GEMM standing in for libkiln_rt (only the infer phase, never run, calls it). */\n"
-        "void kn_rt_sgemm(int ta, int tb, int M, int N, int K, float alpha, const float *A, int lda,\n"
-        "                 const float *B, int ldb, float beta, float *C, int ldc)\n"
-        "{\n"
-        "    for (int i = 0; i < M; i++)\n"
-        "        for (int j = 0; j < N; j++) {\n"
-        "            float s = 0.0f;\n"
-        "            for (int k = 0; k < K; k++)\n"
-        "                s += (ta ? A[k * lda + i] : A[i * lda + k]) * (tb ? B[j * ldb + k] : B[k * ldb + j]);\n"
-        "            C[i * ldc + j] = alpha * s + (beta != 0.0f ? beta * C[i * ldc + j] : 0.0f);\n"
-        "        }\n"
-        "}\n";
-    CU_ASSERT_FATAL(kt_write_file(stub_path, stub, sizeof stub - 1) == 0);
     CU_ASSERT_FATAL(kt_write_file(c_path, src.s, src.len) == 0);
-    char rt_inc[4096];
-    pathf(rt_inc, sizeof rt_inc, "%s/runtime", kt_src_dir());
-    const char *cc = getenv("KILN_CC");
-    kn_toolchain tc = {.cc = cc && *cc ? cc : "cc", .rt_include = rt_inc, .rt_lib = stub_path,
-                       .link_flags = "", .extra_cflags = "", .opt_flags = "-O2"};
+    kn_toolchain tc;
+    kt_toolchain(&tc);
     if (kn_build_executable(&tc, c_path, exe, &d) != KN_OK) goto fail;
     char *log = NULL;
     int rc = kt_run(&log, "'%s'", exe);

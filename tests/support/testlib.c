@@ -1,6 +1,7 @@
 /* testlib.c — see testlib.h. */
 #define _GNU_SOURCE
 #include "testlib.h"
+#include "kiln_config.h"
 
 #include <CUnit/Basic.h>
 #include <errno.h>
@@ -57,6 +58,16 @@ int kt_run(char **out, const char *fmt, ...)
     if (out) *out = buf; else free(buf);
     if (WIFEXITED(st)) return WEXITSTATUS(st);
     return -1;
+}
+
+void kt_toolchain(kn_toolchain *tc)
+{
+    tc->cc = env_or("KILN_CC", KILN_C_COMPILER);
+    tc->rt_include = KILN_RT_INCLUDE;
+    tc->rt_lib = KILN_RT_LIB;
+    tc->link_flags = KILN_RT_LINK_FLAGS;
+    tc->extra_cflags = KILN_RT_CFLAGS;
+    tc->opt_flags = "-O2";
 }
 
 char *kt_read_file(const char *path, size_t *len)

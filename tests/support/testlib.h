@@ -10,6 +10,8 @@
 #include <CUnit/CUnit.h>
 #include <stddef.h>
 
+#include "codegen/codegen.h"
+
 const char *kt_kiln_bin(void);   /* $KILN_BIN, the kiln driver */
 const char *kt_src_dir(void);    /* $KILN_SRC, the source tree */
 /* A fresh scratch directory under $KILN_TEST_TMP (or /tmp), named after `tag`. */
@@ -19,6 +21,10 @@ const char *kt_tmp_dir(const char *tag);
  * (malloc'd, may be NULL to discard).  Returns the exit status, or -1 when
  * the command was killed by a signal (a crash is never a valid outcome). */
 int kt_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The toolchain `kiln build` uses (compiler, libkiln_rt, its link and
+ * sanitizer flags), for suites that drive codegen in-process. */
+void kt_toolchain(kn_toolchain *tc);
 
 char *kt_read_file(const char *path, size_t *len); /* malloc'd, NUL-terminated */
 int kt_write_file(const char *path, const void *data, size_t len);
