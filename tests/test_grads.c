@@ -30,13 +30,10 @@
 #include "ir/ops/op.h"
 #include "passes/passes.h"
 
-#include <dirent.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #define ABS_TOL 1e-5
 #define REL_TOL 1e-4
@@ -45,22 +42,6 @@
 #define FD_ABS 2e-3
 #define FD_SAMPLES 4
 #define MAX_T 16
-
-static void pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-    CU_ASSERT_FATAL(w >= 0 && (size_t)w < cap);
-}
-
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 /* ---- one case ---- */
 
@@ -103,26 +84,26 @@ static int build_case(gcase *c, const char *tmp, const kn_toolchain *tc)
     kn_diag d;
     kn_diag_clear(&d);
     kn_graph *g = NULL;
-    pathf(path, sizeof path, "%s/%s/model.kiln", c->dir, c->cname);
+    kt_pathf(path, sizeof path, "%s/%s/model.kiln", c->dir, c->cname);
     if (kn_parse_model_file(path, &g, &d) != KN_OK) {
         printf("  %s: parse failed: %s\n", c->cname, d.text);
         return 1;
     }
-    pathf(path, sizeof path, "%s/%s/eval", c->dir, c->cname);
-    kn_mode mode = file_exists(path) ? KN_MODE_EVAL : KN_MODE_TRAIN;
+    kt_pathf(path, sizeof path, "%s/%s/eval", c->dir, c->cname);
+    kn_mode mode = kt_file_exists(path) ? KN_MODE_EVAL : KN_MODE_TRAIN;
     g->mode = mode;
     int y = g->outputs[0];
     const kn_node *fwd = g->nodes[g->values[y]->producer];
     for (int i = 0; i < g->n_values; i++) {
         const kn_value *v = g->values[i];
         if ((v->kind == KN_VAL_INPUT || v->kind == KN_VAL_LABEL) && c->n_in < MAX_T)
-            pathf(c->in_names[c->n_in++], 128, "%s", v->name);
+            kt_pathf(c->in_names[c->n_in++], 128, "%s", v->name);
     }
     /* .npy scalars come back as [1]: a scalar dy is fed as f32[1]. */
     kn_shape dys_shape = g->values[y]->shape;
     if (dys_shape.rank == 0) dys_shape = (kn_shape){.rank = 1, .d = {1}};
     int dy = kn_graph_add_value(g, "dy", KN_VAL_INPUT, KN_F32, &dys_shape);
-    pathf(c->in_names[c->n_in++], 128, "dy");
+    kt_pathf(c->in_names[c->n_in++], 128, "dy");
 
     bool need[8] = {false};
     int dx[8];
@@ -145,7 +126,7 @@ static int build_case(gcase *c, const char *tmp, const kn_toolchain *tc)
         tensor_ref *t = &c->t[c->n_t];
         char cname[160];
         if (v->kind == KN_VAL_BUFFER) {
-            pathf(cname, sizeof cname, "after.%s", v->name);
+            kt_pathf(cname, sizeof cname, "after.%s", v->name);
             if (expose(g, fwd_in[i], cname, &d) != KN_OK) break;
             t->is_buffer = true;
         } else if (need[i]) {
@@ -154,14 +135,14 @@ static int build_case(gcase *c, const char *tmp, const kn_toolchain *tc)
                 kn_graph_free(g);
                 return 1;
             }
-            pathf(cname, sizeof cname, "grad.%s", v->name);
+            kt_pathf(cname, sizeof cname, "grad.%s", v->name);
             if (expose(g, dx[i], cname, &d) != KN_OK) break;
             t->is_buffer = false;
         } else {
             if (dx[i] >= 0) printf("  %s: unexpected gradient for '%s'\n", c->cname, v->name);
             continue;
         }
-        pathf(t->name, sizeof t->name, "%s", v->name);
+        kt_pathf(t->name, sizeof t->name, "%s", v->name);
         t->vid = fwd_in[i];
         t->is_param = v->kind == KN_VAL_PARAM || v->kind == KN_VAL_BUFFER;
         c->n_t++;
@@ -180,10 +161,10 @@ static int build_case(gcase *c, const char *tmp, const kn_toolchain *tc)
     kn_codegen_phase ph = {"infer", g, &plan};
     kn_codegen_opts opts = {"test", "cpu"};
     if (!bad && kn_emit_c_program(g, &ph, 1, &opts, &src, &d) != KN_OK) bad = 1;
-    pathf(path, sizeof path, "%s/%s.c", tmp, c->cname);
+    kt_pathf(path, sizeof path, "%s/%s.c", tmp, c->cname);
     if (!bad && kt_write_file(path, src.s, src.len) != 0) bad = 1;
-    pathf(c->exe, sizeof c->exe, "%s/%s.exe", tmp, c->cname);
-    pathf(c->out, sizeof c->out, "%s/%s.out", tmp, c->cname);
+    kt_pathf(c->exe, sizeof c->exe, "%s/%s.exe", tmp, c->cname);
+    kt_pathf(c->out, sizeof c->out, "%s/%s.out", tmp, c->cname);
     if (!bad && kn_build_executable(tc, path, c->exe, &d) != KN_OK) bad = 1;
     if (bad) printf("  %s: compile failed: %s\n", c->cname, d.text);
     kn_sb_free(&src);
@@ -226,52 +207,15 @@ static int read_npy(const char *path, kn_npy *a)
     return 0;
 }
 
-/* f32 arrays of equal size within ABS_TOL + REL_TOL * |want|. */
-static int compare(const char *cname, const char *what, const char *want_path, const char *got_path)
-{
-    kn_npy w, g;
-    if (read_npy(want_path, &w)) return 1;
-    if (read_npy(got_path, &g)) {
-        kn_npy_free(&w);
-        return 1;
-    }
-    int bad = 0;
-    if (w.numel != g.numel || w.dtype != KN_RT_F32 || g.dtype != KN_RT_F32) {
-        printf("  %s/%s: got %zu elements, expected %zu\n", cname, what, g.numel, w.numel);
-        bad = 1;
-    } else {
-        const float *a = w.data, *b = g.data;
-        double max_abs = 0, max_rel = 0;
-        size_t worst = 0;
-        for (size_t i = 0; i < w.numel; i++) {
-            double e = fabs((double)b[i] - a[i]), r = e / fmax(fabs((double)a[i]), 1e-30);
-            if (!(e <= ABS_TOL + REL_TOL * fabs((double)a[i])) && !bad) {
-                bad = 1;
-                worst = i;
-            }
-            if (e > max_abs || e != e) max_abs = e;
-            if (r > max_rel) max_rel = r;
-        }
-        if (bad)
-            printf("  %s/%s: index %zu: got %.9g, expected %.9g (max abs err %.3g, max rel err %.3g)\n",
-                   cname, what, worst, (double)b[worst], (double)a[worst], max_abs, max_rel);
-        else
-            printf("  %s/%s: ok vs torch (max abs err %.3g, max rel err %.3g)\n", cname, what, max_abs, max_rel);
-    }
-    kn_npy_free(&w);
-    kn_npy_free(&g);
-    return bad;
-}
-
 /* L = sum(y * dy) in double from a run's output folder. */
 static int loss_of(const gcase *c, const char *outdir, double *L)
 {
     char p[4096];
     kn_npy y, dy;
-    pathf(p, sizeof p, "%s/y.npy", outdir);
-    if (file_exists(p) == 0) pathf(p, sizeof p, "%s/loss.npy", outdir);
+    kt_pathf(p, sizeof p, "%s/y.npy", outdir);
+    if (kt_file_exists(p) == 0) kt_pathf(p, sizeof p, "%s/loss.npy", outdir);
     if (read_npy(p, &y)) return 1;
-    pathf(p, sizeof p, "%s/%s/dy.npy", c->dir, c->cname);
+    kt_pathf(p, sizeof p, "%s/%s/dy.npy", c->dir, c->cname);
     if (read_npy(p, &dy)) {
         kn_npy_free(&y);
         return 1;
@@ -289,7 +233,7 @@ static int check_fd(const gcase *c, const tensor_ref *t, const char *tmp)
 {
     char src[4096], pert[4096], outdir[4096], gpath[4096];
     kn_npy grad;
-    pathf(gpath, sizeof gpath, "%s/grad.%s.npy", c->out, t->name);
+    kt_pathf(gpath, sizeof gpath, "%s/grad.%s.npy", c->out, t->name);
     if (read_npy(gpath, &grad)) return 1;
     kn_st_file wf;
     kn_npy arr;
@@ -300,7 +244,7 @@ static int check_fd(const gcase *c, const tensor_ref *t, const char *tmp)
     size_t numel = 0;
     kn_st_tensor *st = NULL;
     if (t->is_param) {
-        pathf(src, sizeof src, "%s/%s/weights.safetensors", c->dir, c->cname);
+        kt_pathf(src, sizeof src, "%s/%s/weights.safetensors", c->dir, c->cname);
         if (kn_st_read(src, &wf, err, sizeof err)) {
             printf("  %s\n", err);
             kn_npy_free(&grad);
@@ -311,18 +255,18 @@ static int check_fd(const gcase *c, const tensor_ref *t, const char *tmp)
         CU_ASSERT_PTR_NOT_NULL_FATAL(st);
         data = st->data;
         numel = st->numel;
-        pathf(pert, sizeof pert, "%s/%s.pert.safetensors", tmp, c->cname);
+        kt_pathf(pert, sizeof pert, "%s/%s.pert.safetensors", tmp, c->cname);
     } else {
-        pathf(src, sizeof src, "%s/%s/%s.npy", c->dir, c->cname, t->name);
+        kt_pathf(src, sizeof src, "%s/%s/%s.npy", c->dir, c->cname, t->name);
         if (read_npy(src, &arr)) {
             kn_npy_free(&grad);
             return 1;
         }
         data = arr.data;
         numel = arr.numel;
-        pathf(pert, sizeof pert, "%s/%s.pert.npy", tmp, c->cname);
+        kt_pathf(pert, sizeof pert, "%s/%s.pert.npy", tmp, c->cname);
     }
-    pathf(outdir, sizeof outdir, "%s/%s.fd", tmp, c->cname);
+    kt_pathf(outdir, sizeof outdir, "%s/%s.fd", tmp, c->cname);
     int bad = 0;
     double worst = 0;
     for (int s = 0; s < FD_SAMPLES && !bad; s++) {
@@ -369,13 +313,13 @@ static int check_dropout(const gcase *c)
     char p[4096];
     kn_npy x, y, dy, dx;
     double p_drop = c->dropout_p, s = 1.0 / (1.0 - p_drop);
-    pathf(p, sizeof p, "%s/%s/x.npy", c->dir, c->cname);
+    kt_pathf(p, sizeof p, "%s/%s/x.npy", c->dir, c->cname);
     if (read_npy(p, &x)) return 1;
-    pathf(p, sizeof p, "%s/%s/dy.npy", c->dir, c->cname);
+    kt_pathf(p, sizeof p, "%s/%s/dy.npy", c->dir, c->cname);
     if (read_npy(p, &dy)) return 1;
-    pathf(p, sizeof p, "%s/y.npy", c->out);
+    kt_pathf(p, sizeof p, "%s/y.npy", c->out);
     if (read_npy(p, &y)) return 1;
-    pathf(p, sizeof p, "%s/grad.x.npy", c->out);
+    kt_pathf(p, sizeof p, "%s/grad.x.npy", c->out);
     if (read_npy(p, &dx)) return 1;
     const float *X = x.data, *Y = y.data, *DY = dy.data, *DX = dx.data;
     size_t dropped = 0;
@@ -416,31 +360,26 @@ static int run_case(const char *dir, const char *cname, const char *tmp, const k
     }
     char want[4096], got[4096];
     int bad = 0;
-    pathf(want, sizeof want, "%s/%s/y.npy", dir, cname);
-    pathf(got, sizeof got, "%s/y.npy", c.out);
-    if (!file_exists(got)) pathf(got, sizeof got, "%s/loss.npy", c.out);
-    bad += compare(cname, "y", want, got);
+    kt_pathf(want, sizeof want, "%s/%s/y.npy", dir, cname);
+    kt_pathf(got, sizeof got, "%s/y.npy", c.out);
+    if (!kt_file_exists(got)) kt_pathf(got, sizeof got, "%s/loss.npy", c.out);
+    bad += kt_compare_npy(cname, "y", want, got, ABS_TOL, REL_TOL);
     for (int i = 0; i < c.n_t; i++) {
         const tensor_ref *t = &c.t[i];
         char what[160];
         if (t->is_buffer) {
-            pathf(want, sizeof want, "%s/%s/%s.npy", dir, cname, t->name);
-            pathf(got, sizeof got, "%s/after.%s.npy", c.out, t->name);
-            pathf(what, sizeof what, "%s (after the step)", t->name);
+            kt_pathf(want, sizeof want, "%s/%s/%s.npy", dir, cname, t->name);
+            kt_pathf(got, sizeof got, "%s/after.%s.npy", c.out, t->name);
+            kt_pathf(what, sizeof what, "%s (after the step)", t->name);
         } else {
-            pathf(want, sizeof want, "%s/%s/%s.grad.npy", dir, cname, t->name);
-            pathf(got, sizeof got, "%s/grad.%s.npy", c.out, t->name);
-            pathf(what, sizeof what, "d%s", t->name);
+            kt_pathf(want, sizeof want, "%s/%s/%s.grad.npy", dir, cname, t->name);
+            kt_pathf(got, sizeof got, "%s/grad.%s.npy", c.out, t->name);
+            kt_pathf(what, sizeof what, "d%s", t->name);
         }
-        bad += compare(cname, what, want, got);
+        bad += kt_compare_npy(cname, what, want, got, ABS_TOL, REL_TOL);
         if (!t->is_buffer) bad += check_fd(&c, t, tmp);
     }
     return bad;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void test_all_cases(void)
@@ -448,22 +387,12 @@ static void test_all_cases(void)
     kn_toolchain tc;
     kt_toolchain(&tc);
     char dir[4096];
-    pathf(dir, sizeof dir, "%s/tests/golden/grads", kt_src_dir());
-    DIR *dp = opendir(dir);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(dp);
-    char *names[512];
-    int count = 0;
-    for (struct dirent *de; (de = readdir(dp)) && count < 512;) {
-        if (de->d_name[0] == '.') continue;
-        char p[4096];
-        pathf(p, sizeof p, "%s/%s/model.kiln", dir, de->d_name);
-        if (file_exists(p)) names[count++] = strdup(de->d_name);
-    }
-    closedir(dp);
-    qsort(names, (size_t)count, sizeof names[0], cmp_str);
+    kt_pathf(dir, sizeof dir, "%s/tests/golden/grads", kt_src_dir());
+    char **names;
+    int count = kt_list_cases(dir, "model.kiln", &names);
     CU_ASSERT_FATAL(count > 0);
     char tmp[4096];
-    pathf(tmp, sizeof tmp, "%s", kt_tmp_dir("grads"));
+    kt_pathf(tmp, sizeof tmp, "%s", kt_tmp_dir("grads"));
     int failed = 0;
     for (int i = 0; i < count; i++) {
         printf("case %s\n", names[i]);
@@ -473,6 +402,7 @@ static void test_all_cases(void)
         }
         free(names[i]);
     }
+    free(names);
     printf("gradient cases: %d passed, %d failed\n", count - failed, failed);
     fflush(stdout);
 }

@@ -28,9 +28,7 @@
 #include "ir/ops/op.h"
 #include "passes/passes.h"
 
-#include <dirent.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,17 +46,6 @@ typedef struct {
     char attr_name[8][64];
     double attr_val[8];
 } case_config;
-
-/* snprintf into a path buffer; a truncated path is a test setup error. */
-static void pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void pathf(char *buf, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(buf, cap, fmt, ap);
-    va_end(ap);
-    CU_ASSERT_FATAL(w >= 0 && (size_t)w < cap);
-}
 
 static int read_config(const char *path, case_config *c)
 {
@@ -91,7 +78,7 @@ static double config_attr(const case_config *c, const char *name)
 static int read_npy(const char *dir, const char *name, kn_npy *a)
 {
     char path[4096], err[512];
-    pathf(path, sizeof path, "%s/%s.npy", dir, name);
+    kt_pathf(path, sizeof path, "%s/%s.npy", dir, name);
     if (kn_npy_read(path, a, err, sizeof err) || a->dtype != KN_RT_F32) {
         printf("  cannot read %s: %s\n", path, err);
         return -1;
@@ -225,8 +212,8 @@ static int compare(const char *cname, const char *out, const case_config *c, con
 static int run_case(const char *dir, const char *cname, const char *tmp)
 {
     char cdir[4096], path[4096];
-    pathf(cdir, sizeof cdir, "%s/%s", dir, cname);
-    pathf(path, sizeof path, "%s/config.txt", cdir);
+    kt_pathf(cdir, sizeof cdir, "%s/%s", dir, cname);
+    kt_pathf(path, sizeof path, "%s/config.txt", cdir);
     case_config c;
     if (read_config(path, &c)) {
         printf("  %s: cannot read %s\n", cname, path);
@@ -277,8 +264,8 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
     emit_driver(&src, &c, &w0, &b0, &gw, &gb);
 
     char c_path[4096], exe[4096];
-    pathf(c_path, sizeof c_path, "%s/%s.c", tmp, cname);
-    pathf(exe, sizeof exe, "%s/%s.exe", tmp, cname);
+    kt_pathf(c_path, sizeof c_path, "%s/%s.c", tmp, cname);
+    kt_pathf(exe, sizeof exe, "%s/%s.exe", tmp, cname);
     CU_ASSERT_FATAL(kt_write_file(c_path, src.s, src.len) == 0);
     kn_toolchain tc;
     kt_toolchain(&tc);
@@ -302,26 +289,15 @@ done:
     return fails;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void test_against_torch(void)
 {
     char dir[4096];
-    pathf(dir, sizeof dir, "%s/tests/golden/optim", kt_src_dir());
-    DIR *dp = opendir(dir);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(dp);
-    char *names[256];
-    int count = 0;
-    for (struct dirent *de; (de = readdir(dp)) && count < 256;)
-        if (de->d_name[0] != '.') names[count++] = strdup(de->d_name);
-    closedir(dp);
-    qsort(names, (size_t)count, sizeof names[0], cmp_str);
+    kt_pathf(dir, sizeof dir, "%s/tests/golden/optim", kt_src_dir());
+    char **names;
+    int count = kt_list_cases(dir, "config.txt", &names);
     CU_ASSERT_FATAL(count > 0);
     char tmp[4096];
-    pathf(tmp, sizeof tmp, "%s", kt_tmp_dir("optim"));
+    kt_pathf(tmp, sizeof tmp, "%s", kt_tmp_dir("optim"));
     int failed = 0;
     for (int i = 0; i < count; i++) {
         printf("case %s\n", names[i]);
@@ -331,6 +307,7 @@ static void test_against_torch(void)
         }
         free(names[i]);
     }
+    free(names);
     printf("optimizer cases: %d passed, %d failed\n", count - failed, failed);
     fflush(stdout);
 }

@@ -4,12 +4,16 @@
 #include "kiln_config.h"
 
 #include <CUnit/Basic.h>
+#include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include "npy.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -115,4 +119,123 @@ int kt_main(const char *suite, CU_TestInfo *tests)
     CU_cleanup_registry();
     if (run == 0) return 1; /* a suite that runs nothing is a defect */
     return failed ? 1 : 0;
+}
+
+void kt_pathf(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    CU_ASSERT_FATAL(w >= 0 && (size_t)w < cap);
+}
+
+int kt_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int kt_list_cases(const char *dir, const char *marker, char ***names)
+{
+    DIR *dp = opendir(dir);
+    int count = 0, cap = 64;
+    *names = malloc(sizeof(char *) * (size_t)cap);
+    if (!dp) return 0;
+    for (struct dirent *de; (de = readdir(dp));) {
+        if (de->d_name[0] == '.') continue;
+        char p[4096];
+        kt_pathf(p, sizeof p, "%s/%s/%s", dir, de->d_name, marker);
+        if (!kt_file_exists(p)) continue;
+        if (count == cap) *names = realloc(*names, sizeof(char *) * (size_t)(cap *= 2));
+        (*names)[count++] = strdup(de->d_name);
+    }
+    closedir(dp);
+    qsort(*names, (size_t)count, sizeof(char *), cmp_name);
+    return count;
+}
+
+static int same_shape(const kn_npy *a, const kn_npy *b)
+{
+    if (a->numel != b->numel) return 0;
+    if (a->rank == b->rank) {
+        for (int i = 0; i < a->rank; i++)
+            if (a->dims[i] != b->dims[i]) return 0;
+        return 1;
+    }
+    return a->numel == 1; /* a scalar written as [] or [1] */
+}
+
+static int compare_i64(const char *cname, const char *what, const kn_npy *want, const kn_npy *got)
+{
+    const int64_t *w = want->data, *g = got->data;
+    for (size_t i = 0; i < want->numel; i++)
+        if (w[i] != g[i]) {
+            printf("  %s/%s: index %zu: got %lld, expected %lld\n", cname, what, i, (long long)g[i], (long long)w[i]);
+            return 1;
+        }
+    printf("  %s/%s: ok (exact)\n", cname, what);
+    return 0;
+}
+
+static int compare_f32(const char *cname, const char *what, const kn_npy *want, const kn_npy *got,
+                       double abs_tol, double rel_tol)
+{
+    const float *w = want->data, *g = got->data;
+    double max_abs = 0, max_rel = 0;
+    size_t worst = 0;
+    int bad = 0;
+    for (size_t i = 0; i < want->numel; i++) {
+        double a = fabs((double)g[i] - (double)w[i]);
+        double r = a / fmax(fabs((double)w[i]), 1e-30);
+        if (!(a <= abs_tol + rel_tol * fabs((double)w[i])) && !bad) { /* NaN fails */
+            worst = i;
+            bad = 1;
+        }
+        if (a > max_abs || a != a) max_abs = a;
+        if (r > max_rel) max_rel = r;
+    }
+    if (bad)
+        printf("  %s/%s: index %zu: got %.9g, expected %.9g (max abs err %.3g, max rel err %.3g,"
+               " tolerance %g abs + %g rel)\n", cname, what, worst, (double)g[worst], (double)w[worst],
+               max_abs, max_rel, abs_tol, rel_tol);
+    else
+        printf("  %s/%s: ok (max abs err %.3g, max rel err %.3g)\n", cname, what, max_abs, max_rel);
+    return bad;
+}
+
+int kt_compare_npy(const char *cname, const char *what, const char *want_path,
+                   const char *got_path, double abs_tol, double rel_tol)
+{
+    kn_npy want, got;
+    char err[1024];
+    memset(&want, 0, sizeof want);
+    memset(&got, 0, sizeof got);
+    if (kn_npy_read(want_path, &want, err, sizeof err)) {
+        printf("  %s/%s: cannot read expected: %s\n", cname, what, err);
+        return 1;
+    }
+    if (kn_npy_read(got_path, &got, err, sizeof err)) {
+        printf("  %s/%s: cannot read kiln's output: %s\n", cname, what, err);
+        kn_npy_free(&want);
+        return 1;
+    }
+    int bad;
+    if (want.dtype != got.dtype || !same_shape(&want, &got)) {
+        printf("  %s/%s: got dtype %d rank %d numel %zu, expected dtype %d rank %d numel %zu\n", cname, what,
+               got.dtype, got.rank, got.numel, want.dtype, want.rank, want.numel);
+        bad = 1;
+    } else if (want.dtype == KN_RT_I64) {
+        bad = compare_i64(cname, what, &want, &got);
+    } else {
+        bad = compare_f32(cname, what, &want, &got, abs_tol, rel_tol);
+    }
+    kn_npy_free(&want);
+    kn_npy_free(&got);
+    return bad;
 }

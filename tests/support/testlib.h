@@ -26,6 +26,20 @@ int kt_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * sanitizer flags), for suites that drive codegen in-process. */
 void kt_toolchain(kn_toolchain *tc);
 
+/* snprintf into a path buffer; a truncated path fails the test (fatal). */
+void kt_pathf(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int kt_file_exists(const char *path);
+/* The golden case folders of `dir` (those holding a file named `marker`),
+ * sorted by name; *names is malloc'd (free each and the array).  Returns the
+ * count. */
+int kt_list_cases(const char *dir, const char *marker, char ***names);
+/* Compares kiln's .npy output with the reference's: same dtype and shape (a
+ * scalar may be [] or [1]); i64 exactly, f32 within abs_tol + rel_tol*|want|
+ * (NaN fails).  Prints one line "case/what: ok (max errors)" or the first
+ * offending index with both values.  Returns 0 when within tolerance. */
+int kt_compare_npy(const char *cname, const char *what, const char *want_path,
+                   const char *got_path, double abs_tol, double rel_tol);
+
 char *kt_read_file(const char *path, size_t *len); /* malloc'd, NUL-terminated */
 int kt_write_file(const char *path, const void *data, size_t len);
 
