@@ -65,46 +65,10 @@ static const kn_rt_model MODEL = {
 /* ---- running kn_rt_main with captured stdout / stderr ---- */
 static char *out_txt, *err_txt;
 
-static char *slurp_fd(int fd)
-{
-    off_t n = lseek(fd, 0, SEEK_END);
-    lseek(fd, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    ssize_t got = read(fd, b, (size_t)n);
-    b[got > 0 ? got : 0] = 0;
-    return b;
-}
-
 /* args: space-separated arguments after the program name. */
 static int cli(const char *args)
 {
-    char buf[4096], *argv[64];
-    int argc = 0;
-    snprintf(buf, sizeof buf, "%s", args);
-    argv[argc++] = "lin";
-    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && argc < 63; t = strtok_r(NULL, " ", &save))
-        argv[argc++] = t;
-    argv[argc] = NULL;
-    free(out_txt);
-    free(err_txt);
-    fflush(stdout);
-    fflush(stderr);
-    FILE *fo = tmpfile(), *fe = tmpfile();
-    int so = dup(1), se = dup(2);
-    dup2(fileno(fo), 1);
-    dup2(fileno(fe), 2);
-    int rc = kn_rt_main(&MODEL, argc, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    out_txt = slurp_fd(fileno(fo));
-    err_txt = slurp_fd(fileno(fe));
-    fclose(fo);
-    fclose(fe);
-    return rc;
+    return kt_rt_main(&MODEL, "lin", args, &out_txt, &err_txt);
 }
 
 static cJSON *json_out(void)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "kn_rt.h"
 #include "npy.h"
 #include <sys/wait.h>
 #include <unistd.h>
@@ -238,4 +239,45 @@ int kt_compare_npy(const char *cname, const char *what, const char *want_path,
     kn_npy_free(&want);
     kn_npy_free(&got);
     return bad;
+}
+
+static char *slurp_fd(int fd)
+{
+    off_t n = lseek(fd, 0, SEEK_END);
+    lseek(fd, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    ssize_t got = read(fd, b, (size_t)n);
+    b[got > 0 ? got : 0] = 0;
+    return b;
+}
+
+int kt_rt_main(const kn_rt_model *m, const char *prog, const char *args, char **out, char **err)
+{
+    char buf[8192], *argv[64];
+    int argc = 0;
+    snprintf(buf, sizeof buf, "%s", args);
+    argv[argc++] = (char *)prog;
+    for (char *save = NULL, *t = strtok_r(buf, " ", &save); t && argc < 63; t = strtok_r(NULL, " ", &save))
+        argv[argc++] = t;
+    argv[argc] = NULL;
+    free(*out);
+    free(*err);
+    fflush(stdout);
+    fflush(stderr);
+    FILE *fo = tmpfile(), *fe = tmpfile();
+    int so = dup(1), se = dup(2);
+    dup2(fileno(fo), 1);
+    dup2(fileno(fe), 2);
+    int rc = kn_rt_main(m, argc, argv);
+    fflush(stdout);
+    fflush(stderr);
+    dup2(so, 1);
+    dup2(se, 2);
+    close(so);
+    close(se);
+    *out = slurp_fd(fileno(fo));
+    *err = slurp_fd(fileno(fe));
+    fclose(fo);
+    fclose(fe);
+    return rc;
 }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "codegen/codegen.h"
+#include "kn_rt.h"
 
 const char *kt_kiln_bin(void);   /* $KILN_BIN, the kiln driver */
 const char *kt_src_dir(void);    /* $KILN_SRC, the source tree */
@@ -21,6 +22,11 @@ const char *kt_tmp_dir(const char *tag);
  * (malloc'd, may be NULL to discard).  Returns the exit status, or -1 when
  * the command was killed by a signal (a crash is never a valid outcome). */
 int kt_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Calls kn_rt_main(m, ...) in-process with argv = prog + the space-separated
+ * `args`, capturing stdout and stderr into *out and *err (malloc'd; previous
+ * contents are freed).  Returns kn_rt_main's exit code. */
+int kt_rt_main(const kn_rt_model *m, const char *prog, const char *args, char **out, char **err);
 
 /* The toolchain `kiln build` uses (compiler, libkiln_rt, its link and
  * sanitizer flags), for suites that drive codegen in-process. */
