@@ -25,9 +25,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Optimizers the optimizer lowering pass implements. */
-static const char *const OPTIMIZERS[] = {"sgd", "adam", "adamw"};
-#define N_OPTIMIZERS (int)(sizeof OPTIMIZERS / sizeof *OPTIMIZERS)
+static int list_len(const char *const *list)
+{
+    int n = 0;
+    while (list[n]) n++;
+    return n;
+}
+
+/* "a, b, c" of a NULL-terminated list. */
+static void list_join(const char *const *list, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (int i = 0; list[i] && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", list[i]);
+}
 
 typedef struct {
     const kf_source *src;
@@ -456,13 +467,12 @@ static kn_status build_data(kf_builder *b, const kf_stmt *s)
 
 static kn_status build_optimizer(kf_builder *b, const kf_expr *e)
 {
-    bool known = false;
-    for (int i = 0; i < N_OPTIMIZERS; i++) known |= strcmp(OPTIMIZERS[i], e->s) == 0;
-    if (!known) {
-        const char *near = kf_nearest(e->s, OPTIMIZERS, N_OPTIMIZERS);
-        char hint[160];
-        snprintf(hint, sizeof hint, "%s%s%sknown optimizers: sgd, adam, adamw", near ? "did you mean '" : "",
-                 near ? near : "", near ? "'? " : "");
+    char known[256], hint[400];
+    if (!kn_optimizer_known(e->s)) {
+        const char *near = kf_nearest(e->s, kn_optimizer_names, list_len(kn_optimizer_names));
+        list_join(kn_optimizer_names, known, sizeof known);
+        snprintf(hint, sizeof hint, "%s%s%sknown optimizers: %s", near ? "did you mean '" : "",
+                 near ? near : "", near ? "'? " : "", known);
         return ERR(b, e->line, e->col, hint, "unknown optimizer '%s'", e->s);
     }
     kn_model_meta *m = &b->g->meta;
@@ -474,6 +484,13 @@ static kn_status build_optimizer(kf_builder *b, const kf_expr *e)
         const kf_expr *a = e->items[i];
         if (!e->keys[i])
             return ERR(b, a->line, a->col, "write: optimizer adam(lr=1e-3)", "optimizer options are keywords");
+        if (!kn_optimizer_option_known(e->keys[i])) {
+            const char *near = kf_nearest(e->keys[i], kn_optimizer_options, list_len(kn_optimizer_options));
+            list_join(kn_optimizer_options, known, sizeof known);
+            snprintf(hint, sizeof hint, "%s%s%soptions: %s", near ? "did you mean '" : "", near ? near : "",
+                     near ? "'? " : "", known);
+            return ERR(b, e->line, e->key_cols[i], hint, "unknown optimizer option '%s'", e->keys[i]);
+        }
         for (int k = 0; k < m->n_opt_attr; k++)
             if (strcmp(m->opt_attrs[k].name, e->keys[i]) == 0)
                 return ERR(b, e->line, e->key_cols[i], NULL, "'%s' given twice", e->keys[i]);

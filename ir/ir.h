@@ -138,6 +138,12 @@ typedef struct kn_graph {
     char **files;           /* interned source file names for kn_loc */
 } kn_graph;
 
+/* ---- the train block's vocabulary (ir/optimizers.c) ---- */
+extern const char *const kn_optimizer_names[];   /* NULL-terminated: sgd, adam, adamw */
+extern const char *const kn_optimizer_options[]; /* NULL-terminated: lr, momentum, ... */
+bool kn_optimizer_known(const char *name);
+bool kn_optimizer_option_known(const char *name);
+
 /* ---- construction ---- */
 kn_graph *kn_graph_new(const char *name);
 void kn_graph_free(kn_graph *g);

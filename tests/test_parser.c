@@ -322,6 +322,8 @@ static void test_diag_structure(void)
                "t.kiln:5:15: error: 'batch' must be between 1 and 2147483647, got 0", NULL);
     expect_err(HDR "h = relu(x)\noutput h\ntrain { optimizer adma(lr=1) }\n",
                "t.kiln:5:19: error: unknown optimizer 'adma'", "hint: did you mean 'adam'?");
+    expect_err(HDR "h = relu(x)\noutput h\ntrain { optimizer adam(lrr=1) }\n",
+               "t.kiln:5:24: error: unknown optimizer option 'lrr'", "hint: did you mean 'lr'?");
     expect_err(HDR "h = relu(x)\noutput h\ntrain { batch 2 batch 3 }\n", "t.kiln:5:17: error: 'batch' given twice",
                NULL);
     expect_err(HDR "ouput x\n", "t.kiln:3:1: error: expected a statement, got 'ouput'",
