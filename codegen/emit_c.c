@@ -233,10 +233,49 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
             if (!d->set) kn_diag_fail(d, "C emission failed for %s '%s'", def->name, n->name);
             return kn_diag_locate(d, n);
         }
+        kn_sb_printf(o, "    KN_RT_PROBE(ctx, %d, n);\n", i);
         kn_emit_close(&e);
     }
     kn_sb_puts(o, "}\n\n");
     return KN_OK;
+}
+
+static void emit_io_entry(kn_strbuf *o, const kn_value *v, int64_t offset)
+{
+    int64_t per = 0;
+    kn_shape_numel_per_sample(&v->shape, &per);
+    kn_sb_puts(o, "    {");
+    kn_sb_c_string(o, v->name);
+    kn_sb_printf(o, ", %s, ", v->dtype == KN_I64 ? "KN_RT_I64" : "KN_RT_F32");
+    emit_shape_init(o, &v->shape);
+    kn_sb_printf(o, ", %d, %lld, %lld},\n", kn_shape_is_batched(&v->shape) ? 1 : 0, (long long)per,
+                 (long long)offset);
+}
+
+/* Every node output with an arena slot, and the node after which it holds
+ * its value: what `--retain NAME` can capture. */
+static int emit_value_table(kn_strbuf *o, const kn_codegen_phase *ph, const char *fname)
+{
+    const kn_graph *g = ph->graph;
+    kn_strbuf nodes;
+    kn_sb_init(&nodes);
+    int count = 0;
+    kn_sb_printf(o, "static const kn_rt_io phase_%s_values[] = {\n", fname);
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = g->nodes[i];
+        for (int k = 0; k < n->n_out; k++) {
+            const kn_value *v = g->values[n->out[k]];
+            if (v->dead || ph->plan->offset[n->out[k]] < 0) continue;
+            emit_io_entry(o, v, ph->plan->offset[n->out[k]]);
+            kn_sb_printf(&nodes, "%d, ", i);
+            count++;
+        }
+    }
+    if (count == 0) kn_sb_puts(o, "    {0}\n");
+    kn_sb_puts(o, "};\n");
+    kn_sb_printf(o, "static const int phase_%s_value_node[] = {%s};\n", fname, count ? nodes.s : "0");
+    kn_sb_free(&nodes);
+    return count;
 }
 
 static const char *io_role(const kn_graph *g, int vid, bool *is_io)
@@ -276,14 +315,7 @@ static void emit_phase_tables(kn_strbuf *o, const kn_codegen_phase *ph)
         bool is_io;
         const char *role = io_role(g, vid, &is_io);
         if (!is_io || ph->plan->offset[vid] < 0) continue;
-        int64_t per = 0;
-        kn_shape_numel_per_sample(&v->shape, &per);
-        kn_sb_puts(o, "    {");
-        kn_sb_c_string(o, v->name);
-        kn_sb_printf(o, ", %s, ", v->dtype == KN_I64 ? "KN_RT_I64" : "KN_RT_F32");
-        emit_shape_init(o, &v->shape);
-        kn_sb_printf(o, ", %d, %lld, %lld},\n", kn_shape_is_batched(&v->shape) ? 1 : 0, (long long)per,
-                     (long long)ph->plan->offset[vid]);
+        emit_io_entry(o, v, ph->plan->offset[vid]);
         kn_sb_printf(&roles, "%s, ", role);
         count++;
     }
@@ -291,8 +323,10 @@ static void emit_phase_tables(kn_strbuf *o, const kn_codegen_phase *ph)
     kn_sb_puts(o, "};\n");
     kn_sb_printf(o, "static const kn_rt_io_role phase_%s_roles[] = {%s};\n", fname,
                  count ? roles.s : "KN_RT_IO_INPUT");
-    kn_sb_printf(o, "static const kn_rt_phase phase_%s_desc = {\"%s\", phase_%s, PHASE_%s_PER_SAMPLE, PHASE_%s_FIXED, %d, phase_%s_io, phase_%s_roles};\n\n",
-                 fname, fname, fname, fname, fname, count, fname, fname);
+    int n_values = emit_value_table(o, ph, fname);
+    kn_sb_printf(o, "static const kn_rt_phase phase_%s_desc = {\"%s\", phase_%s, PHASE_%s_PER_SAMPLE, PHASE_%s_FIXED, %d, phase_%s_io, phase_%s_roles,\n"
+                    "    %d, phase_%s_values, phase_%s_value_node};\n\n",
+                 fname, fname, fname, fname, fname, count, fname, fname, n_values, fname, fname);
     kn_sb_free(&roles);
 }
 

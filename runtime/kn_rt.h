@@ -76,7 +76,20 @@ struct kn_rt_ctx {
     float lr;                /* current learning rate */
     float grad_scale;        /* 1/K with --accumulate K, else 1 */
     int training;            /* 1 inside train phases */
+    uint32_t sample0;        /* samples of this step's earlier micro-batches:
+                                dropout counters continue across them, so K
+                                micro-batches draw the masks one batch would */
+    /* Optional observer called after every node of a phase (--retain);
+     * node indexes match kn_rt_phase.value_node. */
+    void (*probe)(kn_rt_ctx *ctx, int node, int n);
+    void *probe_user;
 };
+
+/* Generated code calls this after each node. */
+#define KN_RT_PROBE(ctx, node, n)                                  \
+    do {                                                           \
+        if ((ctx)->probe) (ctx)->probe((ctx), (node), (n));        \
+    } while (0)
 
 /* Roles of phase I/O, so the runtime knows what to feed and read. */
 typedef enum {
@@ -94,6 +107,12 @@ typedef struct {
     int n_io;
     const kn_rt_io *io;
     const kn_rt_io_role *io_role;
+    /* Every value the phase computes into the arena, for inspection: value
+     * i is valid right after node value_node[i] ran (it may be overwritten
+     * later, since the planner reuses memory). */
+    int n_values;
+    const kn_rt_io *values;
+    const int *value_node;
 } kn_rt_phase;
 
 typedef struct {

@@ -2,6 +2,7 @@
  * golden tests can drive single-op models without a dataset. */
 #include "kn_rt_arena.h"
 #include "kn_rt_cli.h"
+#include "kn_rt_inspect.h"
 #include "kn_rt_opt.h"
 #include "kn_safetensors.h"
 #include "npy.h"
@@ -15,19 +16,6 @@ static const char HELP[] =
     "  every input and label of the model needs an --in; batched tensors take any\n"
     "  leading size >= 1 (the same for all), other dims must match exactly.\n"
     "  writes each output (and the loss, if any) as DIR/NAME.npy.\n";
-
-static int mkdir_p(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
 
 static int fits(const kn_rt_io *io, const kn_npy *a)
 {
@@ -116,7 +104,7 @@ int kn_cmd_run(const kn_rt_model *m, int argc, char **argv)
     if (n < 0) n = 1;
     if (!rc && kn_rt_ctx_open(&ctx, m, n, err, sizeof err)) rc = kn_cli_fail(&c, "%s", err);
     if (!rc) rc = kn_cli_weights(&c, &ctx, weights, seed);
-    if (!rc && mkdir_p(outdir)) rc = kn_cli_fail(&c, "--out %s: cannot create directory: %s", outdir, strerror(errno));
+    if (!rc && kn_rt_mkdir_p(outdir)) rc = kn_cli_fail(&c, "--out %s: cannot create directory: %s", outdir, strerror(errno));
     if (!rc) {
         for (int k = 0; k < ph->n_io; k++)
             if (arr[k].data)
@@ -130,10 +118,7 @@ int kn_cmd_run(const kn_rt_model *m, int argc, char **argv)
             memcpy(dims, io->dims, sizeof dims);
             if (io->batched) dims[0] = n;
             char path[4096];
-            snprintf(path, sizeof path, "%s/%s.npy", outdir, io->name);
-            /* ONNX names like "/fc/Gemm_output_0" must stay inside DIR. */
-            for (char *p = path + strlen(outdir) + 1; *p; p++)
-                if (*p == '/') *p = '_';
+            kn_rt_npy_path(path, sizeof path, outdir, io->name, "");
             if (kn_npy_write(path, io->dtype, io->rank, dims, kn_rt_io_ptr(&ctx, ph, io, n), err, sizeof err))
                 rc = kn_cli_fail(&c, "%s", err);
             else

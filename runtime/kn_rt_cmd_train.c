@@ -4,8 +4,8 @@
  *
  * Determinism: the sample order of epoch e is a Fisher-Yates shuffle drawn
  * from the counter RNG at (seed, SHUFFLE_STREAM + e), dropout masks depend
- * on (seed, ctx->step, element), and the learning rate is a pure function
- * of (step, epoch).  A checkpoint is written only at epoch boundaries, where
+ * on (seed, ctx->step, position among the step's samples), and the learning
+ * rate is a pure function of (step, epoch).  A checkpoint is written only at epoch boundaries, where
  * ctx->grads is zero, so params + buffers + STATE + (epoch, step, seed) are
  * the whole training state and `--resume` continues bit-identically.
  *
@@ -20,6 +20,7 @@
 #include "kn_rt_ckpt.h"
 #include "kn_rt_cli.h"
 #include "kn_rt_init.h"
+#include "kn_rt_inspect.h"
 #include "kn_rt_opt.h"
 #include "kn_rt_time.h"
 #include "kn_rt_train_log.h"
@@ -33,6 +34,7 @@ static const char HELP[] =
     "usage: train [--data DIR] [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu]\n"
     "             [--save CKPT] [--resume CKPT] [--weights CKPT] [--json] [--accumulate K]\n"
     "             [--patience K] [--steps N] [--schedule none|step|cosine] [--quiet]\n"
+    "             [--dump-grads DIR] [--retain NAME[,NAME...]]\n"
     "  --data DIR       dataset directory (default: the model's dataset location);\n"
     "                   trains on split train, validates on val after each epoch and\n"
     "                   reports test at the end (with the best-val weights)\n"
@@ -52,7 +54,13 @@ static const char HELP[] =
     "  --steps N        stop after N optimizer steps (nothing saved, no test eval)\n"
     "  --json           one {\"event\":\"epoch\",...} line per epoch, then the test\n"
     "                   {\"event\":\"eval\",...} line, on stdout\n"
-    "  --quiet          no progress bar\n";
+    "  --quiet          no progress bar\n"
+    "  --dump-grads DIR at every optimizer step, write each trainable parameter's\n"
+    "                   gradient as DIR/PARAM.grad.npy (the files keep the last step:\n"
+    "                   use with --steps N to inspect step N)\n"
+    "  --retain NAMES   with --dump-grads, also write these intermediate values of\n"
+    "                   the train phase (layer names, gradients like fc0.grad.x) as\n"
+    "                   DIR/NAME.npy, from the step's last micro-batch\n";
 
 #define SHUFFLE_STREAM 0x5348554646000000ull /* "SHUFF" */
 #define SCHED_NONE 0
@@ -64,6 +72,8 @@ typedef struct {
     kn_cli c;
     const kn_rt_model *m;
     kn_rt_ctx ctx;
+    const char *dump;        /* --dump-grads DIR */
+    kn_rt_retain retain;     /* --retain values, captured by ctx->probe */
     kn_cli_ios inf;          /* infer phase ios (val/test) */
     const kn_rt_io *tin, *tlab, *tout, *tloss; /* train phase ios */
     kn_dataset dtrain, dval, dtest;
@@ -347,6 +357,16 @@ static int write_logs(trainer *t, int improved)
     return 0;
 }
 
+/* --dump-grads: the gradient the coming update applies, and --retain values. */
+static int dump_step(trainer *t)
+{
+    char err[1024];
+    if (kn_rt_dump_grads(t->m, t->ctx.grads, t->ctx.grad_scale, t->dump, err, sizeof err) ||
+        (t->retain.n && kn_rt_retain_write(&t->retain, t->dump, err, sizeof err)))
+        return kn_cli_fail(&t->c, "--dump-grads %s", err);
+    return 0;
+}
+
 static int check_train_ios(trainer *t)
 {
     const kn_rt_phase *ph = t->m->train;
@@ -377,6 +397,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     float lr = NAN;
     uint64_t seed = UINT64_MAX;
     const char *data = NULL, *save = NULL, *resume_p = NULL, *weights = NULL, *device = NULL, *sched = NULL;
+    const char *dump = NULL, *retain = NULL;
     kn_opt opts[] = {
         {"--data", KN_OPT_STR, &data, 0},         {"--epochs", KN_OPT_INT, &epochs, 1},
         {"--batch", KN_OPT_INT, &batch, 1},       {"--lr", KN_OPT_FLOAT, &lr, 0},
@@ -386,6 +407,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         {"--accumulate", KN_OPT_INT, &accumulate, 1}, {"--patience", KN_OPT_INT, &patience, 1},
         {"--steps", KN_OPT_INT, &steps, 1},       {"--schedule", KN_OPT_STR, &sched, 0},
         {"--quiet", KN_OPT_FLAG, &quiet, 0},      {"--limit", KN_OPT_INT, &limit, 1},
+        {"--dump-grads", KN_OPT_STR, &dump, 0},   {"--retain", KN_OPT_STR, &retain, 0},
     };
     int rc = kn_opt_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0], NULL);
     if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
@@ -401,6 +423,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     t->patience = patience;
     t->steps_max = steps;
     t->save = save;
+    t->dump = dump;
     t->best_acc = -1;
     t->sched = SCHED_NONE;
     int have_ctx = 0, have_data = 0;
@@ -421,6 +444,10 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     }
     if (isfinite(lr) == 0 && !isnan(lr)) {
         rc = kn_cli_usage(c, "--lr must be finite");
+        goto done;
+    }
+    if (retain && !dump) {
+        rc = kn_cli_usage(c, "--retain NAME needs --dump-grads DIR (where NAME.npy is written)");
         goto done;
     }
     if (!m->train || !m->update) {
@@ -469,6 +496,13 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         goto done;
     }
     memset(t->ctx.grads, 0, gbytes);
+    if (retain) {
+        if (kn_rt_retain_open(&t->retain, m->train, retain, t->batch, err, sizeof err)) {
+            rc = kn_cli_usage(c, "%s", err);
+            goto done;
+        }
+        kn_rt_retain_attach(&t->retain, &t->ctx);
+    }
     t->ctx.seed = t->seed;
     kn_rt_init_weights(m, t->ctx.weights, t->seed);
     if (weights) {
@@ -508,6 +542,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
             kn_data_features(&t->dtrain, norm, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n));
             kn_data_labels(&t->dtrain, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tlab, n));
             t->ctx.step = t->steps_done;
+            t->ctx.sample0 = (uint32_t)(micro * t->batch);
             t->ctx.training = 1;
             t->ctx.lr = lr_at(t, t->steps_done, e);
             tp->run(&t->ctx, n);
@@ -528,6 +563,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
             }
             if (++micro == t->accumulate || b == nb - 1) {
                 t->ctx.grad_scale = 1.0f / (float)micro;
+                if (t->dump && (rc = dump_step(t))) goto done;
                 t->ctx.step = t->steps_done + 1;
                 m->update->run(&t->ctx, 0);
                 t->steps_done++;
@@ -631,6 +667,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     }
     rc = 0;
 done:
+    kn_rt_retain_close(&t->retain);
     if (have_ctx) kn_rt_ctx_close(&t->ctx);
     if (have_data) kn_data_close(&t->dtrain);
     if (have_data == 3) {

@@ -2,11 +2,14 @@
  *
  * Eval mode is the identity (a copy into the output).  Train mode is
  * inverted dropout: element i is kept when
- *     kn_rt_uniform(ctx->seed, STREAM, (ctx->step << 32) + i) >= p
+ *     kn_rt_uniform(ctx->seed, STREAM, (ctx->step << 32) + ctx->sample0 * S + i) >= p
  * and kept elements are scaled by 1/(1-p).  STREAM is the node's int
  * attribute `stream`, fixed when the node is created (tag "drop" in the high
  * 32 bits, the node id in the low 32) and copied to dropout_grad, which
- * regenerates the same mask instead of storing it.  The index puts the step
+ * regenerates the same mask instead of storing it.  S is the number of
+ * elements per sample and ctx->sample0 counts the samples of the step's
+ * earlier micro-batches, so with --accumulate K the micro-batches draw the
+ * same masks one batch of all their samples would.  The index puts the step
  * in the high 32 bits and the element in the low 32, so masks of different
  * steps never share a counter (up to 2^32 elements per call and 2^32 steps);
  * the tag keeps dropout streams apart from the small per-parameter streams
@@ -57,8 +60,11 @@ static void dropout_emit_mask(kn_emit *e, const kn_node *n, int vid, const char 
     kn_emit_numel(e, vid, numel, sizeof numel);
     kn_emit_float_lit(p, pl, sizeof pl);
     kn_emit_float_lit(p < 1 ? 1.0 / (1.0 - p) : 0.0, sl, sizeof sl);
-    kn_emit_line(e, "const uint64_t stream = %lluull, base = (uint64_t)ctx->step << 32;",
-                 (unsigned long long)kn_node_attr_i(n, "stream", 0));
+    int64_t per_sample = 0;
+    if (kn_shape_is_batched(&e->g->values[vid]->shape)) kn_shape_numel_per_sample(&e->g->values[vid]->shape, &per_sample);
+    kn_emit_line(e, "const uint64_t stream = %lluull;", (unsigned long long)kn_node_attr_i(n, "stream", 0));
+    kn_emit_line(e, "const uint64_t base = ((uint64_t)ctx->step << 32) + (uint64_t)ctx->sample0 * %lldu;",
+                 (long long)per_sample);
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++)", numel);
     kn_emit_line(e, "    %s[i] = kn_rt_uniform(ctx->seed, stream, base + i) >= %s ? %s[i] * %s : 0.0f;",
                  out, pl, in, sl);

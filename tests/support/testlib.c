@@ -184,14 +184,13 @@ static int compare_i64(const char *cname, const char *what, const kn_npy *want, 
     return 0;
 }
 
-static int compare_f32(const char *cname, const char *what, const kn_npy *want, const kn_npy *got,
-                       double abs_tol, double rel_tol)
+int kt_compare_f32(const char *cname, const char *what, const float *w, const float *g, size_t n,
+                   double abs_tol, double rel_tol)
 {
-    const float *w = want->data, *g = got->data;
     double max_abs = 0, max_rel = 0;
     size_t worst = 0;
     int bad = 0;
-    for (size_t i = 0; i < want->numel; i++) {
+    for (size_t i = 0; i < n; i++) {
         double a = fabs((double)g[i] - (double)w[i]);
         double r = a / fmax(fabs((double)w[i]), 1e-30);
         if (!(a <= abs_tol + rel_tol * fabs((double)w[i])) && !bad) { /* NaN fails */
@@ -234,7 +233,7 @@ int kt_compare_npy(const char *cname, const char *what, const char *want_path,
     } else if (want.dtype == KN_RT_I64) {
         bad = compare_i64(cname, what, &want, &got);
     } else {
-        bad = compare_f32(cname, what, &want, &got, abs_tol, rel_tol);
+        bad = kt_compare_f32(cname, what, want.data, got.data, want.numel, abs_tol, rel_tol);
     }
     kn_npy_free(&want);
     kn_npy_free(&got);

@@ -46,6 +46,10 @@ int kt_list_cases(const char *dir, const char *marker, char ***names);
 int kt_compare_npy(const char *cname, const char *what, const char *want_path,
                    const char *got_path, double abs_tol, double rel_tol);
 
+/* The f32 comparison of kt_compare_npy on plain arrays of n elements. */
+int kt_compare_f32(const char *cname, const char *what, const float *want, const float *got, size_t n,
+                   double abs_tol, double rel_tol);
+
 char *kt_read_file(const char *path, size_t *len); /* malloc'd, NUL-terminated */
 int kt_write_file(const char *path, const void *data, size_t len);
 
