@@ -277,23 +277,6 @@ static void test_train_learns(void)
 }
 
 /* Whether two checkpoints hold byte-identical tensors and the same step. */
-static int same_tensors(const char *a, const char *b, int verbose)
-{
-    kn_st_file fa, fb;
-    char err[512];
-    if (kn_st_read(a, &fa, err, sizeof err) || kn_st_read(b, &fb, err, sizeof err)) return 0;
-    int same = fa.n == fb.n && fa.n == 6;
-    for (int i = 0; same && i < fa.n; i++) {
-        const kn_st_tensor *tb = kn_st_find(&fb, fa.t[i].name);
-        same = tb && tb->numel == fa.t[i].numel && memcmp(tb->data, fa.t[i].data, tb->numel * 4) == 0;
-        if (!same && verbose) fprintf(stderr, "\ntensor %s differs\n", fa.t[i].name);
-    }
-    same = same && !strcmp(kn_st_meta(&fa, "step"), kn_st_meta(&fb, "step"));
-    kn_st_free(&fa);
-    kn_st_free(&fb);
-    return same;
-}
-
 static void test_resume_bit_identical(void)
 {
     const char *dir = kt_tmp_dir("train-resume");
@@ -305,10 +288,10 @@ static void test_resume_bit_identical(void)
     const char *common = "--limit 3000 --batch 50 --seed 5 --quiet --accumulate 2 --lr 0.002";
     CU_ASSERT_EQUAL_FATAL(cli("train --epochs 2 %s --save %s", common, a), 0);
     CU_ASSERT_EQUAL_FATAL(cli("train --epochs 1 %s --save %s", common, b), 0);
-    CU_ASSERT_FALSE(same_tensors(a, b, 0));
+    CU_ASSERT_FALSE(kt_same_tensors(a, b, 0));
     /* seed, batch, accumulate, lr default to the checkpoint's. */
     CU_ASSERT_EQUAL_FATAL(cli("train --epochs 2 --limit 3000 --quiet --resume %s --save %s --json", b, b), 0);
-    CU_ASSERT(same_tensors(a, b, 1));
+    CU_ASSERT(kt_same_tensors(a, b, 1));
     cJSON *ep[16];
     int ne = json_events("epoch", ep, 16);
     CU_ASSERT_EQUAL(ne, 1);

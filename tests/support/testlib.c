@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 
 #include "kn_rt.h"
+#include "kn_rt_arena.h"
+#include "kn_safetensors.h"
 #include "npy.h"
 #include <sys/wait.h>
 #include <unistd.h>
@@ -279,4 +281,33 @@ int kt_rt_main(const kn_rt_model *m, const char *prog, const char *args, char **
     fclose(fo);
     fclose(fe);
     return rc;
+}
+
+int kt_same_tensors(const char *a, const char *b, int verbose)
+{
+    kn_st_file fa, fb;
+    char err[512];
+    memset(&fa, 0, sizeof fa);
+    memset(&fb, 0, sizeof fb);
+    if (kn_st_read(a, &fa, err, sizeof err)) {
+        if (verbose) fprintf(stderr, "\n%s\n", err);
+        return 0;
+    }
+    if (kn_st_read(b, &fb, err, sizeof err)) {
+        if (verbose) fprintf(stderr, "\n%s\n", err);
+        kn_st_free(&fa);
+        return 0;
+    }
+    int same = fa.n == fb.n && fa.n > 0;
+    for (int i = 0; same && i < fa.n; i++) {
+        const kn_st_tensor *tb = kn_st_find(&fb, fa.t[i].name);
+        same = tb && tb->numel == fa.t[i].numel && tb->dtype == fa.t[i].dtype &&
+               memcmp(tb->data, fa.t[i].data, tb->numel * kn_rt_dtype_size(tb->dtype)) == 0;
+        if (!same && verbose) fprintf(stderr, "\ntensor %s differs\n", fa.t[i].name);
+    }
+    const char *sa = kn_st_meta(&fa, "step"), *sb = kn_st_meta(&fb, "step");
+    same = same && sa && sb && !strcmp(sa, sb);
+    kn_st_free(&fa);
+    kn_st_free(&fb);
+    return same;
 }

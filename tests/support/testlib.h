@@ -50,6 +50,10 @@ int kt_compare_npy(const char *cname, const char *what, const char *want_path,
 int kt_compare_f32(const char *cname, const char *what, const float *want, const float *got, size_t n,
                    double abs_tol, double rel_tol);
 
+/* 1 when two safetensors checkpoints hold the same tensors bit for bit and
+ * the same `step`; with verbose, says on stderr what differs. */
+int kt_same_tensors(const char *a, const char *b, int verbose);
+
 char *kt_read_file(const char *path, size_t *len); /* malloc'd, NUL-terminated */
 int kt_write_file(const char *path, const void *data, size_t len);
 
