@@ -108,6 +108,23 @@ static void emit_shape_init(kn_strbuf *o, const kn_shape *s)
     kn_sb_puts(o, "}");
 }
 
+/* The runtime's name for an IR init kind (the enums are separate: the
+ * runtime knows nothing of the IR). */
+static const char *rt_init_name(kn_init_kind k)
+{
+    switch (k) {
+    case KN_INIT_ZEROS: return "KN_RT_INIT_ZEROS";
+    case KN_INIT_ONES: return "KN_RT_INIT_ONES";
+    case KN_INIT_KAIMING_UNIFORM: return "KN_RT_INIT_KAIMING_UNIFORM";
+    case KN_INIT_BIAS_UNIFORM: return "KN_RT_INIT_BIAS_UNIFORM";
+    case KN_INIT_XAVIER_UNIFORM: return "KN_RT_INIT_XAVIER_UNIFORM";
+    case KN_INIT_XAVIER_NORMAL: return "KN_RT_INIT_XAVIER_NORMAL";
+    case KN_INIT_KAIMING_NORMAL: return "KN_RT_INIT_KAIMING_NORMAL";
+    case KN_INIT_DATA: return "KN_RT_INIT_DATA";
+    }
+    return "KN_RT_INIT_ZEROS";
+}
+
 static void emit_params(kn_strbuf *o, const weight_table *t, int *n_params)
 {
     int count = 0;
@@ -125,8 +142,8 @@ static void emit_params(kn_strbuf *o, const weight_table *t, int *n_params)
         kn_sb_c_string(o, v->name);
         kn_sb_puts(o, ", ");
         emit_shape_init(o, &v->shape);
-        kn_sb_printf(o, ", %lld, %lld, %s, %d, %lld, %lld, %s", (long long)numel,
-                     (long long)t->offset[i], role, (int)v->init, (long long)v->fan_in,
+        kn_sb_printf(o, ", %lld, %lld, %s, %s, %lld, %lld, %s", (long long)numel,
+                     (long long)t->offset[i], role, rt_init_name(v->init), (long long)v->fan_in,
                      (long long)v->fan_out, v->data ? "" : "NULL");
         if (v->data) kn_sb_printf(o, "kn_wdata_%d", i);
         kn_sb_puts(o, "},\n");

@@ -273,6 +273,35 @@ static void test_diag_names(void)
     expect_err(HDR "h = relu(x)\noutput h, h\n", "t.kiln:4:11: error: 'h' is already an output", NULL);
 }
 
+/* init= picks each layer's weight initialisation; biases keep PyTorch's. */
+static void test_init_selection(void)
+{
+    kn_graph *g = parse_ok("model m\n"
+                           "input x: f32[N, 1, 8, 8]\n"
+                           "c = conv2d(x, 4, kernel=3, init=\"kaiming_normal\")\n"
+                           "f = flatten(c)\n"
+                           "a = linear(f, 16, init=\"xavier_uniform\")\n"
+                           "b = linear(a, 8, init=\"xavier_normal\")\n"
+                           "d = linear(b, 4)\n"
+                           "output d\n");
+    const struct {
+        const char *name;
+        kn_init_kind init;
+    } want[] = {{"c.weight", KN_INIT_KAIMING_NORMAL}, {"a.weight", KN_INIT_XAVIER_UNIFORM},
+                {"b.weight", KN_INIT_XAVIER_NORMAL},  {"d.weight", KN_INIT_KAIMING_UNIFORM},
+                {"a.bias", KN_INIT_BIAS_UNIFORM},     {"c.bias", KN_INIT_BIAS_UNIFORM}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int id = kn_graph_find_value(g, want[i].name);
+        CU_ASSERT_FATAL(id >= 0);
+        CU_ASSERT_EQUAL(kn_graph_value(g, id)->init, want[i].init);
+    }
+    /* fan_in/fan_out reach the value, for the xavier bounds. */
+    const kn_value *a = kn_graph_value(g, kn_graph_find_value(g, "a.weight"));
+    CU_ASSERT_EQUAL(a->fan_in, 4 * 6 * 6); /* 3x3 conv, no padding: 8x8 -> 6x6 */
+    CU_ASSERT_EQUAL(a->fan_out, 16);
+    kn_graph_free(g);
+}
+
 static void test_diag_args(void)
 {
     expect_err(HDR "h = relu(x, x)\noutput h\n", "t.kiln:3:13: error: relu expects 1 tensor input, got 2",
@@ -287,16 +316,21 @@ static void test_diag_args(void)
     expect_err(HDR "h = linear(x, 2.5)\noutput h\n",
                "t.kiln:3:15: error: argument 'out' of linear expects an integer, got the number 2.5", NULL);
     expect_err(HDR "h = linear(x)\noutput h\n", "t.kiln:3:5: error: linear is missing its argument 'out'",
-               "usage: linear(x, out, bias=true)");
+               "usage: linear(x, out, bias=true, init=\"kaiming_uniform\")");
     expect_err(HDR "h = linear(x, 3, out=4)\noutput h\n",
                "t.kiln:3:18: error: argument 'out' of linear given twice", NULL);
-    expect_err(HDR "h = linear(x, 3, true, 5)\noutput h\n",
-               "t.kiln:3:24: error: too many arguments to linear: unexpected the integer 5", NULL);
+    expect_err(HDR "h = linear(x, 3, true, \"xavier_normal\", 5)\noutput h\n",
+               "t.kiln:3:41: error: too many arguments to linear: unexpected the integer 5", NULL);
     expect_err(HDR "h = linear(3, x)\noutput h\n", "t.kiln:3:5: error: linear expects 1 tensor input, got 1",
                NULL);
     /* the op's own shape rule, reported at the call */
     expect_err("model m\ninput x: f32[N]\nh = linear(x, 4)\noutput h\n",
                "t.kiln:3:5: error: linear 'h': expects f32[N, K] input, got f32[N]", "hint:");
+    expect_err(HDR "h = linear(x, 4, init=\"xavier\")\noutput h\n",
+               "t.kiln:3:5: error: linear 'h': unknown init \"xavier\" (expected \"kaiming_uniform\", "
+               "\"kaiming_normal\", \"xavier_uniform\" or \"xavier_normal\")", NULL);
+    expect_err(HDR "h = linear(x, 4, init=1)\noutput h\n",
+               "t.kiln:3:23: error: argument 'init' of linear expects a \"string\", got the integer 1", NULL);
     expect_err(HDR "h = linear(x, 4000000000)\noutput h\n",
                "t.kiln:3:5: error: linear 'h': weight [4000000000, 4] is too large (output size 4000000000, "
                "at most 2147483647 per dim and 2^63 bytes in all)",
@@ -589,6 +623,7 @@ int main(void)
         {"fmnist model builds the expected IR", test_fmnist},
         {"models/*.kiln parse", test_model_files},
         {"nested call names, kwargs, name=", test_nested_names_kwargs},
+        {"init= selects each layer's weight initialisation", test_init_selection},
         {"comments, CRLF, multi-line calls and train block", test_layout},
         {"diagnostic layout", test_diag_format},
         {"diagnostics: names", test_diag_names},

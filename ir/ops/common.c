@@ -69,6 +69,30 @@ int kn_op_add_param(kn_graph *g, kn_node *n, const char *suffix,
     return id;
 }
 
+static const struct {
+    const char *name;
+    kn_init_kind kind;
+} WEIGHT_INITS[] = {
+    {"kaiming_uniform", KN_INIT_KAIMING_UNIFORM},
+    {"kaiming_normal", KN_INIT_KAIMING_NORMAL},
+    {"xavier_uniform", KN_INIT_XAVIER_UNIFORM},
+    {"xavier_normal", KN_INIT_XAVIER_NORMAL},
+};
+
+kn_status kn_op_weight_init(const kn_graph *g, const kn_node *n, kn_init_kind *out, kn_diag *d)
+{
+    const char *name = kn_node_attr_s(n, "init", "");
+    *out = KN_INIT_KAIMING_UNIFORM;
+    if (!name[0]) return KN_OK;
+    for (size_t i = 0; i < sizeof WEIGHT_INITS / sizeof WEIGHT_INITS[0]; i++)
+        if (strcmp(name, WEIGHT_INITS[i].name) == 0) {
+            *out = WEIGHT_INITS[i].kind;
+            return KN_OK;
+        }
+    return kn_op_error(d, g, n, "unknown init \"%s\" (expected \"kaiming_uniform\", \"kaiming_normal\", "
+                                "\"xavier_uniform\" or \"xavier_normal\")", name);
+}
+
 kn_node *kn_op_build(kn_graph *g, int op, const char *name, const int *in,
                      int n_in, int n_out, kn_diag *d)
 {

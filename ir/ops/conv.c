@@ -1,9 +1,10 @@
 /* conv.c — 2-D convolution (torch.nn.Conv2d) and its two backward ops.
  *
  * conv2d(x, out_channels, kernel=3, stride=1, padding=0, dilation=1,
- *        groups=1, bias=true): x f32[N, C, H, W] -> y f32[N, out, OH, OW],
- * creating `<node>.weight` [out, C/groups, kh, kw] and `<node>.bias` [out]
- * with PyTorch's default initialisation.  kernel/stride/padding/dilation are
+ *        groups=1, bias=true, init="kaiming_uniform"): x f32[N, C, H, W] ->
+ * y f32[N, out, OH, OW], creating `<node>.weight` [out, C/groups, kh, kw]
+ * and `<node>.bias` [out] with PyTorch's default initialisation, or the
+ * weight's `init` choice (kaiming_normal, xavier_uniform, xavier_normal).  kernel/stride/padding/dilation are
  * one integer or a pair (h, w).
  *
  * Emission is im2col + kn_rt_sgemm per sample and group.  The im2col buffer
@@ -142,7 +143,9 @@ static kn_status conv_add_params(kn_graph *g, kn_node *n, kn_diag *d)
     int64_t wd[4] = {q.oc, q.c / q.groups, q.kh, q.kw};
     int64_t fan_in = wd[1] * q.kh * q.kw, fan_out = q.oc * q.kh * q.kw; /* torch's fan rule */
     kn_shape ws = kn_shape_make(4, wd), bs = kn_shape_make(1, &q.oc);
-    kn_op_add_param(g, n, "weight", KN_VAL_PARAM, &ws, KN_INIT_KAIMING_UNIFORM, fan_in, fan_out);
+    kn_init_kind init;
+    if (kn_op_weight_init(g, n, &init, d) != KN_OK) return KN_ERR;
+    kn_op_add_param(g, n, "weight", KN_VAL_PARAM, &ws, init, fan_in, fan_out);
     if (kn_node_attr_i(n, "bias", 1))
         kn_op_add_param(g, n, "bias", KN_VAL_PARAM, &bs, KN_INIT_BIAS_UNIFORM, fan_in, fan_out);
     return KN_OK;
@@ -499,6 +502,7 @@ static const kn_arg_spec conv_args[] = {
     {"dilation", KN_ATTR_INTS, false, 0, 0, NULL},
     {"groups", KN_ATTR_INT, false, 1, 0, NULL},
     {"bias", KN_ATTR_BOOL, false, 1, 0, NULL},
+    {"init", KN_ATTR_STRING, false, 0, 0, "kaiming_uniform"},
     {NULL, 0, false, 0, 0, NULL},
 };
 

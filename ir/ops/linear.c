@@ -1,8 +1,8 @@
 /* linear.c — linear (torch.nn.Linear) and matmul (torch.matmul).
  *
- * linear(x, out, bias=true): x f32[N, K] -> y f32[N, out], y = x W^T + b,
- * creating `<node>.weight` [out, K] and `<node>.bias` [out] with PyTorch's
- * default initialisation.  The input must be rank 2 (flatten images first):
+ * linear(x, out, bias=true, init="kaiming_uniform"): x f32[N, K] -> y f32[N, out],
+ * y = x W^T + b, creating `<node>.weight` [out, K] and `<node>.bias` [out]
+ * with PyTorch's default initialisation, or the weight's `init` choice.  The input must be rank 2 (flatten images first):
  * that keeps the weight gradient one GEMM over the batch.
  * matmul(a, b): a f32[..., M, K] @ b f32[..., K, P]; leading dims broadcast
  * like torch.matmul.  Both call kn_rt_sgemm; nothing here allocates at run time.
@@ -54,7 +54,9 @@ static kn_status linear_add_params(kn_graph *g, kn_node *n, kn_diag *d)
     int64_t out = kn_node_attr_i(n, "out", 0);
     int64_t wd[2] = {out, k};
     kn_shape ws = kn_shape_make(2, wd), bs = kn_shape_make(1, &out);
-    kn_op_add_param(g, n, "weight", KN_VAL_PARAM, &ws, KN_INIT_KAIMING_UNIFORM, k, out);
+    kn_init_kind init;
+    if (kn_op_weight_init(g, n, &init, d) != KN_OK) return KN_ERR;
+    kn_op_add_param(g, n, "weight", KN_VAL_PARAM, &ws, init, k, out);
     if (kn_node_attr_i(n, "bias", 1))
         kn_op_add_param(g, n, "bias", KN_VAL_PARAM, &bs, KN_INIT_BIAS_UNIFORM, k, out);
     return KN_OK;
@@ -266,6 +268,7 @@ static kn_status matmul_grad(kn_graph *g, const kn_node *n, const int *dy,
 static const kn_arg_spec linear_args[] = {
     {"out", KN_ATTR_INT, true, 0, 0, NULL},
     {"bias", KN_ATTR_BOOL, false, 1, 0, NULL},
+    {"init", KN_ATTR_STRING, false, 0, 0, "kaiming_uniform"},
     {NULL, 0, false, 0, 0, NULL},
 };
 

@@ -152,4 +152,10 @@ int kn_op_add_param(kn_graph *g, kn_node *n, const char *suffix,
                     kn_val_kind kind, const kn_shape *shape,
                     kn_init_kind init, int64_t fan_in, int64_t fan_out);
 
+/* The weight initialisation chosen by the node's `init` string attribute
+ * (linear, conv2d): "kaiming_uniform" (PyTorch's default), "kaiming_normal",
+ * "xavier_uniform" or "xavier_normal"; anything else is an error naming the
+ * choices. */
+kn_status kn_op_weight_init(const kn_graph *g, const kn_node *n, kn_init_kind *out, kn_diag *d);
+
 #endif
