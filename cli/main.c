@@ -83,10 +83,17 @@ static int cmd_check(int argc, char **argv)
     kn_sb_init(&out);
     kn_graph_print(c.infer, &out);
     int batch = c.model->meta.batch > 0 ? c.model->meta.batch : 1;
-    char a[32], a1[32];
+    char a[32], a1[32], at[32];
     fmt_bytes(kn_memplan_bytes(&c.infer_plan, batch), a, sizeof a);
     fmt_bytes(kn_memplan_bytes(&c.infer_plan, 1), a1, sizeof a1);
-    printf("%s · arena %s at N=%d (eval; %lld bytes), %s at N=1\n", out.s, a, batch,
+    printf("%s · arena", out.s);
+    if (c.train) {
+        /* The train step's arena holds the forward values the backward
+         * needs, so it is the one that bounds the batch size. */
+        fmt_bytes(kn_memplan_bytes(&c.train_plan, batch), at, sizeof at);
+        printf(" %s at N=%d (train; %lld bytes),", at, batch, (long long)kn_memplan_bytes(&c.train_plan, batch));
+    }
+    printf(" %s at N=%d (eval; %lld bytes), %s at N=1 (eval)\n", a, batch,
            (long long)kn_memplan_bytes(&c.infer_plan, batch), a1);
     kn_sb_free(&out);
     kn_cli_compiled_free(&c);

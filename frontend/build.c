@@ -276,7 +276,7 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
     const kf_expr *given[32] = {0};
     if (ns > 32) ns = 32;
     int in[16], n_in = 0, n_tensor_args = 0, spec_i = 0;
-    const kf_expr *name_arg = NULL;
+    const kf_expr *name_arg = NULL, *frozen_arg = NULL;
     bool seen_literal = false;
     char usage[512];
     op_usage(def, usage, sizeof usage);
@@ -321,6 +321,17 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
             name_arg = a;
             continue;
         }
+        if (strcmp(key, "frozen") == 0) {
+            /* Any op that owns parameters: they get no gradient and no
+             * optimizer state (transfer learning). */
+            if (a->kind != KX_BOOL)
+                return ERR(b, a->line, a->col, "write frozen=true", "frozen= expects true or false");
+            if (!def->add_params)
+                return ERR(b, e->line, kcol, NULL, "%s has no parameters to freeze", def->name);
+            if (frozen_arg) return ERR(b, e->line, kcol, usage, "argument 'frozen' given twice");
+            frozen_arg = a;
+            continue;
+        }
         int k = -1;
         for (int s = 0; s < ns; s++)
             if (strcmp(def->args[s].name, key) == 0) k = s;
@@ -334,7 +345,12 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
             }
             names[ns] = "name";
             kn_sb_puts(&l, "name");
-            const char *near = kf_nearest(key, names, ns + 1);
+            int nn = ns + 1;
+            if (def->add_params) {
+                names[nn++] = "frozen";
+                kn_sb_puts(&l, ", frozen");
+            }
+            const char *near = kf_nearest(key, names, nn);
             char hint[768];
             snprintf(hint, sizeof hint, "%s%s%svalid arguments of %s: %s", near ? "did you mean '" : "",
                      near ? near : "", near ? "'? " : "", def->name, l.s);
@@ -385,6 +401,9 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
     kn_diag opd;
     kn_diag_clear(&opd);
     if (def->add_params && def->add_params(b->g, n, &opd)) return wrap_op_error(b, def, e, &opd);
+    if (frozen_arg && frozen_arg->i)
+        for (int v = first_new; v < b->g->n_values; v++)
+            if (b->g->values[v]->kind == KN_VAL_PARAM) b->g->values[v]->trainable = false;
     if (def->infer && def->infer(b->g, n, &opd)) return wrap_op_error(b, def, e, &opd);
     note_new_values(b, first_new, e->line, e->col);
     *vid = n->out[0];

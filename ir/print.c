@@ -68,7 +68,7 @@ void kn_graph_print(const kn_graph *g, kn_strbuf *out)
             fmt_count(p, t, sizeof t);
             if (b) {
                 fmt_count(b, bc, sizeof bc);
-                snprintf(pc, sizeof pc, "%s (+%s buf)", t, bc);
+                snprintf(pc, sizeof pc, "%s%s (+%s buf)", t, frozen ? " frozen" : "", bc);
             } else {
                 snprintf(pc, sizeof pc, "%s%s", t, frozen ? " frozen" : "");
             }

@@ -273,6 +273,22 @@ static void test_diag_names(void)
     expect_err(HDR "h = relu(x)\noutput h, h\n", "t.kiln:4:11: error: 'h' is already an output", NULL);
 }
 
+/* frozen=true on any op with parameters. */
+static void test_frozen(void)
+{
+    kn_graph *g = parse_ok("model m\n"
+                           "input x: f32[N, 8]\n"
+                           "a = linear(x, 16, frozen=true)\n"
+                           "b = batchnorm(a, frozen=true)\n"
+                           "c = linear(b, 4, frozen=false)\n"
+                           "output c\n");
+    const char *frozen[] = {"a.weight", "a.bias", "b.weight", "b.bias"};
+    for (int i = 0; i < 4; i++) CU_ASSERT_FALSE(kn_graph_value(g, kn_graph_find_value(g, frozen[i]))->trainable);
+    CU_ASSERT_TRUE(kn_graph_value(g, kn_graph_find_value(g, "c.weight"))->trainable);
+    CU_ASSERT_EQUAL(kn_graph_value(g, kn_graph_find_value(g, "b.running_mean"))->kind, KN_VAL_BUFFER);
+    kn_graph_free(g);
+}
+
 /* init= picks each layer's weight initialisation; biases keep PyTorch's. */
 static void test_init_selection(void)
 {
@@ -295,6 +311,7 @@ static void test_init_selection(void)
         CU_ASSERT_FATAL(id >= 0);
         CU_ASSERT_EQUAL(kn_graph_value(g, id)->init, want[i].init);
     }
+    CU_ASSERT_TRUE(kn_graph_value(g, kn_graph_find_value(g, "a.weight"))->trainable);
     /* fan_in/fan_out reach the value, for the xavier bounds. */
     const kn_value *a = kn_graph_value(g, kn_graph_find_value(g, "a.weight"));
     CU_ASSERT_EQUAL(a->fan_in, 4 * 6 * 6); /* 3x3 conv, no padding: 8x8 -> 6x6 */
@@ -329,6 +346,12 @@ static void test_diag_args(void)
     expect_err(HDR "h = linear(x, 4, init=\"xavier\")\noutput h\n",
                "t.kiln:3:5: error: linear 'h': unknown init \"xavier\" (expected \"kaiming_uniform\", "
                "\"kaiming_normal\", \"xavier_uniform\" or \"xavier_normal\")", NULL);
+    expect_err(HDR "h = relu(x, frozen=true)\noutput h\n", "t.kiln:3:13: error: relu has no parameters to freeze",
+               NULL);
+    expect_err(HDR "h = linear(x, 4, frozen=1)\noutput h\n", "t.kiln:3:25: error: frozen= expects true or false",
+               "hint: write frozen=true");
+    expect_err(HDR "h = linear(x, 4, frozn=true)\noutput h\n", "t.kiln:3:18: error: linear has no argument 'frozn'",
+               "hint: did you mean 'frozen'?");
     expect_err(HDR "h = linear(x, 4, init=1)\noutput h\n",
                "t.kiln:3:23: error: argument 'init' of linear expects a \"string\", got the integer 1", NULL);
     expect_err(HDR "h = linear(x, 4000000000)\noutput h\n",
@@ -624,6 +647,7 @@ int main(void)
         {"models/*.kiln parse", test_model_files},
         {"nested call names, kwargs, name=", test_nested_names_kwargs},
         {"init= selects each layer's weight initialisation", test_init_selection},
+        {"frozen=true marks a layer's parameters", test_frozen},
         {"comments, CRLF, multi-line calls and train block", test_layout},
         {"diagnostic layout", test_diag_format},
         {"diagnostics: names", test_diag_names},

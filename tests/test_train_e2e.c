@@ -151,6 +151,69 @@ static void test_resume_compiled_bit_identical(void)
     free(out);
 }
 
+/* Tensor `name` of two checkpoints: 1 same bits, 0 different, -1 missing. */
+static int same_tensor(const char *a, const char *b, const char *name)
+{
+    kn_st_file fa, fb;
+    char err[1024];
+    if (kn_st_read(a, &fa, err, sizeof err)) return -1;
+    if (kn_st_read(b, &fb, err, sizeof err)) {
+        kn_st_free(&fa);
+        return -1;
+    }
+    const kn_st_tensor *ta = kn_st_find(&fa, name), *tb = kn_st_find(&fb, name);
+    int r = !ta || !tb ? -1 : ta->numel == tb->numel && memcmp(ta->data, tb->data, ta->numel * 4) == 0;
+    kn_st_free(&fa);
+    kn_st_free(&fb);
+    return r;
+}
+
+static void test_frozen_layers(void)
+{
+    if (!have_fashion()) {
+        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
+        return;
+    }
+    const char *src = "model frz\n"
+                      "data fashion_mnist(normalize=(0.2860, 0.3530))\n"
+                      "input x: f32[N, 784]\nlabel y: i64[N]\n"
+                      "fc0 = linear(x, 64, frozen=true)\n"
+                      "bn0 = batchnorm(fc0, frozen=true)\n"
+                      "fc1 = linear(relu(bn0), 10)\n"
+                      "loss = cross_entropy(fc1, y)\noutput fc1\n"
+                      "train { optimizer adam(lr=1e-2) batch 64 epochs 1 shuffle seed 0 }\n";
+    char model[4200], exe[4200], a[4300], b[4300], dump[4300], p[4400];
+    snprintf(model, sizeof model, "%s/frz.kiln", tmp);
+    snprintf(exe, sizeof exe, "%s/frz", tmp);
+    snprintf(a, sizeof a, "%s/frz1.safetensors", tmp);
+    snprintf(b, sizeof b, "%s/frz2.safetensors", tmp);
+    snprintf(dump, sizeof dump, "%s/frz-grads", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_write_file(model, src, strlen(src)), 0);
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' check '%s'", kt_kiln_bin(), model), 0);
+    KT_ASSERT_CONTAINS(out, "50,240 frozen");
+    KT_ASSERT_CONTAINS(out, "128 frozen (+128 buf)");
+    KT_ASSERT_CONTAINS(out, "trainable 650 · frozen 50,368 · buffers 128");
+    KT_ASSERT_CONTAINS(out, "(train;");
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' build '%s' -o '%s'", kt_kiln_bin(), model, exe), 0);
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 640 --quiet --save '%s'", exe, a), 0);
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 1280 --quiet --save '%s'", exe, b), 0);
+    /* Frozen: never touched; trainable: moved; running stats still update. */
+    const char *frozen[] = {"fc0.weight", "fc0.bias", "bn0.weight", "bn0.bias"};
+    for (int i = 0; i < 4; i++) CU_ASSERT_EQUAL(same_tensor(a, b, frozen[i]), 1);
+    CU_ASSERT_EQUAL(same_tensor(a, b, "fc1.weight"), 0);
+    CU_ASSERT_EQUAL(same_tensor(a, b, "bn0.running_mean"), 0);
+    /* No optimizer state and no gradient for frozen parameters. */
+    CU_ASSERT_EQUAL(same_tensor(a, b, "optim.fc0.weight.m"), -1);
+    CU_ASSERT_EQUAL(same_tensor(a, a, "optim.fc1.weight.m"), 1);
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 64 --steps 1 --quiet --dump-grads '%s'", exe, dump), 0);
+    snprintf(p, sizeof p, "%s/fc1.weight.grad.npy", dump);
+    CU_ASSERT(kt_file_exists(p));
+    snprintf(p, sizeof p, "%s/fc0.weight.grad.npy", dump);
+    CU_ASSERT_FALSE(kt_file_exists(p));
+    free(out);
+}
+
 /* Entries of dir whose name starts with prefix. */
 static int count_prefixed(const char *dir, const char *prefix)
 {
@@ -245,6 +308,7 @@ int main(void)
         {"first loss of a fresh model is ln(10)", test_first_loss_is_ln10},
         {"two short epochs learn Fashion-MNIST", test_short_training_learns},
         {"resume of the compiled fmnist_mlp is bit-identical", test_resume_compiled_bit_identical},
+        {"frozen=true layers: no gradient, no optimizer state, never change", test_frozen_layers},
         {"kill -9 during saves never damages the checkpoint", test_kill_during_save},
         CU_TEST_INFO_NULL,
     };
