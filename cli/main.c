@@ -149,7 +149,10 @@ static int build_model(const char *model, const char *exe, const char *target, c
     }
     kn_status st = kn_cli_build(&c, target, c_path, exe, &d);
     if (!keep) {
+        char blob[4200];
+        kn_cli_blob_path(c_path, blob, sizeof blob);
         unlink(c_path);
+        unlink(blob);
         rmdir(tmpdir);
     }
     if (st != KN_OK) {
