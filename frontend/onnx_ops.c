@@ -361,6 +361,19 @@ static kn_status cv_reshape(kx_importer *im)
         if (t.d[0] == 1 || (t.d[0] == -1 && rest == per)) t.d[0] = KN_DIM_N;
         else return kx_fail(im, "the target shape would merge or split the batch dim N");
     }
+    /* Resolve ONNX's -1 here: in kiln shapes -1 is the batch dim N. */
+    int64_t have, known = 1;
+    int at = -1;
+    kn_shape_numel_per_sample(xs, &have);
+    for (int i = b ? 1 : 0; i < cnt; i++) {
+        if (t.d[i] == -1 && at < 0) at = i;
+        else if (t.d[i] < 0) return kx_fail(im, "invalid target dim %lld", (long long)want[i]);
+        else known *= t.d[i];
+    }
+    if (at >= 0) {
+        if (known == 0 || have % known) return kx_fail(im, "cannot infer the -1 dim of the target shape");
+        t.d[at] = have / known;
+    }
     return reshape_to(im, x, &t);
 }
 
