@@ -211,7 +211,9 @@ static bool is_initializer(const Onnx__GraphProto *gp, const char *name)
 }
 
 /* A graph input: f32 or i64 tensor with a known rank; its first dim becomes
- * N when it is symbolic or 1 (kiln executables take any batch). */
+ * the batch N when it is symbolic.  A fixed 1 stays 1: graphs that feed
+ * weights as inputs (ONNX's node tests do) would otherwise get a "batched"
+ * weight. */
 static kn_status bind_input(kx_importer *im, const Onnx__ValueInfoProto *vi)
 {
     const char *nm = vi->name ? vi->name : "";
@@ -227,7 +229,7 @@ static kn_status bind_input(kx_importer *im, const Onnx__ValueInfoProto *vi)
     for (size_t i = 0; i < sp->n_dim; i++) {
         const Onnx__TensorShapeProto__Dimension *dm = sp->dim[i];
         bool fixed = dm->value_case == ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE && dm->dim_value > 0;
-        if (i == 0 && (!fixed || (dm->dim_value == 1 && sp->n_dim >= 2))) s.d[0] = KN_DIM_N;
+        if (i == 0 && !fixed) s.d[0] = KN_DIM_N;
         else if (fixed) s.d[i] = dm->dim_value;
         else return kx_fail(im, "graph input '%s': dim %zu is dynamic; only the first (batch) dim may be", nm, i);
     }

@@ -2,7 +2,7 @@
  *
  * Reads a ModelProto (protobuf-c bindings generated from Debian's
  * onnx.proto) into a kn_graph: graph inputs become KN_VAL_INPUT values
- * (a dynamic or size-1 leading dim becomes the symbolic batch N), every
+ * (a symbolic leading dim becomes the batch N), every
  * initializer that a node reads as a tensor becomes a frozen KN_VAL_PARAM
  * carrying its data (KN_INIT_DATA) under its ONNX name, node outputs keep
  * their ONNX tensor names, and shape-computation chains (Shape, Gather,
@@ -21,5 +21,9 @@ kn_status kn_onnx_import_file(const char *path, kn_graph **out, kn_diag *d);
 /* Imports a model held in memory; `path` names it in messages and anchors
  * external data (may be NULL: then external data is refused). */
 kn_status kn_onnx_import_buffer(const void *buf, size_t len, const char *path, kn_graph **out, kn_diag *d);
+
+/* Reads a serialized TensorProto (the input_k.pb / output_k.pb files of
+ * ONNX's test data) as f32 or i64; *data is malloc'd. */
+kn_status kn_onnx_read_tensor(const char *path, kn_dtype *dt, kn_shape *shape, void **data, kn_diag *d);
 
 #endif

@@ -191,3 +191,32 @@ kn_status kx_tensor_load(kx_importer *im, const Onnx__TensorProto *t, kx_const *
     *out = c;
     return KN_OK;
 }
+
+kn_status kn_onnx_read_tensor(const char *path, kn_dtype *dt, kn_shape *shape, void **data, kn_diag *d)
+{
+    *data = NULL;
+    kx_importer im = {.path = path, .d = d};
+    FILE *f = fopen(path, "rb");
+    if (!f) return kx_fail(&im, "cannot open: %s", strerror(errno));
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0 || st.st_size > ((off_t)1 << 31)) {
+        fclose(f);
+        return kx_fail(&im, "not a readable tensor file");
+    }
+    size_t len = (size_t)st.st_size;
+    unsigned char *buf = kn_xmalloc(len ? len : 1);
+    size_t got = fread(buf, 1, len, f);
+    fclose(f);
+    Onnx__TensorProto *t = got == len ? onnx__tensor_proto__unpack(NULL, len, buf) : NULL;
+    free(buf);
+    if (!t) return kx_fail(&im, "not a valid TensorProto");
+    kx_const *c = NULL;
+    kn_status s = kx_tensor_load(&im, t, &c);
+    onnx__tensor_proto__free_unpacked(t, NULL);
+    if (s != KN_OK) return s;
+    *dt = c->dtype;
+    *shape = c->shape;
+    *data = c->data;
+    free(c);
+    return KN_OK;
+}
