@@ -4,6 +4,7 @@
 #include "kiln_config.h"
 #include "../codegen/codegen.h"
 #include "../frontend/frontend.h"
+#include "../frontend/onnx_import.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -70,9 +71,12 @@ static kn_status compile_training(kn_compiled *c, kn_diag *d)
 kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c, kn_diag *d)
 {
     memset(c, 0, sizeof *c);
-    if (ends_with(model_path, ".onnx"))
-        return kn_diag_fail(d, "%s: ONNX import is not available in this build yet (it arrives with the ONNX frontend)", model_path);
-    if (kn_parse_model_file(model_path, &c->model, d) != KN_OK) return KN_ERR;
+    if (ends_with(model_path, ".onnx")) {
+        if (kn_onnx_import_file(model_path, &c->model, d) != KN_OK) return KN_ERR;
+        c->model->meta.batch = 1; /* an imported model is for inference: report sizes at N=1 */
+    } else if (kn_parse_model_file(model_path, &c->model, d) != KN_OK) {
+        return KN_ERR;
+    }
     if (kn_cli_model_hash(model_path, c->hash, d) != KN_OK) return KN_ERR;
     c->infer = kn_graph_clone(c->model);
     if (kn_run_pipeline(c->infer, KN_MODE_EVAL, d) != KN_OK) return KN_ERR;
@@ -102,6 +106,13 @@ void kn_cli_compiled_free(kn_compiled *c)
     kn_graph_free(c->update);
     kn_memplan_free(&c->update_plan);
     memset(c, 0, sizeof *c);
+}
+
+void kn_cli_blob_path(const char *c_path, char *out, size_t cap)
+{
+    size_t len = strlen(c_path);
+    if (ends_with(c_path, ".c")) len -= 2;
+    snprintf(out, cap, "%.*s.weights.bin", (int)len, c_path);
 }
 
 static const char *env_or(const char *name, const char *dflt)
@@ -139,7 +150,9 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_p
         phases[n_phases++] = (kn_codegen_phase){"train", c->train, &c->train_plan};
         phases[n_phases++] = (kn_codegen_phase){"update", c->update, &c->update_plan};
     }
-    kn_codegen_opts opts = {c->hash, target};
+    char blob[4200];
+    kn_cli_blob_path(c_path, blob, sizeof blob);
+    kn_codegen_opts opts = {c->hash, target, blob};
     kn_strbuf src;
     kn_sb_init(&src);
     kn_status st = kn_emit_c_program(c->model, phases, n_phases, &opts, &src, d);

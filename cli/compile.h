@@ -26,7 +26,11 @@ void kn_cli_compiled_free(kn_compiled *c);
  * source, kiln's version, and the driver and runtime builds. */
 kn_status kn_cli_model_hash(const char *path, char out[17], kn_diag *d);
 
-/* Emits C for `c` into `c_path` (atomically) and builds `exe_path`. */
+/* The weight blob written next to `c_path` ("m.c" -> "m.weights.bin"). */
+void kn_cli_blob_path(const char *c_path, char *out, size_t cap);
+
+/* Emits C for `c` into `c_path` (atomically), the initial weights of
+ * imported parameters into kn_cli_blob_path(c_path), and builds `exe_path`. */
 kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_path,
                        const char *exe_path, kn_diag *d);
 

@@ -3,6 +3,7 @@
  * build error), 2 usage error. */
 #define _GNU_SOURCE
 #include "compile.h"
+#include "onnx_test.h"
 #include "kiln_config.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@
 static const char *USAGE =
     "usage: kiln <command> [options]\n"
     "\n"
-    "kiln compiles neural-network model files (.kiln) into standalone executables.\n"
+    "kiln compiles neural-network model files (.kiln) and ONNX models (.onnx) into standalone executables.\n"
     "\n"
     "commands:\n"
     "  check MODEL                    parse + shape inference; layer table, parameter counts, arena bytes\n"
@@ -26,6 +27,7 @@ static const char *USAGE =
     "  run MODEL SUBCOMMAND [ARGS]    build into a content-addressed cache, then run the executable\n"
     "                                 (e.g. kiln run models/fmnist_mlp.kiln train --json)\n"
     "  gradcheck MODEL [ARGS]         compiled gradients vs central finite differences, per parameter\n"
+    "  onnx-test [DIR]                ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
     "\n"
     "options:\n"
     "  -h, --help                     this help (kiln COMMAND --help for one command)\n"
@@ -156,7 +158,10 @@ static int build_model(const char *model, const char *exe, const char *target, c
     }
     kn_status st = kn_cli_build(&c, target, c_path, exe, &d);
     if (!keep) {
+        char blob[4200];
+        kn_cli_blob_path(c_path, blob, sizeof blob);
         unlink(c_path);
+        unlink(blob);
         rmdir(tmpdir);
     }
     if (st != KN_OK) {
@@ -274,6 +279,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "onnx-test")) return kn_cli_onnx_test(argc - 1, argv + 1);
     if (!strcmp(cmd, "gradcheck")) {
         /* kiln gradcheck MODEL [ARGS] == kiln run MODEL gradcheck [ARGS] */
         if (argc < 3 || argv[2][0] == '-') {

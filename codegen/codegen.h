@@ -21,6 +21,13 @@ typedef struct {
 typedef struct {
     const char *model_hash;  /* hex digest identifying the model source */
     const char *target;      /* "cpu" */
+    /* Where to write the initial values of parameters that carry data
+     * (imported ONNX initializers).  The generated C embeds that file with
+     * an assembler .incbin, so the C compiler never parses megabytes of
+     * literals; the path is resolved by the assembler relative to the
+     * compiler's working directory.  NULL: print them as C arrays (fine for
+     * the few floats of test graphs). */
+    const char *blob_path;
 } kn_codegen_opts;
 
 /* Emits the whole C program for `model` (its parameters and metadata) with

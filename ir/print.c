@@ -44,6 +44,7 @@ void kn_graph_print(const kn_graph *g, kn_strbuf *out)
                  g->mode == KN_MODE_TRAIN ? "train" : "eval");
     kn_sb_printf(out, "  %3s  %-20s %-14s %-20s %22s %12s\n", "#", "name", "op", "output", "params", "MACs/sample");
     int row = 0;
+    int64_t total_macs = 0;
     for (int i = 0; i < g->n_values; i++) {
         const kn_value *v = g->values[i];
         if (v->kind != KN_VAL_INPUT && v->kind != KN_VAL_LABEL) continue;
@@ -76,6 +77,7 @@ void kn_graph_print(const kn_graph *g, kn_strbuf *out)
         mc[0] = 0;
         int64_t macs = def && def->macs ? def->macs(g, n) : 0;
         if (macs) fmt_count(macs, mc, sizeof mc);
+        if (macs > 0 && !kn_add_ok(total_macs, macs, &total_macs)) total_macs = INT64_MAX;
         kn_sb_printf(out, "  %3d  %-20s %-14s %-20s %22s %12s\n", row++, name, def ? def->name : "?", type, pc, mc);
     }
     int64_t t, f, bu;
@@ -84,5 +86,7 @@ void kn_graph_print(const kn_graph *g, kn_strbuf *out)
     fmt_count(t, ts, sizeof ts);
     fmt_count(f, fs, sizeof fs);
     fmt_count(bu, bs, sizeof bs);
-    kn_sb_printf(out, "trainable %s · frozen %s · buffers %s", ts, fs, bs);
+    char ms[32];
+    fmt_count(total_macs, ms, sizeof ms);
+    kn_sb_printf(out, "trainable %s · frozen %s · buffers %s · MACs/sample %s", ts, fs, bs, ms);
 }

@@ -4,8 +4,9 @@
  *        groups=1, bias=true, init="kaiming_uniform"): x f32[N, C, H, W] ->
  * y f32[N, out, OH, OW], creating `<node>.weight` [out, C/groups, kh, kw]
  * and `<node>.bias` [out] with PyTorch's default initialisation, or the
- * weight's `init` choice (kaiming_normal, xavier_uniform, xavier_normal).  kernel/stride/padding/dilation are
- * one integer or a pair (h, w).
+ * weight's `init` choice (kaiming_normal, xavier_uniform, xavier_normal).
+ * kernel/stride/padding/dilation are one integer or a pair (h, w); padding
+ * may also be ONNX's four values (top, left, bottom, right).
  *
  * Emission is im2col + kn_rt_sgemm per sample and group.  The im2col buffer
  * is the node's second output `<node>.col` f32[C/groups*kh*kw, OH*OW]
@@ -21,7 +22,8 @@
  *   conv2d_grad_weight(dy, x, kernel, stride, padding, dilation, groups)
  *       -> dw f32[out, C/groups, kh, kw] summed over the batch
  * The bias gradient is sum(sum(dy, dim=(2, 3)), dim=0).
- * Not supported: padding modes other than zeros, string padding ("same").
+ * Not supported: padding modes other than zeros, string padding ("same")
+ * (the ONNX importer turns auto_pad into explicit pads).
  */
 #include "op_util.h"
 
@@ -32,6 +34,7 @@ typedef struct {
     int64_t c, h, w;          /* input channels and size */
     int64_t oc, oh, ow;       /* output channels and size */
     int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+    int64_t ph_end, pw_end;   /* bottom/right padding: differs from ph/pw only for ONNX's asymmetric pads */
 } conv_geom;
 
 /* kn_ops_int_pair with the same default for h and w. */
@@ -42,18 +45,37 @@ static kn_status conv_pair(kn_diag *d, const kn_graph *g, const kn_node *n, cons
     return kn_ops_int_pair(d, g, n, name, both, min, out);
 }
 
+/* Reads `padding`: one integer, a pair (h, w), or ONNX's four values
+ * (top, left, bottom, right), which TF "SAME" exports use asymmetrically. */
+static kn_status conv_padding(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q)
+{
+    const kn_attr *a = kn_node_attr(n, "padding");
+    if (a && a->kind == KN_ATTR_INTS && a->n == 4) {
+        for (int i = 0; i < 4; i++)
+            if (a->ints[i] < 0 || a->ints[i] > KN_OPS_SPATIAL_MAX)
+                return kn_op_error(d, g, n, "padding must be in [0, %d], got %lld", KN_OPS_SPATIAL_MAX,
+                                   (long long)a->ints[i]);
+        q->ph = a->ints[0], q->pw = a->ints[1], q->ph_end = a->ints[2], q->pw_end = a->ints[3];
+        return KN_OK;
+    }
+    int64_t p[2];
+    if (conv_pair(d, g, n, "padding", 0, 0, p) != KN_OK) return KN_ERR;
+    q->ph = q->ph_end = p[0], q->pw = q->pw_end = p[1];
+    return KN_OK;
+}
+
 /* Reads stride/padding/dilation/groups and derives the output size from
  * g->c, h, w, kh, kw (already set).  `shape` names the input for messages. */
 static kn_status conv_geom_finish(kn_diag *d, const kn_graph *g, const kn_node *n, conv_geom *q,
                                   const char *shape)
 {
-    int64_t s[2], p[2], dl[2];
+    int64_t s[2], dl[2];
     if (conv_pair(d, g, n, "stride", 1, 1, s) != KN_OK) return KN_ERR;
-    if (conv_pair(d, g, n, "padding", 0, 0, p) != KN_OK) return KN_ERR;
+    if (conv_padding(d, g, n, q) != KN_OK) return KN_ERR;
     if (conv_pair(d, g, n, "dilation", 1, 1, dl) != KN_OK) return KN_ERR;
-    q->sh = s[0], q->sw = s[1], q->ph = p[0], q->pw = p[1], q->dh = dl[0], q->dw = dl[1];
+    q->sh = s[0], q->sw = s[1], q->dh = dl[0], q->dw = dl[1];
     int64_t eh = q->dh * (q->kh - 1) + 1, ew = q->dw * (q->kw - 1) + 1;
-    int64_t hp = q->h + 2 * q->ph, wp = q->w + 2 * q->pw;
+    int64_t hp = q->h + q->ph + q->ph_end, wp = q->w + q->pw + q->pw_end;
     if (eh > hp || ew > wp)
         return kn_op_error(d, g, n, "kernel %lldx%lld (dilation %lldx%lld, effective %lldx%lld) is larger "
                            "than the padded input %lldx%lld (input %s, padding %lldx%lld)",
@@ -88,7 +110,8 @@ static kn_status conv_check_groups(kn_diag *d, const kn_graph *g, const kn_node 
 
 static bool conv_is_1x1(const conv_geom *q)
 {
-    return q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && q->ph == 0 && q->pw == 0;
+    return q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && q->ph == 0 && q->pw == 0 &&
+           q->ph_end == 0 && q->pw_end == 0;
 }
 
 /* The im2col buffer's shape (a placeholder for the 1x1 fast path). */
@@ -290,10 +313,12 @@ static int64_t conv_macs(const kn_graph *g, const kn_node *n)
 /* Copies the geometry attributes of `src` (normalised to pairs) onto `dst`. */
 static void conv_copy_geom_attrs(kn_node *dst, const conv_geom *q, bool kernel)
 {
-    int64_t s[2] = {q->sh, q->sw}, p[2] = {q->ph, q->pw}, dl[2] = {q->dh, q->dw}, k[2] = {q->kh, q->kw};
+    int64_t s[2] = {q->sh, q->sw}, dl[2] = {q->dh, q->dw}, k[2] = {q->kh, q->kw};
+    int64_t p[4] = {q->ph, q->pw, q->ph_end, q->pw_end};
+    bool sym = q->ph == q->ph_end && q->pw == q->pw_end;
     if (kernel) kn_node_set_attr_ints(dst, "kernel", k, 2);
     kn_node_set_attr_ints(dst, "stride", s, 2);
-    kn_node_set_attr_ints(dst, "padding", p, 2);
+    kn_node_set_attr_ints(dst, "padding", p, sym ? 2 : 4);
     kn_node_set_attr_ints(dst, "dilation", dl, 2);
     kn_node_set_attr_i(dst, "groups", q->groups);
 }

@@ -64,6 +64,12 @@ typedef enum {
     KN_OP_AVG_POOL2D_GRAD,
     KN_OP_SGD_STEP,
     KN_OP_ADAM_STEP,
+    KN_OP_CLIP,               /* clip.c, transpose.c, concat.c, pad.c (ONNX import) */
+    KN_OP_CLIP_GRAD,
+    KN_OP_TRANSPOSE,
+    KN_OP_CONCAT,
+    KN_OP_SLICE,
+    KN_OP_PAD,
     KN_OP_COUNT
 } kn_op_id;
 

@@ -228,4 +228,30 @@ static inline kn_status kn_ops_want_nchw(kn_diag *d, const kn_graph *g, const kn
     return kn_op_error(d, g, n, "expects a f32[N, C, H, W] %s, got %s", role, t);
 }
 
+/* Opens one `for (size_t iK ...)` loop per dim of `s` (the batch dim runs to
+ * n), innermost last; the caller prints the body and closes them with
+ * kn_ops_close_loops(e, s->rank).  Used by the layout ops (transpose, pad,
+ * concat/slice) whose index maps are not a single flat loop. */
+static inline void kn_ops_open_loops(kn_emit *e, const kn_shape *s)
+{
+    for (int k = 0; k < s->rank; k++) {
+        if (s->d[k] == KN_DIM_N) kn_emit_line(e, "for (size_t i%d = 0; i%d < (size_t)n; i%d++)", k, k, k);
+        else kn_emit_line(e, "for (size_t i%d = 0; i%d < %lld; i%d++)", k, k, (long long)s->d[k], k);
+        e->indent++;
+    }
+}
+
+static inline void kn_ops_close_loops(kn_emit *e, int rank) { e->indent -= rank; }
+
+/* Row-major element strides of `s` (the batch dim's stride is constant:
+ * only dims after it enter the product). */
+static inline void kn_ops_strides(const kn_shape *s, int64_t *st)
+{
+    int64_t acc = 1;
+    for (int k = s->rank - 1; k >= 0; k--) {
+        st[k] = acc;
+        if (s->d[k] != KN_DIM_N) acc *= s->d[k];
+    }
+}
+
 #endif

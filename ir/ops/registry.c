@@ -26,6 +26,8 @@ extern const kn_op_def kn_op_def_conv2d, kn_op_def_conv2d_grad_input, kn_op_def_
 extern const kn_op_def kn_op_def_max_pool2d, kn_op_def_avg_pool2d, kn_op_def_global_avg_pool,
     kn_op_def_max_pool2d_grad, kn_op_def_avg_pool2d_grad;
 extern const kn_op_def kn_op_def_sgd_step, kn_op_def_adam_step;
+extern const kn_op_def kn_op_def_clip, kn_op_def_clip_grad, kn_op_def_transpose;
+extern const kn_op_def kn_op_def_concat, kn_op_def_slice, kn_op_def_pad;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -76,6 +78,12 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_AVG_POOL2D_GRAD] = &kn_op_def_avg_pool2d_grad,
     [KN_OP_SGD_STEP] = &kn_op_def_sgd_step,
     [KN_OP_ADAM_STEP] = &kn_op_def_adam_step,
+    [KN_OP_CLIP] = &kn_op_def_clip,
+    [KN_OP_CLIP_GRAD] = &kn_op_def_clip_grad,
+    [KN_OP_TRANSPOSE] = &kn_op_def_transpose,
+    [KN_OP_CONCAT] = &kn_op_def_concat,
+    [KN_OP_SLICE] = &kn_op_def_slice,
+    [KN_OP_PAD] = &kn_op_def_pad,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,

@@ -1,0 +1,582 @@
+/* onnx_ops.c — one converter per ONNX op type: reads the node's inputs and
+ * attributes (as the op's opset defines them) and adds the IR nodes that
+ * compute it.  Constant-only nodes never get here (onnx_fold.c folds them);
+ * ops that only make sense on constants (Shape, Gather, Cast, ...) report
+ * a clear error when a runtime tensor reaches them.
+ *
+ * The table at the end maps op types to converters; an op type missing
+ * from it is reported by the importer as unsupported, with its nodes.
+ */
+#include "onnx_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+static const kn_shape *vshape(kx_importer *im, int vid) { return &im->g->values[vid]->shape; }
+
+/* Binds the current node's output 0 to an existing value (Identity...). */
+static kn_status alias(kx_importer *im, int vid)
+{
+    kx_bind_value(im, im->node->output[0], vid);
+    return KN_OK;
+}
+
+static kn_status unary(kx_importer *im, int op)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    return kx_finish_bind(im, kx_node(im, op, "", &x, 1));
+}
+
+static kn_status cv_relu(kx_importer *im) { return unary(im, KN_OP_RELU); }
+static kn_status cv_sigmoid(kx_importer *im) { return unary(im, KN_OP_SIGMOID); }
+static kn_status cv_tanh(kx_importer *im) { return unary(im, KN_OP_TANH); }
+
+static kn_status cv_leaky_relu(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    kn_node *n = kx_node(im, KN_OP_LEAKY_RELU, "", &x, 1);
+    kn_node_set_attr_f(n, "negative_slope", kx_attr_f(im, "alpha", 0.01));
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_gelu(kx_importer *im)
+{
+    char buf[32];
+    if (strcmp(kx_attr_s(im, "approximate", "none", buf, sizeof buf), "none") != 0)
+        return kx_fail(im, "approximate='%s' is not supported (only the exact erf form)", buf);
+    return unary(im, KN_OP_GELU);
+}
+
+static kn_status binary(kx_importer *im, int op)
+{
+    int a = kx_input_value(im, 0), b = a < 0 ? -1 : kx_input_value(im, 1);
+    if (b < 0) return KN_ERR;
+    int in[2] = {a, b};
+    return kx_finish_bind(im, kx_node(im, op, "", in, 2));
+}
+
+static kn_status cv_add(kx_importer *im) { return binary(im, KN_OP_ADD); }
+static kn_status cv_sub(kx_importer *im) { return binary(im, KN_OP_SUB); }
+static kn_status cv_mul(kx_importer *im) { return binary(im, KN_OP_MUL); }
+static kn_status cv_div(kx_importer *im) { return binary(im, KN_OP_DIV); }
+
+/* Sum(a, b, c...) as a chain of adds. */
+static kn_status cv_sum(kx_importer *im)
+{
+    int acc = kx_input_value(im, 0);
+    if (acc < 0) return KN_ERR;
+    for (int i = 1; i < (int)im->node->n_input; i++) {
+        int b = kx_input_value(im, i);
+        if (b < 0) return KN_ERR;
+        char sfx[32];
+        snprintf(sfx, sizeof sfx, i + 1 == (int)im->node->n_input ? "" : ".sum%d", i);
+        int in[2] = {acc, b};
+        kn_node *n = kx_node(im, KN_OP_ADD, sfx, in, 2);
+        if (kx_finish(im, n) != KN_OK) return KN_ERR;
+        acc = n->out[0];
+    }
+    return alias(im, acc);
+}
+
+static kn_status cv_identity(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    return x < 0 ? KN_ERR : alias(im, x);
+}
+
+static kn_status cv_dropout(kx_importer *im)
+{
+    if (im->node->n_output > 1 && im->node->output[1][0])
+        return kx_fail(im, "the mask output is not supported (inference import)");
+    return cv_identity(im);
+}
+
+/* A scalar bound from a constant input, or the default. */
+static kn_status scalar_input(kx_importer *im, int i, double dflt, double *out)
+{
+    *out = dflt;
+    if (!kx_has_input(im, i)) return KN_OK;
+    const kx_const *c = kx_input_const(im, i);
+    if (!c || c->numel != 1) return kx_fail(im, "input %d must be a constant scalar", i);
+    *out = kx_const_f(c, 0);
+    return KN_OK;
+}
+
+static kn_status cv_clip(kx_importer *im)
+{
+    double lo = -INFINITY, hi = INFINITY;
+    if (im->opset < 11) {
+        lo = kx_attr_f(im, "min", -INFINITY);
+        hi = kx_attr_f(im, "max", INFINITY);
+    } else if (scalar_input(im, 1, -INFINITY, &lo) != KN_OK || scalar_input(im, 2, INFINITY, &hi) != KN_OK) {
+        return KN_ERR;
+    }
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    kn_node *n = kx_node(im, KN_OP_CLIP, "", &x, 1);
+    kn_node_set_attr_f(n, "min", lo);
+    kn_node_set_attr_f(n, "max", hi);
+    return kx_finish_bind(im, n);
+}
+
+/* ---- convolution and pooling ---- */
+
+typedef struct {
+    int64_t k[2], s[2], dl[2], p[4]; /* p: top, left, bottom, right */
+} spatial;
+
+/* Reads kernel_shape (or `kernel` when given), strides, dilations, pads,
+ * auto_pad for a 2-D op on input `x`. */
+static kn_status read_spatial(kx_importer *im, int x, const int64_t *kernel, spatial *sp)
+{
+    const kn_shape *xs = vshape(im, x);
+    if (xs->rank != 4) return kx_fail(im, "only 2-D (rank-4 NCHW) inputs are supported");
+    int64_t v[4];
+    int c;
+    if (kernel) sp->k[0] = kernel[0], sp->k[1] = kernel[1];
+    else if ((c = kx_attr_ints(im, "kernel_shape", v, 4)) == 2) sp->k[0] = v[0], sp->k[1] = v[1];
+    else return kx_fail(im, "kernel_shape must have 2 values");
+    sp->s[0] = sp->s[1] = sp->dl[0] = sp->dl[1] = 1;
+    memset(sp->p, 0, sizeof sp->p);
+    if ((c = kx_attr_ints(im, "strides", v, 4)) >= 0) {
+        if (c != 2) return kx_fail(im, "strides must have 2 values");
+        sp->s[0] = v[0], sp->s[1] = v[1];
+    }
+    if ((c = kx_attr_ints(im, "dilations", v, 4)) >= 0) {
+        if (c != 2) return kx_fail(im, "dilations must have 2 values");
+        sp->dl[0] = v[0], sp->dl[1] = v[1];
+    }
+    if ((c = kx_attr_ints(im, "pads", v, 4)) >= 0) {
+        if (c != 4) return kx_fail(im, "pads must have 4 values");
+        memcpy(sp->p, v, sizeof sp->p);
+    }
+    char ap[32];
+    kx_attr_s(im, "auto_pad", "NOTSET", ap, sizeof ap);
+    if (!strcmp(ap, "SAME_UPPER") || !strcmp(ap, "SAME_LOWER")) {
+        for (int i = 0; i < 2; i++) {
+            if (sp->s[i] < 1) return kx_fail(im, "strides must be >= 1");
+            int64_t in = xs->d[2 + i], out = (in + sp->s[i] - 1) / sp->s[i];
+            int64_t total = (out - 1) * sp->s[i] + (sp->k[i] - 1) * sp->dl[i] + 1 - in;
+            if (total < 0) total = 0;
+            int64_t small = total / 2, big = total - small;
+            bool upper = !strcmp(ap, "SAME_UPPER");
+            sp->p[i] = upper ? small : big;
+            sp->p[i + 2] = upper ? big : small;
+        }
+    } else if (!strcmp(ap, "VALID")) {
+        memset(sp->p, 0, sizeof sp->p);
+    } else if (strcmp(ap, "NOTSET") != 0) {
+        return kx_fail(im, "auto_pad '%s' is not supported", ap);
+    }
+    return KN_OK;
+}
+
+static kn_status cv_conv(kx_importer *im)
+{
+    int x = kx_input_value(im, 0), w = x < 0 ? -1 : kx_input_value(im, 1);
+    if (w < 0) return KN_ERR;
+    const kn_shape *ws = vshape(im, w);
+    if (ws->rank != 4) return kx_fail(im, "only 2-D convolution (a rank-4 weight) is supported");
+    spatial sp;
+    if (read_spatial(im, x, ws->d + 2, &sp) != KN_OK) return KN_ERR;
+    int in[3] = {x, w, -1};
+    bool bias = kx_has_input(im, 2);
+    if (bias && (in[2] = kx_input_value(im, 2)) < 0) return KN_ERR;
+    kn_node *n = kx_node(im, KN_OP_CONV2D, "", in, bias ? 3 : 2);
+    kn_node_set_attr_i(n, "out_channels", ws->d[0]);
+    kn_node_set_attr_ints(n, "kernel", sp.k, 2);
+    kn_node_set_attr_ints(n, "stride", sp.s, 2);
+    kn_node_set_attr_ints(n, "padding", sp.p, 4);
+    kn_node_set_attr_ints(n, "dilation", sp.dl, 2);
+    kn_node_set_attr_i(n, "groups", kx_attr_i(im, "group", 1));
+    kn_node_set_attr_b(n, "bias", bias);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_pool(kx_importer *im, int op)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    spatial sp;
+    if (read_spatial(im, x, NULL, &sp) != KN_OK) return KN_ERR;
+    if (kx_attr_i(im, "ceil_mode", 0)) return kx_fail(im, "ceil_mode=1 is not supported");
+    if (sp.dl[0] != 1 || sp.dl[1] != 1) return kx_fail(im, "dilations other than 1 are not supported");
+    if (sp.p[0] != sp.p[2] || sp.p[1] != sp.p[3]) return kx_fail(im, "asymmetric pads are not supported for pooling");
+    if (im->node->n_output > 1 && im->node->output[1][0]) return kx_fail(im, "the Indices output is not supported");
+    kn_node *n = kx_node(im, op, "", &x, 1);
+    int64_t pad[2] = {sp.p[0], sp.p[1]};
+    kn_node_set_attr_ints(n, "kernel", sp.k, 2);
+    kn_node_set_attr_ints(n, "stride", sp.s, 2);
+    kn_node_set_attr_ints(n, "padding", pad, 2);
+    if (op == KN_OP_AVG_POOL2D) kn_node_set_attr_b(n, "count_include_pad", kx_attr_i(im, "count_include_pad", 0) != 0);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_max_pool(kx_importer *im) { return cv_pool(im, KN_OP_MAX_POOL2D); }
+static kn_status cv_avg_pool(kx_importer *im) { return cv_pool(im, KN_OP_AVG_POOL2D); }
+static kn_status cv_global_avg_pool(kx_importer *im) { return unary(im, KN_OP_GLOBAL_AVG_POOL); }
+
+static kn_status cv_batchnorm(kx_importer *im)
+{
+    if (kx_attr_i(im, "training_mode", 0)) return kx_fail(im, "training_mode=1 is not supported (inference import)");
+    if (im->node->n_input != 5) return kx_fail(im, "expects 5 inputs, got %zu", im->node->n_input);
+    int in[5];
+    for (int i = 0; i < 5; i++) {
+        kx_entry *e = kx_lookup(im, im->node->input[i]);
+        /* running statistics are buffers, as for model-file batchnorm */
+        if (i >= 3 && e && e->vid < 0 && e->c) e->vid = kx_place_const(im, e->name, e->c, KN_VAL_BUFFER);
+        if ((in[i] = kx_input_value(im, i)) < 0) return KN_ERR;
+    }
+    kn_node *n = kx_node(im, KN_OP_BATCHNORM, "", in, 5);
+    kn_node_set_attr_f(n, "eps", kx_attr_f(im, "epsilon", 1e-5));
+    kn_node_set_attr_f(n, "momentum", 0.1);
+    return kx_finish_bind(im, n);
+}
+
+/* ---- matrix products ---- */
+
+/* Places a derived constant as a frozen parameter named after the node. */
+static int place_derived(kx_importer *im, const char *suffix, kx_const *c)
+{
+    char name[512];
+    snprintf(name, sizeof name, "%s%s", im->node->output[0], suffix);
+    int vid = kx_place_const(im, name, c, KN_VAL_PARAM);
+    kx_const_free(c);
+    return vid;
+}
+
+/* Gemm with a constant B becomes linear (y = x W^T + b): W = alpha * op(B)
+ * laid out [out, K], b = beta * C flattened to [out].  Otherwise matmul
+ * (+ transpose, scale, bias) on runtime tensors. */
+static kn_status cv_gemm(kx_importer *im)
+{
+    double alpha = kx_attr_f(im, "alpha", 1.0), beta = kx_attr_f(im, "beta", 1.0);
+    bool ta = kx_attr_i(im, "transA", 0) != 0, tb = kx_attr_i(im, "transB", 0) != 0;
+    const kx_const *B = kx_input_const(im, 1), *C = kx_input_const(im, 2);
+    if (ta) return kx_fail(im, "transA=1 is not supported");
+    if (!B || B->shape.rank != 2 || (kx_has_input(im, 2) && !C))
+        return kx_fail(im, "B and C must be constants (initializers)");
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t K = tb ? B->shape.d[1] : B->shape.d[0], out = tb ? B->shape.d[0] : B->shape.d[1];
+    int w;
+    if (tb && alpha == 1.0) {
+        w = kx_input_value(im, 1); /* the initializer itself, under its ONNX name */
+    } else {
+        kn_shape ws = {.rank = 2, .d = {out, K}};
+        kx_const *W = kx_const_new(KN_F32, &ws);
+        for (int64_t o = 0; o < out; o++)
+            for (int64_t k = 0; k < K; k++)
+                ((float *)W->data)[o * K + k] = (float)(alpha * kx_const_f(B, tb ? o * K + k : k * out + o));
+        w = place_derived(im, ".weight", W);
+    }
+    if (w < 0) return KN_ERR;
+    int in[3] = {x, w, -1};
+    if (C) {
+        if (C->numel != out && C->numel != 1) return kx_fail(im, "C must have %lld elements (or 1)", (long long)out);
+        kn_shape bs = {.rank = 1, .d = {out}};
+        kx_const *bc = kx_const_new(KN_F32, &bs);
+        for (int64_t o = 0; o < out; o++) ((float *)bc->data)[o] = (float)(beta * kx_const_f(C, C->numel == 1 ? 0 : o));
+        if (beta == 1.0 && C->shape.rank == 1 && C->numel == out) {
+            kx_const_free(bc);
+            in[2] = kx_input_value(im, 2);
+        } else {
+            in[2] = place_derived(im, ".bias", bc);
+        }
+        if (in[2] < 0) return KN_ERR;
+    }
+    kn_node *n = kx_node(im, KN_OP_LINEAR, "", in, C ? 3 : 2);
+    kn_node_set_attr_i(n, "out", out);
+    kn_node_set_attr_b(n, "bias", C != NULL);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_matmul(kx_importer *im) { return binary(im, KN_OP_MATMUL); }
+
+/* ---- layout ---- */
+
+/* Reshapes value x to `t` (t.d[0] == KN_DIM_N exactly when x is batched). */
+static kn_status reshape_to(kx_importer *im, int x, const kn_shape *t)
+{
+    bool b = kn_shape_is_batched(vshape(im, x));
+    for (int i = 0; i < t->rank; i++)
+        if (t->d[i] == KN_DIM_N && i != 0) return kx_fail(im, "the batch dim N must stay the first dim");
+    if (b != kn_shape_is_batched(t)) return kx_fail(im, "cannot move or merge the batch dim N");
+    kn_node *n = kx_node(im, KN_OP_RESHAPE, "", &x, 1);
+    kn_node_set_attr_ints(n, "shape", t->d + (b ? 1 : 0), t->rank - (b ? 1 : 0));
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_flatten(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    kn_shape s = *vshape(im, x);
+    int64_t axis = kx_attr_i(im, "axis", 1);
+    if (axis < 0) axis += s.rank;
+    if (axis < 0 || axis > s.rank) return kx_fail(im, "axis %lld is out of range", (long long)kx_attr_i(im, "axis", 1));
+    bool b = kn_shape_is_batched(&s);
+    if (b && axis != 1) return kx_fail(im, "axis %lld would merge the batch dim N (only axis=1 keeps it)", (long long)axis);
+    int64_t lead = 1, rest = 1;
+    for (int i = b ? 1 : 0; i < axis; i++) lead *= s.d[i];
+    for (int i = (int)axis; i < s.rank; i++) rest *= s.d[i];
+    kn_shape t = {.rank = 2, .d = {b ? KN_DIM_N : lead, rest}};
+    return reshape_to(im, x, &t);
+}
+
+static kn_status cv_reshape(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    const kn_shape *xs = vshape(im, x);
+    int64_t want[KN_MAX_RANK];
+    int cnt;
+    if (im->opset < 5) {
+        if ((cnt = kx_attr_ints(im, "shape", want, KN_MAX_RANK)) < 0) return kx_fail(im, "needs a shape attribute");
+    } else {
+        const kx_const *sh = kx_input_const(im, 1);
+        if (!sh) return kx_fail(im, "the target shape must be a constant (or fold to one)");
+        if (sh->numel > KN_MAX_RANK) return kx_fail(im, "target rank %lld is above %d", (long long)sh->numel, KN_MAX_RANK);
+        cnt = (int)sh->numel;
+        for (int i = 0; i < cnt; i++) want[i] = kx_const_i(sh, i);
+    }
+    bool allowzero = kx_attr_i(im, "allowzero", 0) != 0;
+    kn_shape t = {.rank = cnt};
+    for (int i = 0; i < cnt; i++) {
+        int64_t v = want[i];
+        if (v == 0 && !allowzero) v = i < xs->rank ? xs->d[i] : 0;
+        if (v == KX_SYM_N) v = KN_DIM_N;
+        t.d[i] = v;
+    }
+    bool b = kn_shape_is_batched(xs);
+    if (b && cnt > 0 && t.d[0] != KN_DIM_N) {
+        /* x.view(-1, 1280) or a batch of 1 written out: dim 0 is the batch
+         * when the other dims hold exactly one sample. */
+        int64_t per, rest = 1;
+        kn_shape_numel_per_sample(xs, &per);
+        for (int i = 1; i < cnt; i++) rest = t.d[i] == -1 ? -1 : rest * t.d[i];
+        if (t.d[0] == 1 || (t.d[0] == -1 && rest == per)) t.d[0] = KN_DIM_N;
+        else return kx_fail(im, "the target shape would merge or split the batch dim N");
+    }
+    /* Resolve ONNX's -1 here: in kiln shapes -1 is the batch dim N. */
+    int64_t have, known = 1;
+    int at = -1;
+    kn_shape_numel_per_sample(xs, &have);
+    for (int i = b ? 1 : 0; i < cnt; i++) {
+        if (t.d[i] == -1 && at < 0) at = i;
+        else if (t.d[i] < 0) return kx_fail(im, "invalid target dim %lld", (long long)want[i]);
+        else known *= t.d[i];
+    }
+    if (at >= 0) {
+        if (known == 0 || have % known) return kx_fail(im, "cannot infer the -1 dim of the target shape");
+        t.d[at] = have / known;
+    }
+    return reshape_to(im, x, &t);
+}
+
+static kn_status cv_unsqueeze(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    kn_shape t;
+    if (x < 0 || kx_unsqueeze_shape(im, vshape(im, x), &t) != KN_OK) return KN_ERR;
+    return reshape_to(im, x, &t);
+}
+
+static kn_status cv_squeeze(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    kn_shape t;
+    if (x < 0 || kx_squeeze_shape(im, vshape(im, x), &t) != KN_OK) return KN_ERR;
+    return reshape_to(im, x, &t);
+}
+
+static kn_status cv_transpose(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t perm[KN_MAX_RANK];
+    int c = kx_attr_ints(im, "perm", perm, KN_MAX_RANK);
+    if (c < -1) return KN_ERR;
+    kn_node *n = kx_node(im, KN_OP_TRANSPOSE, "", &x, 1);
+    kn_node_set_attr_ints(n, "perm", perm, c < 0 ? 0 : c);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_concat(kx_importer *im)
+{
+    int in[64], n_in = (int)im->node->n_input;
+    if (n_in < 1 || n_in > 64) return kx_fail(im, "expects 1 to 64 inputs");
+    for (int i = 0; i < n_in; i++)
+        if ((in[i] = kx_input_value(im, i)) < 0) return KN_ERR;
+    kn_node *n = kx_node(im, KN_OP_CONCAT, "", in, n_in);
+    kn_node_set_attr_i(n, "dim", kx_attr_i(im, "axis", 0));
+    return kx_finish_bind(im, n);
+}
+
+/* Slice on a runtime tensor: one slice node per axis; steps must be 1. */
+static kn_status cv_slice(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t st[KN_MAX_RANK], en[KN_MAX_RANK], ax[KN_MAX_RANK];
+    int n;
+    if (im->opset < 10) {
+        n = kx_attr_ints(im, "starts", st, KN_MAX_RANK);
+        if (n < 0 || kx_attr_ints(im, "ends", en, KN_MAX_RANK) != n) return kx_fail(im, "needs starts and ends");
+        if (kx_attr_ints(im, "axes", ax, KN_MAX_RANK) < 0)
+            for (int i = 0; i < n; i++) ax[i] = i;
+    } else {
+        const kx_const *s = kx_input_const(im, 1), *e = kx_input_const(im, 2);
+        const kx_const *a = kx_has_input(im, 3) ? kx_input_const(im, 3) : NULL;
+        const kx_const *p = kx_has_input(im, 4) ? kx_input_const(im, 4) : NULL;
+        if (!s || !e || s->numel != e->numel || s->numel > KN_MAX_RANK || (kx_has_input(im, 3) && !a) ||
+            (kx_has_input(im, 4) && !p))
+            return kx_fail(im, "starts, ends, axes and steps must be constants of equal length");
+        n = (int)s->numel;
+        for (int i = 0; i < n; i++) {
+            st[i] = kx_const_i(s, i), en[i] = kx_const_i(e, i), ax[i] = a ? kx_const_i(a, i) : i;
+            if (p && kx_const_i(p, i) != 1) return kx_fail(im, "steps other than 1 are not supported");
+        }
+    }
+    int cur = x;
+    for (int i = 0; i < n; i++) {
+        kn_shape s = *vshape(im, cur);
+        int64_t a = ax[i] < 0 ? ax[i] + s.rank : ax[i];
+        if (a < 0 || a >= s.rank) return kx_fail(im, "axis %lld is out of range", (long long)ax[i]);
+        int64_t dim = s.d[a], b = st[i] < 0 ? st[i] + dim : st[i], e = en[i] < 0 ? en[i] + dim : en[i];
+        b = b < 0 ? 0 : b > dim ? dim : b;
+        e = e < b ? b : e > dim ? dim : e;
+        if (b == 0 && e == dim) continue;
+        char sfx[32];
+        snprintf(sfx, sizeof sfx, i + 1 == n ? "" : ".slice%d", i);
+        kn_node *nd = kx_node(im, KN_OP_SLICE, sfx, &cur, 1);
+        kn_node_set_attr_i(nd, "dim", a);
+        kn_node_set_attr_i(nd, "start", b);
+        kn_node_set_attr_i(nd, "len", e - b);
+        if (kx_finish(im, nd) != KN_OK) return KN_ERR;
+        cur = nd->out[0];
+    }
+    return alias(im, cur);
+}
+
+static kn_status cv_pad(kx_importer *im)
+{
+    char mode[32];
+    if (strcmp(kx_attr_s(im, "mode", "constant", mode, sizeof mode), "constant") != 0)
+        return kx_fail(im, "mode '%s' is not supported (only constant)", mode);
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t pads[2 * KN_MAX_RANK];
+    int n;
+    double value = 0;
+    if (im->opset < 11) {
+        n = kx_attr_ints(im, "pads", pads, 2 * KN_MAX_RANK);
+        value = kx_attr_f(im, "value", 0.0);
+    } else {
+        const kx_const *p = kx_input_const(im, 1);
+        if (!p || p->numel > 2 * KN_MAX_RANK) return kx_fail(im, "pads must be a constant");
+        if (kx_has_input(im, 3)) return kx_fail(im, "the axes input is not supported");
+        n = (int)p->numel;
+        for (int i = 0; i < n; i++) pads[i] = kx_const_i(p, i);
+        if (scalar_input(im, 2, 0.0, &value) != KN_OK) return KN_ERR;
+    }
+    kn_node *nd = kx_node(im, KN_OP_PAD, "", &x, 1);
+    kn_node_set_attr_ints(nd, "pads", pads, n < 0 ? 0 : n);
+    kn_node_set_attr_f(nd, "value", value);
+    return kx_finish_bind(im, nd);
+}
+
+/* ---- reductions, softmax ---- */
+
+static kn_status cv_reduce_mean(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t axes[KN_MAX_RANK];
+    int n;
+    if (im->opset >= 18) {
+        n = -1;
+        if (kx_has_input(im, 1)) {
+            const kx_const *a = kx_input_const(im, 1);
+            if (!a || a->numel > KN_MAX_RANK) return kx_fail(im, "axes must be a constant");
+            n = (int)a->numel;
+            for (int i = 0; i < n; i++) axes[i] = kx_const_i(a, i);
+        }
+        if (n <= 0 && kx_attr_i(im, "noop_with_empty_axes", 0)) return alias(im, x);
+    } else if ((n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1) {
+        return KN_ERR;
+    }
+    kn_node *nd = kx_node(im, KN_OP_MEAN, "", &x, 1);
+    if (n > 0) {
+        int r = vshape(im, x)->rank;
+        for (int i = 0; i < n; i++) axes[i] = axes[i] < 0 ? axes[i] + r : axes[i];
+        for (int i = 1; i < n; i++) /* kiln's mean takes adjacent dims in order */
+            for (int k = i; k > 0 && axes[k - 1] > axes[k]; k--) {
+                int64_t t = axes[k];
+                axes[k] = axes[k - 1], axes[k - 1] = t;
+            }
+        kn_node_set_attr_ints(nd, "dim", axes, n);
+    }
+    kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
+    return kx_finish_bind(im, nd);
+}
+
+static kn_status softmax(kx_importer *im, int op)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int r = vshape(im, x)->rank;
+    int64_t axis = kx_attr_i(im, "axis", im->opset >= 13 ? -1 : 1);
+    if (axis < 0) axis += r;
+    if (im->opset < 13 && axis != r - 1)
+        return kx_fail(im, "opset %lld softmax over the flattened dims %lld.. is only supported for the last axis",
+                       (long long)im->opset, (long long)axis);
+    kn_node *n = kx_node(im, op, "", &x, 1);
+    kn_node_set_attr_i(n, "dim", axis);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_softmax(kx_importer *im) { return softmax(im, KN_OP_SOFTMAX); }
+static kn_status cv_log_softmax(kx_importer *im) { return softmax(im, KN_OP_LOG_SOFTMAX); }
+
+/* Ops kiln only evaluates on constants. */
+static kn_status cv_const_only(kx_importer *im)
+{
+    return kx_fail(im, "kiln evaluates this op only on constants; an input here is a runtime tensor");
+}
+
+static kn_status cv_cast(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t to = kx_attr_i(im, "to", 0);
+    kn_dtype dt = im->g->values[x]->dtype;
+    if ((dt == KN_F32 && to == ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT) || (dt == KN_I64 && to == ONNX__TENSOR_PROTO__DATA_TYPE__INT64))
+        return alias(im, x);
+    return kx_fail(im, "casting a runtime tensor to type %lld is not supported", (long long)to);
+}
+
+static const kx_op_entry kx_ops[] = {
+    {"Add", 7, cv_add}, {"Sub", 7, cv_sub}, {"Mul", 7, cv_mul}, {"Div", 7, cv_div}, {"Sum", 8, cv_sum},
+    {"Relu", 6, cv_relu}, {"Sigmoid", 6, cv_sigmoid}, {"Tanh", 6, cv_tanh}, {"LeakyRelu", 6, cv_leaky_relu},
+    {"Gelu", 20, cv_gelu}, {"Clip", 6, cv_clip}, {"Softmax", 1, cv_softmax}, {"LogSoftmax", 1, cv_log_softmax},
+    {"Conv", 1, cv_conv}, {"MaxPool", 8, cv_max_pool}, {"AveragePool", 7, cv_avg_pool},
+    {"GlobalAveragePool", 1, cv_global_avg_pool}, {"BatchNormalization", 7, cv_batchnorm},
+    {"Gemm", 7, cv_gemm}, {"MatMul", 1, cv_matmul},
+    {"Flatten", 1, cv_flatten}, {"Reshape", 1, cv_reshape}, {"Unsqueeze", 1, cv_unsqueeze},
+    {"Squeeze", 1, cv_squeeze}, {"Transpose", 1, cv_transpose}, {"Concat", 4, cv_concat},
+    {"Slice", 1, cv_slice}, {"Pad", 2, cv_pad}, {"ReduceMean", 1, cv_reduce_mean},
+    {"Identity", 1, cv_identity}, {"Dropout", 7, cv_dropout}, {"Cast", 6, cv_cast},
+    {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Gather", 1, cv_const_only},
+    {"ConstantOfShape", 9, cv_const_only},
+};
+
+const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)
+{
+    for (size_t i = 0; i < sizeof kx_ops / sizeof kx_ops[0]; i++)
+        if (!strcmp(kx_ops[i].op_type, op_type) && opset >= kx_ops[i].since) return &kx_ops[i];
+    return NULL;
+}
