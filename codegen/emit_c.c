@@ -508,6 +508,11 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
     kn_sb_printf(o, "    .update = %s,\n", update ? "&phase_update_desc" : "NULL");
     kn_sb_puts(o, "    .data_kind = ");
     kn_sb_c_string(o, model->meta.data_kind);
+    kn_sb_puts(o, ",\n    .data_path = ");
+    kn_sb_c_string(o, model->meta.data_path);
+    kn_sb_puts(o, ",\n    .labels = ");
+    kn_sb_c_string(o, model->meta.labels);
+    kn_sb_printf(o, ",\n    .resize = %d,\n    .crop = %d", model->meta.resize, model->meta.crop);
     kn_sb_printf(o, ",\n    .n_normalize = %d,\n    .normalize = kn_normalize,\n", model->meta.n_normalize);
     kn_sb_printf(o, "    .batch = %d,\n    .epochs = %d,\n    .shuffle = %d,\n    .seed = %lldLL,\n",
                  model->meta.batch, model->meta.epochs, model->meta.shuffle ? 1 : 0, (long long)model->meta.seed);

@@ -455,32 +455,73 @@ static kn_status build_assign(kf_builder *b, const kf_stmt *s)
     return KN_OK;
 }
 
+/* normalize=(mean0, std0, mean1, std1, ...) */
+static kn_status data_normalize(kf_builder *b, const kf_expr *a)
+{
+    if (a->kind != KX_TUPLE || a->n % 2 != 0 || a->n > 8)
+        return ERR(b, a->line, a->col, "per channel: normalize=(mean0, std0, mean1, std1, ...)",
+                   "normalize expects mean, std pairs (at most 4)");
+    for (int k = 0; k < a->n; k++) {
+        if (a->items[k]->kind != KX_FLOAT && a->items[k]->kind != KX_INT)
+            return ERR(b, a->items[k]->line, a->items[k]->col, NULL, "normalize expects numbers");
+        double v = a->items[k]->kind == KX_INT ? (double)a->items[k]->i : a->items[k]->f;
+        if (k % 2 == 1 && !(v > 0))
+            return ERR(b, a->items[k]->line, a->items[k]->col, NULL, "a standard deviation must be > 0");
+        b->g->meta.normalize[k] = v;
+    }
+    b->g->meta.n_normalize = a->n;
+    return KN_OK;
+}
+
+static kn_status data_string(kf_builder *b, const kf_expr *a, const char *key, char **dst)
+{
+    if (a->kind != KX_STRING)
+        return ERR(b, a->line, a->col, NULL, "data option '%s' expects a \"string\"", key);
+    if (strstr(a->s, "..") || a->s[0] == '/')
+        return ERR(b, a->line, a->col, "paths are relative to the data root (--data, KILN_DATA)",
+                   "data option '%s' must stay inside the data root", key);
+    free(*dst);
+    *dst = kn_xstrdup(a->s);
+    return KN_OK;
+}
+
+static kn_status data_size(kf_builder *b, const kf_expr *a, const char *key, int *dst)
+{
+    if (a->kind != KX_INT || a->i < 1 || a->i > 8192)
+        return ERR(b, a->line, a->col, NULL, "data option '%s' expects an integer in 1..8192", key);
+    *dst = (int)a->i;
+    return KN_OK;
+}
+
 static kn_status build_data(kf_builder *b, const kf_stmt *s)
 {
+    static const char *const OPTIONS[] = {"normalize", "path", "labels", "resize", "crop"};
     const kf_expr *e = s->expr;
     free(b->g->meta.data_kind);
     b->g->meta.data_kind = kn_xstrdup(e->s);
-    bool seen = false;
+    bool seen[5] = {false};
     for (int i = 0; i < e->n; i++) {
         const kf_expr *a = e->items[i];
         if (!e->keys[i])
             return ERR(b, a->line, a->col, "write: data fashion_mnist(normalize=(0.2860, 0.3530))",
                        "data options are keywords");
-        if (strcmp(e->keys[i], "normalize") != 0)
-            return ERR(b, e->line, e->key_cols[i], "valid data options: normalize", "unknown data option '%s'",
-                       e->keys[i]);
-        if (seen) return ERR(b, e->line, e->key_cols[i], NULL, "'normalize' given twice");
-        seen = true;
-        if (a->kind != KX_TUPLE || a->n % 2 != 0 || a->n > 8)
-            return ERR(b, a->line, a->col, "per channel: normalize=(mean0, std0, mean1, std1, ...)",
-                       "normalize expects mean, std pairs (at most 4)");
-        for (int k = 0; k < a->n; k++) {
-            if (k % 2 == 1 && !(a->items[k]->f > 0))
-                return ERR(b, a->items[k]->line, a->items[k]->col, NULL, "a standard deviation must be > 0");
-            b->g->meta.normalize[k] = a->items[k]->f;
-        }
-        b->g->meta.n_normalize = a->n;
+        int k = -1;
+        for (int o = 0; o < 5; o++)
+            if (strcmp(e->keys[i], OPTIONS[o]) == 0) k = o;
+        if (k < 0)
+            return ERR(b, e->line, e->key_cols[i], "valid data options: normalize, path, labels, resize, crop",
+                       "unknown data option '%s'", e->keys[i]);
+        if (seen[k]) return ERR(b, e->line, e->key_cols[i], NULL, "'%s' given twice", OPTIONS[k]);
+        seen[k] = true;
+        kn_status st = k == 0   ? data_normalize(b, a)
+                       : k == 1 ? data_string(b, a, "path", &b->g->meta.data_path)
+                       : k == 2 ? data_string(b, a, "labels", &b->g->meta.labels)
+                       : k == 3 ? data_size(b, a, "resize", &b->g->meta.resize)
+                                : data_size(b, a, "crop", &b->g->meta.crop);
+        if (st != KN_OK) return st;
     }
+    if (b->g->meta.crop && b->g->meta.resize && b->g->meta.crop > b->g->meta.resize)
+        return ERR(b, e->line, e->col, NULL, "crop %d is larger than resize %d", b->g->meta.crop, b->g->meta.resize);
     return KN_OK;
 }
 

@@ -11,6 +11,8 @@ kn_graph *kn_graph_new(const char *name)
     g->name = kn_xstrdup(name ? name : "model");
     g->loss = -1;
     g->meta.data_kind = kn_xstrdup("");
+    g->meta.data_path = kn_xstrdup("");
+    g->meta.labels = kn_xstrdup("");
     g->meta.optimizer = kn_xstrdup("");
     g->meta.batch = 64;
     g->meta.epochs = 10;
@@ -54,6 +56,8 @@ void kn_graph_free(kn_graph *g)
     for (int i = 0; i < g->meta.n_opt_attr; i++) kn_attr_free(&g->meta.opt_attrs[i]);
     free(g->meta.opt_attrs);
     free(g->meta.data_kind);
+    free(g->meta.data_path);
+    free(g->meta.labels);
     free(g->meta.optimizer);
     for (int i = 0; i < g->n_files; i++) free(g->files[i]);
     free(g->files);
@@ -292,9 +296,13 @@ kn_graph *kn_graph_clone(const kn_graph *g)
     memcpy(c->outputs, g->outputs, sizeof g->outputs);
     c->loss = g->loss;
     free(c->meta.data_kind);
+    free(c->meta.data_path);
+    free(c->meta.labels);
     free(c->meta.optimizer);
     c->meta = g->meta;
     c->meta.data_kind = kn_xstrdup(g->meta.data_kind);
+    c->meta.data_path = kn_xstrdup(g->meta.data_path);
+    c->meta.labels = kn_xstrdup(g->meta.labels);
     c->meta.optimizer = kn_xstrdup(g->meta.optimizer);
     c->meta.opt_attrs = g->meta.n_opt_attr ? kn_xmalloc(sizeof(kn_attr) * (size_t)g->meta.n_opt_attr) : NULL;
     for (int a = 0; a < g->meta.n_opt_attr; a++) kn_attr_copy(&c->meta.opt_attrs[a], &g->meta.opt_attrs[a]);

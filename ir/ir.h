@@ -107,7 +107,10 @@ typedef struct {
 
 /* Model-level settings from the model file's data/train blocks. */
 typedef struct {
-    char *data_kind;        /* "fashion_mnist", "mnist", "" */
+    char *data_kind;        /* "fashion_mnist", "mnist", "image_folder", "imagenet", "" */
+    char *data_path;        /* dataset folder, relative to the data root ("clothing-small"), or "" */
+    char *labels;           /* class-name file (one per line), relative to the data root, or "" */
+    int resize, crop;       /* images: shorter side to `resize`, center crop `crop` (0: none) */
     int n_normalize;
     double normalize[8];    /* mean, std pairs (per channel) */
     char *optimizer;        /* "adam", "sgd", ... */

@@ -135,7 +135,13 @@ typedef struct {
                                  then zeroes ctx->grads */
 
     /* from the model file */
-    const char *data_kind;   /* "fashion_mnist", "mnist" or "" */
+    const char *data_kind;   /* "fashion_mnist", "mnist", "image_folder", "imagenet" or "" */
+    const char *data_path;   /* dataset folder relative to the data root (--data,
+                                KILN_DATA, ../shared/data), or "" */
+    const char *labels;      /* class names, one per line, relative to the data
+                                root, or "" (image folders: the sub-folder names) */
+    int resize, crop;        /* images: shorter side to `resize` (bilinear), then a
+                                center crop of `crop` x `crop`; 0 = none */
     int n_normalize;
     const float *normalize;  /* mean, std pairs */
     int batch, epochs, shuffle;

@@ -273,6 +273,32 @@ static void test_diag_names(void)
     expect_err(HDR "h = relu(x)\noutput h, h\n", "t.kiln:4:11: error: 'h' is already an output", NULL);
 }
 
+/* Image data options reach the model metadata; bad ones name the problem. */
+static void test_data_options(void)
+{
+    kn_graph *g = parse_ok("model m\n"
+                           "data image_folder(path=\"clothing-small\", resize=256, crop=224,\n"
+                           "    normalize=(0.485, 0.229, 0.456, 0.224, 0.406, 0.225), labels=\"c/names.txt\")\n"
+                           "input x: f32[N, 3, 8, 8]\n"
+                           "output x\n");
+    CU_ASSERT_STRING_EQUAL(g->meta.data_kind, "image_folder");
+    CU_ASSERT_STRING_EQUAL(g->meta.data_path, "clothing-small");
+    CU_ASSERT_STRING_EQUAL(g->meta.labels, "c/names.txt");
+    CU_ASSERT_EQUAL(g->meta.resize, 256);
+    CU_ASSERT_EQUAL(g->meta.crop, 224);
+    CU_ASSERT_EQUAL(g->meta.n_normalize, 6);
+    CU_ASSERT_DOUBLE_EQUAL(g->meta.normalize[5], 0.225, 1e-12);
+    kn_graph_free(g);
+    expect_err("model m\ndata image_folder(path=\"../x\")\ninput x: f32[N, 4]\noutput x\n",
+               "t.kiln:2:24: error: data option 'path' must stay inside the data root", "hint:");
+    expect_err("model m\ndata image_folder(resize=0)\ninput x: f32[N, 4]\noutput x\n",
+               "t.kiln:2:26: error: data option 'resize' expects an integer in 1..8192", NULL);
+    expect_err("model m\ndata image_folder(resize=32, crop=64)\ninput x: f32[N, 4]\noutput x\n",
+               "t.kiln:2:6: error: crop 64 is larger than resize 32", NULL);
+    expect_err("model m\ndata image_folder(size=3)\ninput x: f32[N, 4]\noutput x\n",
+               "t.kiln:2:19: error: unknown data option 'size'", "hint: valid data options:");
+}
+
 /* frozen=true on any op with parameters. */
 static void test_frozen(void)
 {
@@ -648,6 +674,7 @@ int main(void)
         {"nested call names, kwargs, name=", test_nested_names_kwargs},
         {"init= selects each layer's weight initialisation", test_init_selection},
         {"frozen=true marks a layer's parameters", test_frozen},
+        {"data options for images", test_data_options},
         {"comments, CRLF, multi-line calls and train block", test_layout},
         {"diagnostic layout", test_diag_format},
         {"diagnostics: names", test_diag_names},
