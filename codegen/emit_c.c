@@ -520,7 +520,7 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
     kn_sb_c_string(o, model->meta.optimizer);
     kn_sb_printf(o, ",\n    .lr = %s,\n    .n_opt = %d,\n    .opt_names = kn_opt_names,\n    .opt_values = kn_opt_values,\n};\n\n",
                  lr, model->meta.n_opt_attr);
-    kn_sb_puts(o, "int main(int argc, char **argv) { return kn_rt_main(&KN_MODEL, argc, argv); }\n");
+    kn_sb_puts(o, "int main(int argc, char **argv)\n{\n    kn_rt_boot(argv);\n    return kn_rt_main(&KN_MODEL, argc, argv);\n}\n");
     kn_sb_free(&summary);
     free(wt.vals);
     free(wt.offset);

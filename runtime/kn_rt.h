@@ -154,6 +154,9 @@ typedef struct {
 } kn_rt_model;
 
 /* Entry point of every generated executable. */
+/* Called first by a generated executable's main(): picks the BLAS kernels
+ * for this CPU (may re-execute the program once). */
+void kn_rt_boot(char **argv);
 int kn_rt_main(const kn_rt_model *m, int argc, char **argv);
 
 /* ---- kernels callable from generated code ---- */

@@ -4,6 +4,8 @@
 #include "kn_rt_blas.h"
 
 #include <cblas.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
@@ -21,3 +23,27 @@ void kn_rt_set_threads(int n)
 }
 
 int kn_rt_get_threads(void) { return openblas_get_num_threads(); }
+
+const char *kn_rt_blas_core(void) { return openblas_get_corename(); }
+
+/* Debian's OpenBLAS 0.3.21 identifies x86 cores by family/model number and
+ * runs its Prescott (SSE3) kernels on CPUs newer than it knows, about 5x
+ * slower than their AVX-512 ones.  It reads OPENBLAS_CORETYPE once, when
+ * the library loads, so the choice has to be in the environment before the
+ * process starts: re-execute once with the core named from the CPU's
+ * feature flags (not its model number).  A user's own OPENBLAS_CORETYPE
+ * wins; on any failure the program just goes on with the default kernels. */
+void kn_rt_boot(char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE")) return;
+    __builtin_cpu_init();
+    const char *core = NULL;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        core = "SKYLAKEX";
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        core = "HASWELL";
+    if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: the running library never saw it */
+}

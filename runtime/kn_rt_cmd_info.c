@@ -1,5 +1,6 @@
 /* kn_rt_cmd_info.c — `info`: what this executable is. */
 #include "kn_rt_arena.h"
+#include "kn_rt_blas.h"
 #include "kn_rt_cli.h"
 #include "kn_rt_opt.h"
 
@@ -28,7 +29,7 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
     FILE *o = c.out;
     fprintf(o, "model    %s\n", m->name);
     if (m->hash && *m->hash) fprintf(o, "hash     %s\n", m->hash);
-    fprintf(o, "target   %s\n", target);
+    fprintf(o, "target   %s (OpenBLAS %s kernels, %d threads)\n", target, kn_rt_blas_core(), kn_rt_get_threads());
     if (m->data_kind && *m->data_kind) {
         fprintf(o, "data     %s", m->data_kind);
         const float *n = kn_cli_norm(m);
