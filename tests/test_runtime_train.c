@@ -66,6 +66,10 @@ static void infer_run(kn_rt_ctx *ctx, int n)
                            (float *)(ctx->arena + (size_t)n * I_Z), ctx->weights, n);
 }
 
+/* Scales the bias gradient: 1 is the true gradient; gradcheck must catch
+ * anything else. */
+static float bias_grad_bug = 1.0f;
+
 static void train_run(kn_rt_ctx *ctx, int n)
 {
     if (!ctx->training || !ctx->grads) protocol_errors++;
@@ -85,7 +89,7 @@ static void train_run(kn_rt_ctx *ctx, int n)
     }
     kn_rt_sgemm(1, 0, CL, IN, n, 1, dz, CL, x, IN, 1, ctx->grads + OW, IN);
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < CL; j++) ctx->grads[OB + j] += dz[i * CL + j];
+        for (int j = 0; j < CL; j++) ctx->grads[OB + j] += bias_grad_bug * dz[i * CL + j];
 }
 
 static void adam(float *w, float *g, float *m, float *v, int n, const kn_rt_ctx *ctx)
@@ -422,6 +426,24 @@ static void test_options(void)
     MODEL.data_kind = "fashion_mnist";
 }
 
+/* gradcheck passes the true gradient and fails a 20% wrong one, even with
+ * its retries at smaller eps. */
+static void test_gradcheck_catches_wrong_gradient(void)
+{
+    CU_ASSERT_EQUAL(cli("gradcheck --batch 8 --samples 10"), 0);
+    KT_ASSERT_CONTAINS(out_txt, "all parameters within tolerance");
+    bias_grad_bug = 1.2f;
+    CU_ASSERT_EQUAL(cli("gradcheck --batch 8 --samples 10"), 1);
+    bias_grad_bug = 1.0f;
+    const char *w = strstr(out_txt, "fc.weight"), *b = strstr(out_txt, "fc.bias");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    const char *w_end = strchr(w, '\n'), *b_end = strchr(b, '\n');
+    const char *w_ok = strstr(w, "ok"), *b_fail = strstr(b, "FAIL");
+    CU_ASSERT(w_ok && w_end && w_ok < w_end);     /* the true weight gradient passes */
+    CU_ASSERT(b_fail && b_end && b_fail < b_end); /* the wrong bias gradient fails */
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -430,6 +452,7 @@ int main(void)
         {"bad resume checkpoints", test_resume_errors},
         {"NaN loss stops training", test_nan},
         {"patience, schedules, steps, accumulate, bench", test_options},
+        {"gradcheck catches a wrong gradient", test_gradcheck_catches_wrong_gradient},
         CU_TEST_INFO_NULL,
     };
     int rc = kt_main("runtime_train", tests);
