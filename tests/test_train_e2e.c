@@ -78,6 +78,21 @@ static void test_gradcheck_batchnorm_dropout(void)
     free(out);
 }
 
+static void test_gradcheck_cnn(void)
+{
+    /* mnist_cnn: conv2d, max_pool2d and flatten backward through the whole
+     * compiler (kiln gradcheck builds the model itself). */
+    char *out = NULL;
+    char model[4200];
+    snprintf(model, sizeof model, "%s/models/mnist_cnn.kiln", kt_src_dir());
+    int rc = kt_run(&out, "'%s' gradcheck '%s' --samples 8", kt_kiln_bin(), model);
+    if (rc != 0) fprintf(stderr, "%s\n", out);
+    CU_ASSERT_EQUAL(rc, 0);
+    KT_ASSERT_CONTAINS(out, "conv0.weight");
+    KT_ASSERT_CONTAINS(out, "all parameters within tolerance");
+    free(out);
+}
+
 static double json_num(const char *line, const char *key)
 {
     char pat[64];
@@ -305,6 +320,7 @@ int main(void)
         {"models build with a train phase", test_build_with_train_phase},
         {"gradcheck: mnist_mlp", test_gradcheck_mlp},
         {"gradcheck: fmnist_mlp (batchnorm, dropout)", test_gradcheck_batchnorm_dropout},
+        {"gradcheck: mnist_cnn (conv2d, max_pool2d)", test_gradcheck_cnn},
         {"first loss of a fresh model is ln(10)", test_first_loss_is_ln10},
         {"two short epochs learn Fashion-MNIST", test_short_training_learns},
         {"resume of the compiled fmnist_mlp is bit-identical", test_resume_compiled_bit_identical},
