@@ -16,10 +16,22 @@
  * gives dx, dweight, dbias: in train mode it recomputes the batch statistics
  * from x (nothing is saved by the forward), in eval mode it uses the
  * running statistics (3 more inputs).
+ *
+ * A batchnorm whose weight and bias are both frozen is a fixed function
+ * even in train mode (running statistics, no update), as Keras treats a
+ * frozen layer: a frozen pretrained backbone then computes what it computed
+ * when it was trained, and its outputs can be cached per image.
  */
 #include "op_util.h"
 
 static const char *const bn_params[4] = {"weight", "bias", "running_mean", "running_var"};
+
+/* Train-mode statistics unless the layer is frozen (see the top). */
+static bool bn_uses_batch_stats(const kn_graph *g, const kn_node *n)
+{
+    if (g->mode != KN_MODE_TRAIN) return false;
+    return n->n_in < 3 || kn_graph_value(g, n->in[1])->trainable || kn_graph_value(g, n->in[2])->trainable;
+}
 
 static kn_status bn_check_input(kn_graph *g, kn_node *n, kn_diag *d)
 {
@@ -93,7 +105,7 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "SCALE", n->in[1]);
     kn_emit_bind_in(e, "B", n->in[2]);
-    if (g->mode == KN_MODE_TRAIN) {
+    if (bn_uses_batch_stats(g, n)) {
         char mom[64], mean[160], var[160];
         kn_emit_float_lit(kn_ops_attr_num(n, "momentum", 0.1), mom, sizeof mom);
         e->addr(e, n->in[3], mean, sizeof mean);
@@ -238,7 +250,7 @@ static kn_status bn_grad(kn_graph *g, const kn_node *n, const int *dy,
 {
     for (int i = 0; i < n->n_in; i++) dx[i] = -1;
     if (dy[0] < 0 || !(need[0] || need[1] || need[2])) return KN_OK;
-    bool train = g->mode == KN_MODE_TRAIN;
+    bool train = bn_uses_batch_stats(g, n);
     int in[5] = {dy[0], n->in[0], n->in[1], n->in[3], n->in[4]};
     kn_node *gn = kn_ops_grad_node(g, n, KN_OP_BATCHNORM_GRAD, "x", in, train ? 3 : 5, 3);
     kn_node_set_attr_f(gn, "eps", kn_ops_attr_num(n, "eps", 1e-5));
