@@ -68,6 +68,44 @@ static kn_status compile_training(kn_compiled *c, kn_diag *d)
     return kn_plan_memory(c->update, &c->update_plan, d);
 }
 
+/* The model from its frozen prefix's frontier on: each frontier value
+ * becomes an input, and DCE drops the prefix. */
+static kn_status compile_head(const kn_compiled *c, const int *frontier, int n, kn_mode mode, kn_graph **out,
+                              kn_memplan *plan, kn_diag *d)
+{
+    kn_graph *g = *out = kn_graph_clone(c->model);
+    for (int i = 0; i < n; i++)
+        if (kn_graph_make_input(g, frontier[i], d) != KN_OK) return KN_ERR;
+    if (kn_run_pipeline(g, mode, d) != KN_OK) return KN_ERR;
+    return kn_plan_memory(g, plan, d);
+}
+
+static kn_status compile_caching(kn_compiled *c, kn_diag *d)
+{
+    int frontier[KN_MAX_OUTPUTS];
+    int n = kn_find_frozen_prefix(c->model, frontier, 1);
+    if (n == 0) return KN_OK;
+    kn_graph *f = c->features = kn_graph_clone(c->model);
+    f->n_outputs = n;
+    for (int i = 0; i < n; i++) f->outputs[i] = frontier[i];
+    f->loss = -1;
+    if (kn_run_pipeline(f, KN_MODE_EVAL, d) != KN_OK || kn_plan_memory(f, &c->features_plan, d) != KN_OK)
+        return KN_ERR;
+    if (compile_head(c, frontier, n, KN_MODE_TRAIN, &c->head_train, &c->head_train_plan, d) != KN_OK) return KN_ERR;
+    return compile_head(c, frontier, n, KN_MODE_EVAL, &c->head_infer, &c->head_infer_plan, d);
+}
+
+static void free_caching(kn_compiled *c)
+{
+    kn_graph_free(c->features);
+    kn_graph_free(c->head_train);
+    kn_graph_free(c->head_infer);
+    kn_memplan_free(&c->features_plan);
+    kn_memplan_free(&c->head_train_plan);
+    kn_memplan_free(&c->head_infer_plan);
+    c->features = c->head_train = c->head_infer = NULL;
+}
+
 kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c, kn_diag *d)
 {
     memset(c, 0, sizeof *c);
@@ -92,6 +130,13 @@ kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c
         kn_memplan_free(&c->train_plan);
         kn_memplan_free(&c->update_plan);
         c->train = c->update = NULL;
+        return KN_OK;
+    }
+    if (compile_caching(c, d) != KN_OK) {
+        /* Training still works, only without the cache. */
+        fprintf(stderr, "kiln: warning: %s: no frozen-feature cache: %s\n", model_path, d->text);
+        kn_diag_clear(d);
+        free_caching(c);
     }
     return KN_OK;
 }
@@ -105,6 +150,7 @@ void kn_cli_compiled_free(kn_compiled *c)
     kn_memplan_free(&c->train_plan);
     kn_graph_free(c->update);
     kn_memplan_free(&c->update_plan);
+    free_caching(c);
     memset(c, 0, sizeof *c);
 }
 
@@ -144,11 +190,16 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_p
 {
     if (strcmp(target, "cpu") != 0)
         return kn_diag_fail(d, "target '%s' is not available in this build (supported: cpu)", target);
-    kn_codegen_phase phases[3] = {{"infer", c->infer, &c->infer_plan}};
+    kn_codegen_phase phases[6] = {{"infer", c->infer, &c->infer_plan}};
     int n_phases = 1;
     if (c->train) {
         phases[n_phases++] = (kn_codegen_phase){"train", c->train, &c->train_plan};
         phases[n_phases++] = (kn_codegen_phase){"update", c->update, &c->update_plan};
+    }
+    if (c->features) {
+        phases[n_phases++] = (kn_codegen_phase){"features", c->features, &c->features_plan};
+        phases[n_phases++] = (kn_codegen_phase){"head_train", c->head_train, &c->head_train_plan};
+        phases[n_phases++] = (kn_codegen_phase){"head_infer", c->head_infer, &c->head_infer_plan};
     }
     char blob[4200];
     kn_cli_blob_path(c_path, blob, sizeof blob);

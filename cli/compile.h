@@ -14,6 +14,12 @@ typedef struct {
     kn_memplan train_plan;
     kn_graph *update;       /* optimizer step */
     kn_memplan update_plan;
+    /* With a frozen prefix (passes/frozen_prefix.c), three more phases let
+     * training cache the prefix's output: features (model input -> the
+     * prefix's frontier, eval mode) and the head from the frontier, in train
+     * and eval mode.  NULL without a prefix worth caching. */
+    kn_graph *features, *head_train, *head_infer;
+    kn_memplan features_plan, head_train_plan, head_infer_plan;
     char hash[17];          /* kn_cli_model_hash of the model file */
 } kn_compiled;
 

@@ -302,7 +302,7 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
             if (!d->set) kn_diag_fail(d, "C emission failed for %s '%s'", def->name, n->name);
             return kn_diag_locate(d, n);
         }
-        kn_sb_printf(o, "    KN_RT_PROBE(ctx, %d, n);\n", i);
+        kn_emit_line(&e, "KN_RT_PROBE(ctx, %d, n);", i);
         kn_emit_close(&e);
     }
     kn_sb_puts(o, "}\n\n");
@@ -468,7 +468,8 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
     emit_params(o, &wt, data_off, &n_params);
     free(data_off);
 
-    const kn_codegen_phase *infer = NULL, *train = NULL, *update = NULL;
+    const kn_codegen_phase *infer = NULL, *train = NULL, *update = NULL, *features = NULL, *head_train = NULL,
+                           *head_infer = NULL;
     kn_status st = KN_OK;
     for (int p = 0; p < n_phases && st == KN_OK; p++) {
         int64_t *woff = weights_offsets_for(&wt, phases[p].graph);
@@ -479,6 +480,9 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
         if (strcmp(phases[p].name, "infer") == 0) infer = &phases[p];
         if (strcmp(phases[p].name, "train") == 0) train = &phases[p];
         if (strcmp(phases[p].name, "update") == 0) update = &phases[p];
+        if (strcmp(phases[p].name, "features") == 0) features = &phases[p];
+        if (strcmp(phases[p].name, "head_train") == 0) head_train = &phases[p];
+        if (strcmp(phases[p].name, "head_infer") == 0) head_infer = &phases[p];
     }
     if (st == KN_OK && !infer) st = kn_diag_fail(d, "internal: no infer phase to emit");
     if (st != KN_OK) {
@@ -506,6 +510,9 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
     kn_sb_puts(o, "    .infer = &phase_infer_desc,\n");
     kn_sb_printf(o, "    .train = %s,\n", train ? "&phase_train_desc" : "NULL");
     kn_sb_printf(o, "    .update = %s,\n", update ? "&phase_update_desc" : "NULL");
+    if (features && head_train && head_infer)
+        kn_sb_puts(o, "    .features = &phase_features_desc,\n    .head_train = &phase_head_train_desc,\n"
+                      "    .head_infer = &phase_head_infer_desc,\n");
     kn_sb_puts(o, "    .data_kind = ");
     kn_sb_c_string(o, model->meta.data_kind);
     kn_sb_puts(o, ",\n    .data_path = ");

@@ -380,3 +380,24 @@ void kn_graph_param_counts(const kn_graph *g, int64_t *trainable,
     if (frozen) *frozen = f;
     if (buffers) *buffers = b;
 }
+
+kn_status kn_graph_make_input(kn_graph *g, int vid, kn_diag *d)
+{
+    kn_value *v = kn_graph_value(g, vid);
+    if (!v || v->kind != KN_VAL_NODE || v->producer < 0)
+        return kn_diag_fail(d, "internal: '%s' is not a node output", v ? v->name : "?");
+    int at = v->producer;
+    kn_node *n = g->nodes[at];
+    if (n->n_out != 1)
+        return kn_diag_fail(d, "internal: '%s' comes from a node with %d outputs", v->name, n->n_out);
+    kn_node_free(n);
+    memmove(&g->nodes[at], &g->nodes[at + 1], sizeof *g->nodes * (size_t)(g->n_nodes - at - 1));
+    g->n_nodes--;
+    for (int i = at; i < g->n_nodes; i++) {
+        g->nodes[i]->id = i;
+        for (int k = 0; k < g->nodes[i]->n_out; k++) g->values[g->nodes[i]->out[k]]->producer = i;
+    }
+    v->kind = KN_VAL_INPUT;
+    v->producer = -1;
+    return KN_OK;
+}

@@ -160,6 +160,10 @@ int kn_graph_add_value(kn_graph *g, const char *name, kn_val_kind kind,
  * `name` (first output) or `name.1`, `name.2` ...  Returns the node. */
 kn_node *kn_graph_add_node(kn_graph *g, int op, const char *name,
                            const int *in, int n_in, int n_out);
+/* Turns node output `vid` into a graph input: its producer is removed (it
+ * must have no other output).  Nodes feeding only that producer become dead
+ * for the next DCE.  Returns KN_ERR when vid is not a single node output. */
+kn_status kn_graph_make_input(kn_graph *g, int vid, kn_diag *d);
 /* Appends an input (e.g. a parameter created by the op) to a node. */
 void kn_node_append_input(kn_node *n, int value_id);
 /* Frees a node that a pass has removed from g->nodes. */

@@ -1,5 +1,5 @@
 /* dce.c — dead-code elimination: keep only nodes that feed an output or the
- * loss, then renumber nodes.  Values are kept (ids stay stable); a value
+ * loss, then renumber nodes; inputs and labels nothing reads are dropped.  Values are kept (ids stay stable); a value
  * whose producer was removed becomes unreachable and is ignored later. */
 #include "passes.h"
 #include "../ir/ops/op.h"
@@ -41,6 +41,9 @@ kn_status kn_pass_dce(kn_graph *g, kn_diag *d)
             v->dead = true;
             v->producer = -1;
         }
+        /* An input nothing reads (the model input of a phase that starts at
+         * cached features) is not part of the phase's interface. */
+        if ((v->kind == KN_VAL_INPUT || v->kind == KN_VAL_LABEL) && !live_val[i]) v->dead = true;
     }
     free(live_val);
     free(live_node);

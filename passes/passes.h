@@ -19,6 +19,11 @@ kn_status kn_pass_autodiff(kn_graph *g, kn_diag *d);
 /* Replaces the graph's nodes by one optimizer step per trainable parameter. */
 kn_status kn_pass_lower_optimizer(kn_graph *g, kn_diag *d);
 
+/* The frontier of the model's frozen prefix (see frozen_prefix.c) on a
+ * shape-inferred graph: up to `cap` value ids, returns their count, or 0
+ * when there is no prefix worth caching. */
+int kn_find_frozen_prefix(const kn_graph *g, int *frontier, int cap);
+
 /* The pipeline of one phase: sets g->mode, then runs the passes.
  * EVAL: the inference phase.  TRAIN: forward + backward of one micro-batch. */
 kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d);

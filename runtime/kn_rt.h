@@ -133,6 +133,11 @@ typedef struct {
                                  ctx->grads * ctx->grad_scale, ctx->lr and
                                  ctx->step (1-based, already incremented);
                                  then zeroes ctx->grads */
+    /* Frozen-prefix caching (all three or none): `features` maps the model
+     * input to the frozen prefix's output (its one OUTPUT io), which
+     * `head_train` / `head_infer` take as their INPUT (same name) in place
+     * of the model input; they are train / infer restricted to the head. */
+    const kn_rt_phase *features, *head_train, *head_infer;
 
     /* from the model file */
     const char *data_kind;   /* "fashion_mnist", "mnist", "image_folder", "imagenet" or "" */

@@ -16,11 +16,13 @@ static size_t round64(size_t n) { return (n + 63) & ~(size_t)63; }
 
 size_t kn_rt_arena_bytes(const kn_rt_model *m, int capacity)
 {
-    size_t a = kn_rt_phase_bytes(m->infer, capacity);
-    size_t b = kn_rt_phase_bytes(m->train, capacity);
-    size_t u = kn_rt_phase_bytes(m->update, capacity);
-    if (b > a) a = b;
-    return round64(u > a ? u : a);
+    const kn_rt_phase *all[] = {m->infer, m->train, m->update, m->features, m->head_train, m->head_infer};
+    size_t a = 0;
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        size_t b = kn_rt_phase_bytes(all[i], capacity);
+        if (b > a) a = b;
+    }
+    return round64(a);
 }
 
 int kn_rt_ctx_open(kn_rt_ctx *ctx, const kn_rt_model *m, int capacity,

@@ -26,12 +26,18 @@
 
 static const char *const bn_params[4] = {"weight", "bias", "running_mean", "running_var"};
 
-/* Train-mode statistics unless the layer is frozen (see the top). */
+/* Weight and bias frozen: a fixed function even in train mode (see the top). */
+static bool bn_frozen(const kn_graph *g, const kn_node *n)
+{
+    return n->n_in >= 3 && !kn_graph_value(g, n->in[1])->trainable && !kn_graph_value(g, n->in[2])->trainable;
+}
+
 static bool bn_uses_batch_stats(const kn_graph *g, const kn_node *n)
 {
-    if (g->mode != KN_MODE_TRAIN) return false;
-    return n->n_in < 3 || kn_graph_value(g, n->in[1])->trainable || kn_graph_value(g, n->in[2])->trainable;
+    return g->mode == KN_MODE_TRAIN && !bn_frozen(g, n);
 }
+
+static bool bn_train_impure(const kn_graph *g, const kn_node *n) { return !bn_frozen(g, n); }
 
 static kn_status bn_check_input(kn_graph *g, kn_node *n, kn_diag *d)
 {
@@ -270,6 +276,7 @@ static const kn_arg_spec bn_args[] = {
 const kn_op_def kn_op_def_batchnorm = {
     .name = "batchnorm", .min_inputs = 1, .max_inputs = 1, .args = bn_args,
     .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .grad = bn_grad,
+    .train_impure = bn_train_impure,
 };
 const kn_op_def kn_op_def_batchnorm_grad = {
     .name = "batchnorm_grad", .min_inputs = 3, .max_inputs = 5,

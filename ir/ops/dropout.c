@@ -119,6 +119,12 @@ static kn_status dropout_grad(kn_graph *g, const kn_node *n, const int *dy,
     return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
 }
 
+static bool dropout_train_impure(const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    return kn_ops_attr_num(n, "p", 0.5) > 0;
+}
+
 static const kn_arg_spec dropout_args[] = {
     {"p", KN_ATTR_FLOAT, false, 0, 0.5, NULL},
     {NULL, 0, false, 0, 0, NULL},
@@ -127,7 +133,7 @@ static const kn_arg_spec dropout_args[] = {
 const kn_op_def kn_op_def_dropout = {
     .name = "dropout", .min_inputs = 1, .max_inputs = 1, .args = dropout_args,
     .add_params = dropout_add_params, .infer = dropout_infer, .emit_c = dropout_emit,
-    .grad = dropout_grad,
+    .grad = dropout_grad, .train_impure = dropout_train_impure,
 };
 const kn_op_def kn_op_def_dropout_grad = {
     .name = "dropout_grad", .min_inputs = 1, .max_inputs = 1,

@@ -118,6 +118,12 @@ typedef struct kn_op_def {
      * gradient accumulation): dead-code elimination keeps it. */
     bool side_effects;
 
+    /* True when, in train mode, the node's outputs are not a fixed function
+     * of its inputs: random (dropout) or updating state (batchnorm's running
+     * statistics).  Such nodes end a frozen prefix (passes/frozen_prefix.c).
+     * NULL = always a fixed function. */
+    bool (*train_impure)(const kn_graph *g, const kn_node *n);
+
     /* True for ops only passes create (backward ops, optimizer steps):
      * model files cannot name them. */
     bool internal;
