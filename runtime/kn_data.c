@@ -81,6 +81,7 @@ static void idx_path(const char *dir, const char *stem, char *out, size_t cap)
 
 void kn_data_close(kn_dataset *d)
 {
+    kn_imgset_close(d->imgs);
     kn_idx_free(&d->img);
     kn_idx_free(&d->lab);
     memset(d, 0, sizeof *d);
@@ -139,6 +140,8 @@ int kn_data_open(const char *kind, const char *dir_override, const char *split,
         }
     }
     out->count = count;
+    out->channels = 1;
+    out->classes = ncls;
     out->images = out->img.data + (size_t)first * out->rows * out->cols;
     out->labels = out->lab.data + first;
     return 0;
@@ -147,17 +150,95 @@ int kn_data_open(const char *kind, const char *dir_override, const char *split,
 int kn_data_check_input(const kn_dataset *d, const kn_rt_io *io, char *err, size_t errcap)
 {
     char s[128];
-    size_t want = (size_t)d->rows * d->cols;
+    size_t want = (size_t)d->channels * d->rows * d->cols;
     if (io->dtype != KN_RT_F32 || !io->batched || io->sample_numel != want)
         return kn_rt_errf(err, errcap,
-                          "input '%s' is %s but %s images need f32 with %zu (%dx%d) elements per sample",
-                          io->name, kn_rt_io_shape(io, s, sizeof s), d->kind, want, d->rows, d->cols);
+                          "input '%s' is %s but %s images need f32 with %zu (%dx%dx%d) elements per sample",
+                          io->name, kn_rt_io_shape(io, s, sizeof s), d->kind, want, d->channels, d->rows, d->cols);
     return 0;
 }
 
-void kn_data_features(const kn_dataset *d, const float *norm, const int *idx, int start,
-                      int n, float *dst)
+int kn_data_root(const char *override, char *root, size_t cap, char *err, size_t errcap)
 {
+    if (override && *override) {
+        if (!is_dir(override)) return kn_rt_errf(err, errcap, "--data %s: no such directory", override);
+        snprintf(root, cap, "%s", override);
+        return 0;
+    }
+    const char *env = getenv("KILN_DATA");
+    const char *cand[3] = {env && *env ? env : NULL, "../shared/data", "/work/shared/data"};
+    for (int i = 0; i < 3; i++)
+        if (cand[i] && is_dir(cand[i])) {
+            snprintf(root, cap, "%s", cand[i]);
+            return 0;
+        }
+    return kn_rt_errf(err, errcap, "no data root ($KILN_DATA, ../shared/data, /work/shared/data); pass --data DIR");
+}
+
+/* Image folders hold their own labels; the IDX view fields describe one
+ * sample (3 x crop x crop). */
+static int open_images(const kn_rt_model *m, const kn_data_opts *o, const char *dir, const char *split,
+                       kn_dataset *out, char *err, size_t errcap)
+{
+    char root[4096];
+    if (kn_data_root(dir, root, sizeof root, err, errcap)) return -1;
+    const char *cache_mb = getenv("KILN_IMAGE_CACHE_MB");
+    int train = strcmp(split, "train") == 0;
+    kn_imgset_opts io = {
+        .root = root, .path = m->data_path, .split = split, .resize = m->resize, .crop = m->crop,
+        .norm = m->n_normalize == 6 ? m->normalize : NULL, .skip_bad = o ? o->skip_bad : 0,
+        .augment = o && train ? o->augment : 0, .seed = o ? o->seed : 0,
+        .cache_bytes = (size_t)(cache_mb ? atol(cache_mb) : 2048) << 20,
+    };
+    if (m->n_normalize != 0 && m->n_normalize != 6)
+        return kn_rt_errf(err, errcap, "image models normalise with 3 (mean, std) pairs, model %s has %d numbers",
+                          m->name, m->n_normalize);
+    if (kn_imgset_open(&io, &out->imgs, err, errcap)) return -1;
+    snprintf(out->kind, sizeof out->kind, "%s", m->data_kind);
+    snprintf(out->dir, sizeof out->dir, "%s", kn_imgset_dirname(out->imgs));
+    snprintf(out->split, sizeof out->split, "%s", split);
+    out->count = kn_imgset_count(out->imgs);
+    out->rows = out->cols = m->crop;
+    out->channels = 3;
+    out->classes = kn_imgset_n_classes(out->imgs);
+    out->labels = kn_imgset_labels(out->imgs);
+    return 0;
+}
+
+int kn_data_open_model(const kn_rt_model *m, const kn_data_opts *o, const char *dir, const char *split,
+                       kn_dataset *out, char *err, size_t errcap)
+{
+    memset(out, 0, sizeof *out);
+    const char *kind = m->data_kind ? m->data_kind : "";
+    if (strcmp(kind, "image_folder") == 0) {
+        if (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test"))
+            return kn_rt_errf(err, errcap, "unknown split '%s' (train, val or test)", split);
+        return open_images(m, o, dir, split, out, err, errcap);
+    }
+    if (strcmp(kind, "imagenet") == 0)
+        return kn_rt_errf(err, errcap, "dataset kind imagenet has no dataset folders (predict FILE.jpg only)");
+    return kn_data_open(kind, dir, split, out, err, errcap);
+}
+
+const char *kn_data_dataset_class(const kn_dataset *d, int cls, char *buf, size_t cap)
+{
+    if (d->imgs && cls >= 0 && cls < d->classes) return kn_imgset_class(d->imgs, cls);
+    return kn_data_class_name(d->kind, cls, buf, cap);
+}
+
+void kn_data_prefetch(kn_dataset *d, const int *idx, int start, int n)
+{
+    if (d->imgs && n > 0) kn_imgset_prefetch(d->imgs, idx, start, n);
+}
+
+void kn_data_set_epoch(kn_dataset *d, int epoch)
+{
+    if (d->imgs) kn_imgset_set_epoch(d->imgs, epoch);
+}
+
+int kn_data_features(kn_dataset *d, const float *norm, const int *idx, int start, int n, float *dst)
+{
+    if (d->imgs) return kn_imgset_features(d->imgs, idx, start, n, dst, d->err, sizeof d->err);
     size_t per = (size_t)d->rows * d->cols;
     for (int i = 0; i < n; i++) {
         const uint8_t *src = d->images + (size_t)(idx ? idx[i] : start + i) * per;
@@ -168,6 +249,7 @@ void kn_data_features(const kn_dataset *d, const float *norm, const int *idx, in
             o[k] = v;
         }
     }
+    return 0;
 }
 
 void kn_data_labels(const kn_dataset *d, const int *idx, int start, int n, int64_t *dst)

@@ -4,6 +4,7 @@
 #ifndef KN_RT_CLI_H
 #define KN_RT_CLI_H
 
+#include "kn_data.h"
 #include "kn_rt.h"
 
 #include <cJSON.h>
@@ -20,6 +21,8 @@ typedef struct {
     const char *cmd;         /* subcommand, prefixes every message */
     int json;                /* results as JSON lines on stdout */
     FILE *out;               /* human output: stdout, or stderr under --json */
+    kn_data_opts data;       /* --skip-bad, --augment (image folders) */
+    int said_classes;        /* the "classes:" line is printed once */
 } kn_cli;
 
 void kn_cli_begin(kn_cli *c, const kn_rt_model *m, const char *cmd, int json);
@@ -49,7 +52,6 @@ int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv);
 
 
 /* Dataset glue shared by eval and predict. */
-#include "kn_data.h"
 typedef struct {
     const kn_rt_phase *ph;
     const kn_rt_io *input, *label, *output, *loss;
@@ -58,7 +60,8 @@ typedef struct {
 /* Finds the infer phase's ios and checks they fit a classification
  * dataset: one f32 input, optional i64 label, a batched f32 output. */
 int kn_cli_class_ios(const kn_cli *c, kn_cli_ios *io);
-/* Opens split of the model's dataset and checks the input takes it. */
-int kn_cli_dataset(const kn_cli *c, const kn_cli_ios *io, const char *dir, const char *split,
+/* Opens split of the model's dataset (with c->data) and checks the input
+ * takes it; image folders print their classes once and any skipped files. */
+int kn_cli_dataset(kn_cli *c, const kn_cli_ios *io, const char *dir, const char *split,
                    kn_dataset *d);
 #endif

@@ -30,15 +30,30 @@ int kn_cli_class_ios(const kn_cli *c, kn_cli_ios *io)
     return 0;
 }
 
-int kn_cli_dataset(const kn_cli *c, const kn_cli_ios *io, const char *dir, const char *split,
-                   kn_dataset *d)
+/* "classes: dress=0, hat=1, ..." and what --skip-bad left out. */
+static void say_images(kn_cli *c, const kn_dataset *d)
+{
+    if (!c->said_classes) {
+        c->said_classes = 1;
+        fprintf(c->out, "classes:");
+        for (int i = 0; i < d->classes; i++)
+            fprintf(c->out, "%s %s=%d", i ? "," : "", kn_imgset_class(d->imgs, i), i);
+        fputc('\n', c->out);
+    }
+    int sk = kn_imgset_skipped(d->imgs);
+    fprintf(c->out, "data: %s: %d images%s", d->dir, d->count, sk ? "" : "\n");
+    if (sk) fprintf(c->out, ", %d unreadable skipped (--skip-bad)\n", sk);
+}
+
+int kn_cli_dataset(kn_cli *c, const kn_cli_ios *io, const char *dir, const char *split, kn_dataset *d)
 {
     const char *kind = c->m->data_kind;
     char err[1024];
     if (!kind || !*kind)
         return kn_cli_fail(c, "model %s declares no dataset (use run with .npy inputs)", c->m->name);
-    if (kn_data_open(kind, dir, split, d, err, sizeof err)) return kn_cli_fail(c, "%s", err);
-    int ncls = kn_data_n_classes(kind);
+    if (kn_data_open_model(c->m, &c->data, dir, split, d, err, sizeof err)) return kn_cli_fail(c, "%s", err);
+    if (d->imgs) say_images(c, d);
+    int ncls = d->classes;
     if (kn_data_check_input(d, io->input, err, sizeof err) ||
         (io->classes != ncls &&
          snprintf(err, sizeof err, "output '%s' has %d values per sample but %s has %d classes",

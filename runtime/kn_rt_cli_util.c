@@ -11,6 +11,8 @@ void kn_cli_begin(kn_cli *c, const kn_rt_model *m, const char *cmd, int json)
     c->m = m;
     c->cmd = cmd;
     c->json = json;
+    memset(&c->data, 0, sizeof c->data);
+    c->said_classes = 0;
     /* Under --json stdout carries only JSON lines so it can be piped to a parser. */
     c->out = json ? stderr : stdout;
 }

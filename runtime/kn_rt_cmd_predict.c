@@ -1,7 +1,11 @@
 /* kn_rt_cmd_predict.c — `predict`: top-K softmax probabilities for test
- * images (--index) or .npy files holding one preprocessed input sample. */
+ * images (--index), .npy files holding one preprocessed input sample, or
+ * (image models: data kind image_folder or imagenet) JPEG/PNG files run
+ * through the model's resize/crop/normalize. */
+#include "kn_image.h"
 #include "kn_rt_arena.h"
 #include "kn_rt_cli.h"
+#include "kn_rt_err.h"
 #include "kn_rt_opt.h"
 #include "kn_safetensors.h"
 #include "npy.h"
@@ -11,9 +15,12 @@
 
 static const char HELP[] =
     "usage: predict [--weights CKPT] [--top K] [--data DIR] [--seed S] [--device cpu] [--json]\n"
-    "               (--index I... | FILE.npy...)\n"
+    "               (--index I... | FILE.npy... | IMAGE...)\n"
     "  --index I   index into the test split (repeatable; also I,J,K or I J K)\n"
     "  FILE.npy    one sample of the model's input, already normalised (f32)\n"
+    "  IMAGE       image models: a JPEG or PNG, resized, cropped and normalised as\n"
+    "              the model says; labels from the model's labels file (under the\n"
+    "              data root) or, for image folders, the class folder names\n"
     "  --top K     classes to show (default 5)\n"
     "  --weights   safetensors checkpoint (default: fresh init from --seed)\n";
 
@@ -30,7 +37,20 @@ static int by_prob(const void *a, const void *b)
 }
 
 /* Prints one prediction from the logits at the output. */
-static void report(const kn_cli *c, const float *logits, int classes, int top, long index,
+/* Class names for reports: a labels file, image-folder classes, or NULL
+ * (the dataset kind's names). */
+typedef struct {
+    char **v;
+    int n;
+} names;
+
+static const char *label(const kn_cli *c, const names *nm, int cls, char *buf, size_t cap)
+{
+    if (nm->v && cls < nm->n) return nm->v[cls];
+    return kn_data_class_name(c->m->data_kind, cls, buf, cap);
+}
+
+static void report(const kn_cli *c, const names *nm, const float *logits, int classes, int top, long index,
                    const char *file, int truth)
 {
     scored *s = malloc(sizeof *s * (size_t)classes);
@@ -42,12 +62,11 @@ static void report(const kn_cli *c, const float *logits, int classes, int top, l
         s[i].cls = i;
     }
     qsort(s, (size_t)classes, sizeof *s, by_prob);
-    const char *kind = c->m->data_kind;
     char nb[32];
     if (file) fprintf(c->out, "%s:", file);
-    else fprintf(c->out, "test[%ld] (true %s):", index, kn_data_class_name(kind, truth, nb, sizeof nb));
+    else fprintf(c->out, "test[%ld] (true %s):", index, label(c, nm, truth, nb, sizeof nb));
     for (int i = 0; i < top; i++)
-        fprintf(c->out, "%s %s %.4f", i ? "," : "", kn_data_class_name(kind, s[i].cls, nb, sizeof nb), s[i].p);
+        fprintf(c->out, "%s %s %.4f", i ? "," : "", label(c, nm, s[i].cls, nb, sizeof nb), s[i].p);
     fputc('\n', c->out);
     if (c->json) {
         cJSON *j = cJSON_CreateObject();
@@ -55,12 +74,12 @@ static void report(const kn_cli *c, const float *logits, int classes, int top, l
         if (file) cJSON_AddStringToObject(j, "file", file);
         else {
             cJSON_AddNumberToObject(j, "index", (double)index);
-            cJSON_AddStringToObject(j, "true_label", kn_data_class_name(kind, truth, nb, sizeof nb));
+            cJSON_AddStringToObject(j, "true_label", label(c, nm, truth, nb, sizeof nb));
         }
         cJSON *arr = cJSON_AddArrayToObject(j, "top");
         for (int i = 0; i < top; i++) {
             cJSON *e = cJSON_CreateObject();
-            cJSON_AddStringToObject(e, "label", kn_data_class_name(kind, s[i].cls, nb, sizeof nb));
+            cJSON_AddStringToObject(e, "label", label(c, nm, s[i].cls, nb, sizeof nb));
             cJSON_AddNumberToObject(e, "index", s[i].cls);
             cJSON_AddNumberToObject(e, "prob", s[i].p);
             cJSON_AddItemToArray(arr, e);
@@ -99,6 +118,85 @@ static int collect_indices(const kn_cli *c, const kn_opt_list *idx, const kn_opt
     return 0;
 }
 
+static void names_free(names *nm)
+{
+    for (int i = 0; i < nm->n; i++) free(nm->v[i]);
+    free(nm->v);
+    nm->v = NULL;
+    nm->n = 0;
+}
+
+static int is_image_model(const kn_rt_model *m)
+{
+    return m->data_kind && (!strcmp(m->data_kind, "image_folder") || !strcmp(m->data_kind, "imagenet"));
+}
+
+static int ends_with(const char *s, const char *suf)
+{
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && strcmp(s + a - b, suf) == 0;
+}
+
+/* One label per line of root/labels (trailing CR/blank lines dropped). */
+static int read_labels(const char *path, names *nm, char *err, size_t errcap)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) return kn_rt_errf(err, errcap, "labels file %s: cannot open", path);
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        char **v = realloc(nm->v, sizeof *v * (size_t)(nm->n + 1));
+        if (!v) break;
+        nm->v = v;
+        nm->v[nm->n++] = strdup(line);
+    }
+    fclose(f);
+    while (nm->n > 0 && !*nm->v[nm->n - 1]) free(nm->v[--nm->n]);
+    return 0;
+}
+
+/* The model's labels file under the data root, else (image folders) the
+ * class folder names; no names is not an error (indices are printed). */
+static int load_names(const kn_cli *c, const char *data, names *nm)
+{
+    char root[4096], err[1024], p[8400];
+    const kn_rt_model *m = c->m;
+    nm->v = NULL;
+    nm->n = 0;
+    if (kn_data_root(data, root, sizeof root, err, sizeof err)) return 0;
+    if (m->labels && *m->labels) {
+        snprintf(p, sizeof p, "%s/%s", root, m->labels);
+        if (read_labels(p, nm, err, sizeof err)) return kn_cli_fail(c, "%s", err);
+        return 0;
+    }
+    if (m->data_kind && !strcmp(m->data_kind, "image_folder") &&
+        kn_imgset_dir(root, m->data_path, p, sizeof p, err, sizeof err) == 0) {
+        int n = kn_imgset_classes(p, &nm->v, err, sizeof err);
+        nm->n = n > 0 ? n : 0;
+    }
+    return 0;
+}
+
+/* An image file through the model's preprocessing into the input. */
+static int image_input(const kn_cli *c, const char *file, int chw_numel, float *dst)
+{
+    const kn_rt_model *m = c->m;
+    char err[1024];
+    if (m->crop <= 0 || 3 * m->crop * m->crop != chw_numel)
+        return kn_cli_fail(c, "%s: the model's input takes %d values per sample, not 3x%dx%d (its crop)", file,
+                           chw_numel, m->crop, m->crop);
+    kn_img im, cr;
+    kn_img_size orig;
+    kn_img_decode_opts o = {2 * m->resize}; /* the dataset's DCT-scaling policy */
+    if (kn_image_decode(file, &o, &im, &orig, err, sizeof err)) return kn_cli_fail(c, "%s", err);
+    int rc = kn_image_resize_crop(&im, &orig, m->resize, m->crop, &cr, err, sizeof err);
+    kn_img_free(&im);
+    if (rc) return kn_cli_fail(c, "%s: %s", file, err);
+    kn_image_to_chw(&cr, m->n_normalize == 6 ? m->normalize : NULL, dst);
+    kn_img_free(&cr);
+    return 0;
+}
+
 int kn_cmd_predict(const kn_rt_model *m, int argc, char **argv)
 {
     int json = 0, top = 5;
@@ -126,13 +224,19 @@ int kn_cmd_predict(const kn_rt_model *m, int argc, char **argv)
     kn_cli_ios io;
     if ((rc = kn_cli_class_ios(&c, &io))) return rc;
     if (top > io.classes) top = io.classes;
+    names nm = {NULL, 0};
+    if (is_image_model(m) && (rc = load_names(&c, data, &nm))) return rc;
     kn_dataset d;
     memset(&d, 0, sizeof d);
-    if (ni > 0 && (rc = kn_cli_dataset(&c, &io, data, "test", &d))) return rc;
+    if (ni > 0 && (rc = kn_cli_dataset(&c, &io, data, "test", &d))) {
+        names_free(&nm);
+        return rc;
+    }
     kn_rt_ctx ctx;
     char err[1024], s1[128], s2[128];
     if (kn_rt_ctx_open(&ctx, m, 1, err, sizeof err)) {
         kn_data_close(&d);
+        names_free(&nm);
         return kn_cli_fail(&c, "%s", err);
     }
     if ((rc = kn_cli_weights(&c, &ctx, weights, seed))) goto out;
@@ -143,12 +247,27 @@ int kn_cmd_predict(const kn_rt_model *m, int argc, char **argv)
             goto out;
         }
         int k = (int)indices[i];
-        kn_data_features(&d, kn_cli_norm(m), &k, 0, 1, kn_rt_io_ptr(&ctx, io.ph, io.input, 1));
+        if (kn_data_features(&d, kn_cli_norm(m), &k, 0, 1, kn_rt_io_ptr(&ctx, io.ph, io.input, 1))) {
+            rc = kn_cli_fail(&c, "%s", d.err);
+            goto out;
+        }
         if (io.label) kn_data_labels(&d, &k, 0, 1, kn_rt_io_ptr(&ctx, io.ph, io.label, 1));
         io.ph->run(&ctx, 1);
-        report(&c, kn_rt_io_ptr(&ctx, io.ph, io.output, 1), io.classes, top, k, NULL, d.labels[k]);
+        report(&c, &nm, kn_rt_io_ptr(&ctx, io.ph, io.output, 1), io.classes, top, k, NULL, d.labels[k]);
     }
     for (int i = 0; i < nf; i++) {
+        if (is_image_model(m) && !ends_with(files[i], ".npy")) {
+            if (io.input->dtype != KN_RT_F32) {
+                rc = kn_cli_fail(&c, "%s: input '%s' is not f32", files[i], io.input->name);
+                goto out;
+            }
+            if ((rc = image_input(&c, files[i], (int)io.input->sample_numel, kn_rt_io_ptr(&ctx, io.ph, io.input, 1))))
+                goto out;
+            if (io.label) *(int64_t *)kn_rt_io_ptr(&ctx, io.ph, io.label, 1) = 0;
+            io.ph->run(&ctx, 1);
+            report(&c, &nm, kn_rt_io_ptr(&ctx, io.ph, io.output, 1), io.classes, top, -1, files[i], 0);
+            continue;
+        }
         kn_npy a;
         if (kn_npy_read(files[i], &a, err, sizeof err)) {
             rc = kn_cli_fail(&c, "%s", err);
@@ -165,10 +284,11 @@ int kn_cmd_predict(const kn_rt_model *m, int argc, char **argv)
         kn_npy_free(&a);
         if (io.label) *(int64_t *)kn_rt_io_ptr(&ctx, io.ph, io.label, 1) = 0;
         io.ph->run(&ctx, 1);
-        report(&c, kn_rt_io_ptr(&ctx, io.ph, io.output, 1), io.classes, top, -1, files[i], 0);
+        report(&c, &nm, kn_rt_io_ptr(&ctx, io.ph, io.output, 1), io.classes, top, -1, files[i], 0);
     }
 out:
     kn_rt_ctx_close(&ctx);
     kn_data_close(&d);
+    names_free(&nm);
     return rc;
 }

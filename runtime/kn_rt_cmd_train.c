@@ -34,10 +34,13 @@ static const char HELP[] =
     "usage: train [--data DIR] [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu]\n"
     "             [--save CKPT] [--resume CKPT] [--weights CKPT] [--json] [--accumulate K]\n"
     "             [--patience K] [--steps N] [--schedule none|step|cosine] [--quiet]\n"
-    "             [--dump-grads DIR] [--retain NAME[,NAME...]]\n"
+    "             [--dump-grads DIR] [--retain NAME[,NAME...]] [--skip-bad] [--augment]\n"
     "  --data DIR       dataset directory (default: the model's dataset location);\n"
     "                   trains on split train, validates on val after each epoch and\n"
     "                   reports test at the end (with the best-val weights)\n"
+    "  --skip-bad       image folders: leave unreadable images out (counted)\n"
+    "  --augment        image folders: RandomResizedCrop + horizontal flip on train\n"
+    "                   (seeded; turns the in-memory crop cache off for train)\n"
     "  --epochs N       total epochs (default: the model's)\n"
     "  --batch B        samples per micro-batch (default: the model's)\n"
     "  --lr X           base learning rate (default: the model's)\n"
@@ -137,7 +140,7 @@ static void shuffle(const trainer *t, int e, int *order)
 }
 
 /* Mean loss and accuracy of the infer phase over a split. */
-static void evaluate(trainer *t, const kn_dataset *d, double *loss, double *acc, long long *ncorrect)
+static int evaluate(trainer *t, kn_dataset *d, double *loss, double *acc, long long *ncorrect)
 {
     kn_rt_ctx *ctx = &t->ctx;
     const kn_cli_ios *io = &t->inf;
@@ -145,9 +148,13 @@ static void evaluate(trainer *t, const kn_dataset *d, double *loss, double *acc,
     double loss_sum = 0;
     long long correct = 0;
     ctx->training = 0;
+    kn_data_prefetch(d, NULL, 0, t->batch);
     for (int start = 0; start < d->count; start += t->batch) {
         int n = d->count - start < t->batch ? d->count - start : t->batch;
-        kn_data_features(d, norm, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->input, n));
+        if (kn_data_features(d, norm, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->input, n)))
+            return kn_cli_fail(&t->c, "%s", d->err);
+        int next = start + t->batch;
+        if (next < d->count) kn_data_prefetch(d, NULL, next, d->count - next < t->batch ? d->count - next : t->batch);
         if (io->label) kn_data_labels(d, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->label, n));
         io->ph->run(ctx, n);
         const float *logits = kn_rt_io_ptr(ctx, io->ph, io->output, n);
@@ -159,6 +166,7 @@ static void evaluate(trainer *t, const kn_dataset *d, double *loss, double *acc,
     *loss = io->loss && io->label ? loss_sum / d->count : NAN;
     *acc = (double)correct / d->count;
     if (ncorrect) *ncorrect = correct;
+    return 0;
 }
 
 /* ---- progress ---- */
@@ -394,6 +402,7 @@ static int check_train_ios(trainer *t)
 int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
 {
     int json = 0, quiet = 0, epochs = -1, batch = -1, accumulate = -1, patience = 0, steps = 0, limit = 0;
+    int skip_bad = 0, augment = 0;
     float lr = NAN;
     uint64_t seed = UINT64_MAX;
     const char *data = NULL, *save = NULL, *resume_p = NULL, *weights = NULL, *device = NULL, *sched = NULL;
@@ -408,6 +417,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         {"--steps", KN_OPT_INT, &steps, 1},       {"--schedule", KN_OPT_STR, &sched, 0},
         {"--quiet", KN_OPT_FLAG, &quiet, 0},      {"--limit", KN_OPT_INT, &limit, 1},
         {"--dump-grads", KN_OPT_STR, &dump, 0},   {"--retain", KN_OPT_STR, &retain, 0},
+        {"--skip-bad", KN_OPT_FLAG, &skip_bad, 0}, {"--augment", KN_OPT_FLAG, &augment, 0},
     };
     int rc = kn_opt_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0], NULL);
     if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
@@ -468,6 +478,9 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     if (!isnan(lr)) t->base_lr = lr;
 
     /* Data: train for steps, val per epoch, test at the end. */
+    c->data.skip_bad = skip_bad;
+    c->data.augment = augment;
+    c->data.seed = t->seed;
     if ((rc = kn_cli_dataset(c, &t->inf, data, "train", &t->dtrain))) goto done;
     have_data = 1;
     if ((rc = kn_cli_dataset(c, &t->inf, data, "val", &t->dval)) ||
@@ -533,13 +546,24 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         pr.t0 = t0;
         pr.last = t0; /* first update after one interval: short epochs stay quiet */
         shuffle(t, e, t->order);
+        kn_data_set_epoch(&t->dtrain, e);
+        kn_data_prefetch(&t->dtrain, t->order, 0, t->ntrain < t->batch ? t->ntrain : t->batch);
         double loss_sum = 0;
         long long correct = 0, seen = 0;
         int micro = 0;
         for (int b = 0; b < nb; b++) {
             int start = b * t->batch, n = t->ntrain - start < t->batch ? t->ntrain - start : t->batch;
             const int *idx = t->order + start;
-            kn_data_features(&t->dtrain, norm, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n));
+            if (kn_data_features(&t->dtrain, norm, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n))) {
+                progress_clear(t, &pr);
+                rc = kn_cli_fail(c, "%s", t->dtrain.err);
+                goto done;
+            }
+            /* The next batch decodes (image folders) while this one computes. */
+            if (b + 1 < nb) {
+                int s2 = start + t->batch;
+                kn_data_prefetch(&t->dtrain, t->order + s2, 0, t->ntrain - s2 < t->batch ? t->ntrain - s2 : t->batch);
+            }
             kn_data_labels(&t->dtrain, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tlab, n));
             t->ctx.step = t->steps_done;
             t->ctx.sample0 = (uint32_t)(micro * t->batch);
@@ -591,7 +615,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         progress_clear(t, &pr);
         t->ctx.training = 0;
         double vloss, vacc;
-        evaluate(t, &t->dval, &vloss, &vacc, NULL);
+        if ((rc = evaluate(t, &t->dval, &vloss, &vacc, NULL))) goto done;
         t->epoch_done = e;
         kn_train_row row = {e, loss_sum / seen, t->tout ? (double)correct / seen : NAN, vloss, vacc,
                             (kn_rt_now_ms() - t0) / 1000.0, t->ctx.lr};
@@ -646,7 +670,13 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     if (use_best) memcpy(t->ctx.weights, t->best, m->weights_numel * sizeof(float));
     double tloss, tacc;
     long long tcorrect;
-    evaluate(t, &t->dtest, &tloss, &tacc, &tcorrect);
+    if ((rc = evaluate(t, &t->dtest, &tloss, &tacc, &tcorrect))) goto done;
+    if (t->dtrain.imgs) {
+        int a = kn_imgset_skipped(t->dtrain.imgs), b = kn_imgset_skipped(t->dval.imgs),
+            k = kn_imgset_skipped(t->dtest.imgs);
+        if (a + b + k)
+            fprintf(c->out, "train: %d unreadable images skipped (train %d, val %d, test %d)\n", a + b + k, a, b, k);
+    }
     if (!isnan(tloss))
         fprintf(c->out, "test: loss %.4f  accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tloss,
                 tacc, t->dtest.count, tcorrect, use_best ? "best" : "final", use_best ? t->best_epoch : t->epoch_done);
