@@ -60,6 +60,8 @@ typedef struct {
 /* Finds the infer phase's ios and checks they fit a classification
  * dataset: one f32 input, optional i64 label, a batched f32 output. */
 int kn_cli_class_ios(const kn_cli *c, kn_cli_ios *io);
+/* The same checks on another phase (head_infer when caching features). */
+int kn_cli_phase_ios(const kn_cli *c, const kn_rt_phase *ph, kn_cli_ios *io);
 /* Opens split of the model's dataset (with c->data) and checks the input
  * takes it; image folders print their classes once and any skipped files. */
 int kn_cli_dataset(kn_cli *c, const kn_cli_ios *io, const char *dir, const char *split,

@@ -2,10 +2,11 @@
 #include "kn_rt_arena.h"
 #include "kn_rt_cli.h"
 
-int kn_cli_class_ios(const kn_cli *c, kn_cli_ios *io)
+int kn_cli_class_ios(const kn_cli *c, kn_cli_ios *io) { return kn_cli_phase_ios(c, c->m->infer, io); }
+
+int kn_cli_phase_ios(const kn_cli *c, const kn_rt_phase *ph, kn_cli_ios *io)
 {
     memset(io, 0, sizeof *io);
-    const kn_rt_phase *ph = c->m->infer;
     io->ph = ph;
     int n_in = 0;
     for (int i = 0; i < ph->n_io; i++) n_in += ph->io_role[i] == KN_RT_IO_INPUT;

@@ -45,7 +45,8 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
             kn_cli_thousands(count[2], d, sizeof d),
             kn_cli_thousands((unsigned long long)m->weights_numel * 4, e, sizeof e));
     fprintf(o, "arena    %s bytes at batch %d\n", kn_cli_thousands(arena, a, sizeof a), batch);
-    fprintf(o, "phases   infer%s%s\n", m->train ? ", train" : "", m->train && m->update ? ", update" : "");
+    fprintf(o, "phases   infer%s%s%s\n", m->train ? ", train" : "", m->train && m->update ? ", update" : "",
+            m->features ? ", features, head_train, head_infer (frozen prefix cached while training)" : "");
     if (!json) return KN_EXIT_OK;
 
     cJSON *j = cJSON_CreateObject();
@@ -61,6 +62,11 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
     cJSON_AddItemToArray(ph, cJSON_CreateString("infer"));
     if (m->train) cJSON_AddItemToArray(ph, cJSON_CreateString("train"));
     if (m->train && m->update) cJSON_AddItemToArray(ph, cJSON_CreateString("update"));
+    if (m->features) {
+        cJSON_AddItemToArray(ph, cJSON_CreateString("features"));
+        cJSON_AddItemToArray(ph, cJSON_CreateString("head_train"));
+        cJSON_AddItemToArray(ph, cJSON_CreateString("head_infer"));
+    }
     kn_cli_json(j);
     return KN_EXIT_OK;
 }

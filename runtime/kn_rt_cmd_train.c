@@ -19,6 +19,7 @@
 #include "kn_rt_arena.h"
 #include "kn_rt_ckpt.h"
 #include "kn_rt_cli.h"
+#include "kn_rt_fcache.h"
 #include "kn_rt_init.h"
 #include "kn_rt_inspect.h"
 #include "kn_rt_opt.h"
@@ -34,12 +35,14 @@ static const char HELP[] =
     "usage: train [--data DIR] [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu]\n"
     "             [--save CKPT] [--resume CKPT] [--weights CKPT] [--json] [--accumulate K]\n"
     "             [--patience K] [--steps N] [--schedule none|step|cosine] [--quiet]\n"
-    "             [--dump-grads DIR] [--retain NAME[,NAME...]] [--skip-bad] [--augment]\n"
+    "             [--dump-grads DIR] [--retain NAME[,NAME...]] [--skip-bad] [--augment] [--no-cache]\n"
     "  --data DIR       dataset directory (default: the model's dataset location);\n"
     "                   trains on split train, validates on val after each epoch and\n"
     "                   reports test at the end (with the best-val weights)\n"
     "  --skip-bad       image folders: leave unreadable images out (counted)\n"
     "  --augment        image folders: RandomResizedCrop + horizontal flip on train\n"
+    "  --no-cache       train the whole model every epoch even when a frozen prefix\n"
+    "                   could be computed once (default: cache it, see KILN_FCACHE_MB)\n"
     "                   (seeded; turns the in-memory crop cache off for train)\n"
     "  --epochs N       total epochs (default: the model's)\n"
     "  --batch B        samples per micro-batch (default: the model's)\n"
@@ -77,7 +80,12 @@ typedef struct {
     kn_rt_ctx ctx;
     const char *dump;        /* --dump-grads DIR */
     kn_rt_retain retain;     /* --retain values, captured by ctx->probe */
-    kn_cli_ios inf;          /* infer phase ios (val/test) */
+    kn_cli_ios inf;          /* infer phase ios (what the datasets must fit) */
+    kn_cli_ios eio;          /* phase that evaluates val/test: infer or head_infer */
+    double cache_ms;         /* time spent filling the caches, added to the first epoch */
+    const kn_rt_phase *tp;   /* train, or head_train when caching */
+    int use_cache;           /* frozen-prefix features cached per split */
+    kn_fcache cache[3];      /* train, val, test */
     const kn_rt_io *tin, *tlab, *tout, *tloss; /* train phase ios */
     kn_dataset dtrain, dval, dtest;
     int ntrain;              /* samples used per epoch (--limit) */
@@ -140,21 +148,33 @@ static void shuffle(const trainer *t, int e, int *order)
 }
 
 /* Mean loss and accuracy of the infer phase over a split. */
-static int evaluate(trainer *t, kn_dataset *d, double *loss, double *acc, long long *ncorrect)
+/* A batch of model inputs (or cached prefix outputs) into the phase input. */
+static int load_batch(trainer *t, kn_dataset *d, const kn_fcache *cache, const int *idx, int start, int n,
+                      float *dst)
+{
+    if (cache && cache->data) {
+        kn_fcache_gather(cache, idx, start, n, dst);
+        return 0;
+    }
+    if (kn_data_features(d, kn_cli_norm(t->m), idx, start, n, dst)) return kn_cli_fail(&t->c, "%s", d->err);
+    return 0;
+}
+
+static int evaluate(trainer *t, kn_dataset *d, const kn_fcache *cache, double *loss, double *acc,
+                    long long *ncorrect)
 {
     kn_rt_ctx *ctx = &t->ctx;
-    const kn_cli_ios *io = &t->inf;
-    const float *norm = kn_cli_norm(t->m);
+    const kn_cli_ios *io = &t->eio;
     double loss_sum = 0;
     long long correct = 0;
     ctx->training = 0;
-    kn_data_prefetch(d, NULL, 0, t->batch);
+    if (!cache) kn_data_prefetch(d, NULL, 0, t->batch);
     for (int start = 0; start < d->count; start += t->batch) {
         int n = d->count - start < t->batch ? d->count - start : t->batch;
-        if (kn_data_features(d, norm, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->input, n)))
-            return kn_cli_fail(&t->c, "%s", d->err);
+        if (load_batch(t, d, cache, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->input, n))) return KN_EXIT_FAIL;
         int next = start + t->batch;
-        if (next < d->count) kn_data_prefetch(d, NULL, next, d->count - next < t->batch ? d->count - next : t->batch);
+        if (!cache && next < d->count)
+            kn_data_prefetch(d, NULL, next, d->count - next < t->batch ? d->count - next : t->batch);
         if (io->label) kn_data_labels(d, NULL, start, n, kn_rt_io_ptr(ctx, io->ph, io->label, n));
         io->ph->run(ctx, n);
         const float *logits = kn_rt_io_ptr(ctx, io->ph, io->output, n);
@@ -377,7 +397,7 @@ static int dump_step(trainer *t)
 
 static int check_train_ios(trainer *t)
 {
-    const kn_rt_phase *ph = t->m->train;
+    const kn_rt_phase *ph = t->tp;
     char s[128];
     int n_in = 0;
     for (int i = 0; i < ph->n_io; i++) n_in += ph->io_role[i] == KN_RT_IO_INPUT;
@@ -399,10 +419,53 @@ static int check_train_ios(trainer *t)
     return 0;
 }
 
+/* Caches larger than this (MiB, KILN_FCACHE_MB) are not worth the memory. */
+#define FCACHE_DEFAULT_MB 4096
+
+/* Train the whole model, or only its head on cached frozen-prefix outputs
+ * when the model has a frozen prefix and nothing makes it vary (--augment),
+ * nothing needs the whole model (--dump-grads) and the cache fits. */
+static int choose_phases(trainer *t, int allowed)
+{
+    const kn_rt_model *m = t->m;
+    const char *env = getenv("KILN_FCACHE_MB");
+    double limit_mb = env && *env ? strtod(env, NULL) : FCACHE_DEFAULT_MB;
+    int samples = t->ntrain + t->dval.count + t->dtest.count;
+    double mb = (double)kn_fcache_bytes(m, samples) / (1024.0 * 1024.0);
+    t->use_cache = allowed && m->features && m->head_train && m->head_infer && t->epoch_done < t->epochs;
+    if (t->use_cache && mb > limit_mb) {
+        fprintf(t->c.out, "train: not caching frozen features: %.0f MiB > KILN_FCACHE_MB=%.0f\n", mb, limit_mb);
+        t->use_cache = 0;
+    }
+    t->tp = t->use_cache ? m->head_train : m->train;
+    int rc = check_train_ios(t);
+    if (!rc) rc = t->use_cache ? kn_cli_phase_ios(&t->c, m->head_infer, &t->eio) : (t->eio = t->inf, 0);
+    return rc;
+}
+
+static int fill_caches(trainer *t)
+{
+    char err[1024];
+    double t0 = kn_rt_now_ms();
+    kn_dataset *d[3] = {&t->dtrain, &t->dval, &t->dtest};
+    int count[3] = {t->ntrain, t->dval.count, t->dtest.count};
+    for (int i = 0; i < 3; i++)
+        if (kn_fcache_fill(&t->cache[i], t->m, &t->ctx, d[i], count[i], t->batch, err, sizeof err))
+            return kn_cli_fail(&t->c, "caching frozen features: %s", err);
+    t->cache_ms = kn_rt_now_ms() - t0;
+    size_t bytes = kn_fcache_bytes(t->m, count[0] + count[1] + count[2]);
+    fprintf(t->c.out,
+            "train: frozen prefix computed once: '%s' (%zu floats per sample) for %d train + %d val + %d test "
+            "samples in %.1f s (%.0f MiB); epochs train the head only (--no-cache: the whole model)\n",
+            t->cache[0].out->name, t->cache[0].numel, count[0], count[1], count[2], t->cache_ms / 1000.0,
+            (double)bytes / (1024.0 * 1024.0));
+    return 0;
+}
+
 int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
 {
     int json = 0, quiet = 0, epochs = -1, batch = -1, accumulate = -1, patience = 0, steps = 0, limit = 0;
-    int skip_bad = 0, augment = 0;
+    int skip_bad = 0, augment = 0, no_cache = 0;
     float lr = NAN;
     uint64_t seed = UINT64_MAX;
     const char *data = NULL, *save = NULL, *resume_p = NULL, *weights = NULL, *device = NULL, *sched = NULL;
@@ -418,6 +481,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         {"--quiet", KN_OPT_FLAG, &quiet, 0},      {"--limit", KN_OPT_INT, &limit, 1},
         {"--dump-grads", KN_OPT_STR, &dump, 0},   {"--retain", KN_OPT_STR, &retain, 0},
         {"--skip-bad", KN_OPT_FLAG, &skip_bad, 0}, {"--augment", KN_OPT_FLAG, &augment, 0},
+        {"--no-cache", KN_OPT_FLAG, &no_cache, 0},
     };
     int rc = kn_opt_parse("train", argc, argv, opts, sizeof opts / sizeof opts[0], NULL);
     if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
@@ -464,7 +528,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         rc = kn_cli_fail(c, "this model was compiled without a train phase");
         goto done;
     }
-    if ((rc = kn_cli_class_ios(c, &t->inf)) || (rc = check_train_ios(t))) goto done;
+    if ((rc = kn_cli_class_ios(c, &t->inf))) goto done;
 
     t->epochs = m->epochs > 0 ? m->epochs : 1;
     t->batch = m->batch > 0 ? m->batch : 64;
@@ -490,11 +554,12 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     }
     have_data = 3;
     char err[1024];
-    if (kn_data_check_input(&t->dtrain, t->tin, err, sizeof err)) {
+    if (kn_data_check_input(&t->dtrain, t->inf.input, err, sizeof err)) {
         rc = kn_cli_fail(c, "train phase %s", err);
         goto done;
     }
     t->ntrain = limit > 0 && limit < t->dtrain.count ? limit : t->dtrain.count;
+    if ((rc = choose_phases(t, !no_cache && !augment && !dump))) goto done;
 
     if (kn_rt_ctx_open(&t->ctx, m, t->batch, err, sizeof err)) {
         rc = kn_cli_fail(c, "%s", err);
@@ -536,8 +601,9 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     if (t->epoch_done >= t->epochs)
         fprintf(c->out, "train: checkpoint already at epoch %d of %d; nothing to train\n", t->epoch_done, t->epochs);
 
-    const float *norm = kn_cli_norm(m);
-    const kn_rt_phase *tp = m->train;
+    if (t->use_cache && t->epoch_done < t->epochs && (rc = fill_caches(t))) goto done;
+    const kn_rt_phase *tp = t->tp;
+    const kn_fcache *ctrain = t->use_cache ? &t->cache[0] : NULL;
     progress pr = {isatty(2), 0, 0};
     int nb = (t->ntrain + t->batch - 1) / t->batch;
     int stopped_steps = 0;
@@ -547,20 +613,20 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         pr.last = t0; /* first update after one interval: short epochs stay quiet */
         shuffle(t, e, t->order);
         kn_data_set_epoch(&t->dtrain, e);
-        kn_data_prefetch(&t->dtrain, t->order, 0, t->ntrain < t->batch ? t->ntrain : t->batch);
+        if (!ctrain) kn_data_prefetch(&t->dtrain, t->order, 0, t->ntrain < t->batch ? t->ntrain : t->batch);
         double loss_sum = 0;
         long long correct = 0, seen = 0;
         int micro = 0;
         for (int b = 0; b < nb; b++) {
             int start = b * t->batch, n = t->ntrain - start < t->batch ? t->ntrain - start : t->batch;
             const int *idx = t->order + start;
-            if (kn_data_features(&t->dtrain, norm, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n))) {
+            if (load_batch(t, &t->dtrain, ctrain, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n))) {
                 progress_clear(t, &pr);
-                rc = kn_cli_fail(c, "%s", t->dtrain.err);
+                rc = KN_EXIT_FAIL;
                 goto done;
             }
             /* The next batch decodes (image folders) while this one computes. */
-            if (b + 1 < nb) {
+            if (!ctrain && b + 1 < nb) {
                 int s2 = start + t->batch;
                 kn_data_prefetch(&t->dtrain, t->order + s2, 0, t->ntrain - s2 < t->batch ? t->ntrain - s2 : t->batch);
             }
@@ -615,10 +681,11 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         progress_clear(t, &pr);
         t->ctx.training = 0;
         double vloss, vacc;
-        if ((rc = evaluate(t, &t->dval, &vloss, &vacc, NULL))) goto done;
+        if ((rc = evaluate(t, &t->dval, t->use_cache ? &t->cache[1] : NULL, &vloss, &vacc, NULL))) goto done;
         t->epoch_done = e;
         kn_train_row row = {e, loss_sum / seen, t->tout ? (double)correct / seen : NAN, vloss, vacc,
-                            (kn_rt_now_ms() - t0) / 1000.0, t->ctx.lr};
+                            (kn_rt_now_ms() - t0 + t->cache_ms) / 1000.0, t->ctx.lr};
+        t->cache_ms = 0; /* the first epoch paid for the cache */
         kn_train_row *h = realloc(t->hist, sizeof *h * (size_t)(t->n_hist + 1));
         if (!h) {
             rc = kn_cli_fail(c, "out of memory");
@@ -670,7 +737,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     if (use_best) memcpy(t->ctx.weights, t->best, m->weights_numel * sizeof(float));
     double tloss, tacc;
     long long tcorrect;
-    if ((rc = evaluate(t, &t->dtest, &tloss, &tacc, &tcorrect))) goto done;
+    if ((rc = evaluate(t, &t->dtest, t->use_cache ? &t->cache[2] : NULL, &tloss, &tacc, &tcorrect))) goto done;
     if (t->dtrain.imgs) {
         int a = kn_imgset_skipped(t->dtrain.imgs), b = kn_imgset_skipped(t->dval.imgs),
             k = kn_imgset_skipped(t->dtest.imgs);
@@ -697,6 +764,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     }
     rc = 0;
 done:
+    for (int i = 0; i < 3; i++) kn_fcache_free(&t->cache[i]);
     kn_rt_retain_close(&t->retain);
     if (have_ctx) kn_rt_ctx_close(&t->ctx);
     if (have_data) kn_data_close(&t->dtrain);

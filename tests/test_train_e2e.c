@@ -211,8 +211,8 @@ static void test_frozen_layers(void)
     KT_ASSERT_CONTAINS(out, "trainable 650 · frozen 50,368 · buffers 128");
     KT_ASSERT_CONTAINS(out, "(train;");
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' build '%s' -o '%s'", kt_kiln_bin(), model, exe), 0);
-    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 640 --quiet --save '%s'", exe, a), 0);
-    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 1280 --quiet --save '%s'", exe, b), 0);
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 640 --quiet --no-cache --save '%s'", exe, a), 0);
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 1280 --quiet --no-cache --save '%s'", exe, b), 0);
     /* Frozen: never touched, and a frozen batchnorm keeps its running
      * statistics (it is a fixed function); trainable: moved. */
     const char *frozen[] = {"fc0.weight", "fc0.bias", "bn0.weight", "bn0.bias", "bn0.running_mean",
@@ -227,6 +227,53 @@ static void test_frozen_layers(void)
     CU_ASSERT(kt_file_exists(p));
     snprintf(p, sizeof p, "%s/fc0.weight.grad.npy", dump);
     CU_ASSERT_FALSE(kt_file_exists(p));
+    free(out);
+}
+
+/* A frozen prefix (linear + frozen batchnorm + relu) is computed once and
+ * cached; the head (dropout + linear) trains on the cache.  Same numbers
+ * as training the whole model every epoch, bit for bit. */
+static void test_frozen_prefix_cache(void)
+{
+    if (!have_fashion()) {
+        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
+        return;
+    }
+    const char *src = "model cached\n"
+                      "data fashion_mnist(normalize=(0.2860, 0.3530))\n"
+                      "input x: f32[N, 784]\nlabel y: i64[N]\n"
+                      "fc0 = linear(x, 128, frozen=true)\n"
+                      "bn0 = batchnorm(fc0, frozen=true)\n"
+                      "h = relu(bn0)\n"
+                      "fc1 = linear(dropout(h, p=0.3), 10)\n"
+                      "loss = cross_entropy(fc1, y)\noutput fc1\n"
+                      "train { optimizer adam(lr=1e-2) batch 64 epochs 2 shuffle seed 0 }\n";
+    char model[4200], exe[4200], a[4300], b[4300];
+    snprintf(model, sizeof model, "%s/cached.kiln", tmp);
+    snprintf(exe, sizeof exe, "%s/cached", tmp);
+    snprintf(a, sizeof a, "%s/cached_on.safetensors", tmp);
+    snprintf(b, sizeof b, "%s/cached_off.safetensors", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_write_file(model, src, strlen(src)), 0);
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' build '%s' -o '%s'", kt_kiln_bin(), model, exe), 0);
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' info", exe), 0);
+    KT_ASSERT_CONTAINS(out, "features");
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 3000 --quiet --save '%s'", exe, a), 0);
+    KT_ASSERT_CONTAINS(out, "frozen prefix computed once: 'h' (128 floats per sample) for 3000 train");
+    char *cached_out = strdup(out);
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 3000 --quiet --no-cache --save '%s'", exe, b), 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "computed once"));
+    CU_ASSERT(kt_same_tensors(a, b, 1));
+    /* Same test accuracy line too. */
+    const char *ta = strstr(cached_out, "test:"), *tb = strstr(out, "test:");
+    CU_ASSERT(ta && tb && strncmp(ta, tb, 40) == 0);
+    /* --augment and --dump-grads need the whole model; models without a
+     * frozen prefix have no features phase. */
+    CU_ASSERT_EQUAL(kt_run(&out, "'%s' train --limit 200 --epochs 1 --quiet --dump-grads '%s/cg'", exe, tmp), 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "computed once"));
+    CU_ASSERT_EQUAL(kt_run(&out, "'%s' info", fmnist), 0);
+    CU_ASSERT_PTR_NULL(strstr(out, "features"));
+    free(cached_out);
     free(out);
 }
 
@@ -326,6 +373,7 @@ int main(void)
         {"two short epochs learn Fashion-MNIST", test_short_training_learns},
         {"resume of the compiled fmnist_mlp is bit-identical", test_resume_compiled_bit_identical},
         {"frozen=true layers: no gradient, no optimizer state, never change", test_frozen_layers},
+        {"a frozen prefix is computed once and cached, same results", test_frozen_prefix_cache},
         {"kill -9 during saves never damages the checkpoint", test_kill_during_save},
         CU_TEST_INFO_NULL,
     };
