@@ -283,8 +283,12 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
                 if (seen_literal)
                     return ERR(b, a->line, a->col, usage, "tensor inputs of %s must come before its other arguments",
                                def->name);
-                if (n_in == def->max_inputs || n_in == 16)
+                if (n_in == def->max_inputs || n_in == 16) {
+                    /* linear(x, hiden): an undefined name (often a param) says more than the arity */
+                    int v;
+                    if (a->kind == KX_IDENT && kf_resolve(b, a, &v)) return KN_ERR;
                     return arity_error(b, def, n_tensor_args, a->line, a->col);
+                }
                 int v;
                 if (a->kind == KX_IDENT ? kf_resolve(b, a, &v) : build_call(b, stmt, a, false, &v)) return KN_ERR;
                 in[n_in++] = v;
