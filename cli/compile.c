@@ -20,6 +20,12 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
     return h;
 }
 
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
 /* Mixes in the identity (size, mtime) of a file kiln's output depends on. */
 static uint64_t hash_file_identity(uint64_t h, const char *path)
 {
@@ -29,8 +35,42 @@ static uint64_t hash_file_identity(uint64_t h, const char *path)
     return fnv1a(h, id, sizeof id);
 }
 
-kn_status kn_cli_model_hash(const char *path, char out[17], kn_diag *d)
+void kn_cli_frontend_opts(kn_frontend_opts *o, const char *const *sets, int n_sets)
 {
+    static const char *roots[3];
+    const char *env = getenv("KILN_DATA");
+    int n = 0;
+    if (env && *env) roots[n++] = env;
+    roots[n++] = KILN_SOURCE_DIR "/../shared/data";
+    roots[n++] = "/work/shared/data";
+    *o = (kn_frontend_opts){.data_roots = roots, .n_data_roots = n, .sets = sets, .n_sets = n_sets};
+}
+
+/* Mixes in every file the model file splices: a changed ONNX file must not
+ * reuse an executable built from the old one. */
+static uint64_t hash_deps(uint64_t h, const char *path, const kn_frontend_opts *fo)
+{
+    if (ends_with(path, ".onnx")) return h;
+    kn_strbuf deps;
+    kn_sb_init(&deps);
+    kn_diag ignore; /* a file that does not parse is reported by the build */
+    kn_diag_clear(&ignore);
+    kn_model_file_deps(path, fo, &deps, &ignore);
+    for (char *line = deps.s, *nl; line && *line; line = nl + 1) {
+        nl = strchr(line, '\n');
+        if (!nl) break;
+        *nl = 0;
+        h = fnv1a(h, line, strlen(line) + 1);
+        h = hash_file_identity(h, line);
+    }
+    kn_sb_free(&deps);
+    return h;
+}
+
+kn_status kn_cli_model_hash(const char *path, const kn_frontend_opts *fo, char out[17], kn_diag *d)
+{
+    kn_frontend_opts dflt;
+    if (!fo) kn_cli_frontend_opts(&dflt, NULL, 0), fo = &dflt;
     uint64_t h = fnv1a(1469598103934665603ULL, "kiln " KILN_VERSION, strlen("kiln " KILN_VERSION));
     /* A rebuilt driver or runtime may emit or link different code: cached
      * executables must not outlive them. */
@@ -42,14 +82,10 @@ kn_status kn_cli_model_hash(const char *path, char out[17], kn_diag *d)
     size_t got;
     while ((got = fread(buf, 1, sizeof buf, f)) > 0) h = fnv1a(h, buf, got);
     fclose(f);
+    for (int i = 0; i < fo->n_sets; i++) h = fnv1a(h, fo->sets[i], strlen(fo->sets[i]) + 1);
+    h = hash_deps(h, path, fo);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
     return KN_OK;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 /* A model trains when it has a loss and names an optimizer. */
@@ -106,16 +142,21 @@ static void free_caching(kn_compiled *c)
     c->features = c->head_train = c->head_infer = NULL;
 }
 
-kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c, kn_diag *d)
+kn_status kn_cli_compile(const char *model_path, const kn_frontend_opts *fo, bool with_train, kn_compiled *c,
+                         kn_diag *d)
 {
     memset(c, 0, sizeof *c);
+    kn_frontend_opts dflt;
+    if (!fo) kn_cli_frontend_opts(&dflt, NULL, 0), fo = &dflt;
     if (ends_with(model_path, ".onnx")) {
+        if (fo->n_sets)
+            return kn_diag_fail(d, "%s: error: --set %s: an ONNX model has no parameters", model_path, fo->sets[0]);
         if (kn_onnx_import_file(model_path, &c->model, d) != KN_OK) return KN_ERR;
         c->model->meta.batch = 1; /* an imported model is for inference: report sizes at N=1 */
-    } else if (kn_parse_model_file(model_path, &c->model, d) != KN_OK) {
+    } else if (kn_parse_model_file_opts(model_path, fo, &c->model, d) != KN_OK) {
         return KN_ERR;
     }
-    if (kn_cli_model_hash(model_path, c->hash, d) != KN_OK) return KN_ERR;
+    if (kn_cli_model_hash(model_path, fo, c->hash, d) != KN_OK) return KN_ERR;
     c->infer = kn_graph_clone(c->model);
     if (kn_run_pipeline(c->infer, KN_MODE_EVAL, d) != KN_OK) return KN_ERR;
     if (kn_plan_memory(c->infer, &c->infer_plan, d) != KN_OK) return KN_ERR;

@@ -3,6 +3,7 @@
 #ifndef KN_CLI_COMPILE_H
 #define KN_CLI_COMPILE_H
 
+#include "../frontend/frontend.h"
 #include "../ir/ir.h"
 #include "../passes/passes.h"
 
@@ -23,14 +24,22 @@ typedef struct {
     char hash[17];          /* kn_cli_model_hash of the model file */
 } kn_compiled;
 
+/* Frontend options for the driver: the data roots onnx(...) paths are
+ * looked up in ($KILN_DATA, the shared data folder next to the source tree,
+ * /work/shared/data) and the --set overrides (borrowed). */
+void kn_cli_frontend_opts(kn_frontend_opts *o, const char *const *sets, int n_sets);
+
 /* Parses and runs the pipeline for every phase.  `with_train` builds the
- * train and update phases when the model has a loss and an optimizer. */
-kn_status kn_cli_compile(const char *model_path, bool with_train, kn_compiled *c, kn_diag *d);
+ * train and update phases when the model has a loss and an optimizer.
+ * `fo` may be NULL (kn_cli_frontend_opts without sets). */
+kn_status kn_cli_compile(const char *model_path, const kn_frontend_opts *fo, bool with_train, kn_compiled *c,
+                         kn_diag *d);
 void kn_cli_compiled_free(kn_compiled *c);
 
 /* Content hash identifying the executable built from `path`: the model
- * source, kiln's version, and the driver and runtime builds. */
-kn_status kn_cli_model_hash(const char *path, char out[17], kn_diag *d);
+ * source, the --set overrides, the identity of the ONNX files it splices,
+ * kiln's version, and the driver and runtime builds. */
+kn_status kn_cli_model_hash(const char *path, const kn_frontend_opts *fo, char out[17], kn_diag *d);
 
 /* The weight blob written next to `c_path` ("m.c" -> "m.weights.bin"). */
 void kn_cli_blob_path(const char *c_path, char *out, size_t cap);

@@ -20,11 +20,12 @@ static const char *USAGE =
     "kiln compiles neural-network model files (.kiln) and ONNX models (.onnx) into standalone executables.\n"
     "\n"
     "commands:\n"
-    "  check MODEL                    parse + shape inference; layer table, parameter counts, arena bytes\n"
-    "  build MODEL [-o EXE] [--target cpu] [--emit DIR]\n"
+    "  check MODEL [--set P=V]        parse + shape inference; layer table, parameter counts, arena bytes\n"
+    "  build MODEL [-o EXE] [--target cpu] [--emit DIR] [--set P=V]\n"
     "                                 compile MODEL into the executable EXE (default: the model file's name);\n"
     "                                 --emit DIR keeps the generated C source in DIR\n"
-    "  run MODEL SUBCOMMAND [ARGS]    build into a content-addressed cache, then run the executable\n"
+    "  run MODEL [--set P=V] SUBCOMMAND [ARGS]\n"
+    "                                 build into a content-addressed cache, then run the executable\n"
     "                                 (e.g. kiln run models/fmnist_mlp.kiln train --json)\n"
     "  gradcheck MODEL [ARGS]         compiled gradients vs central finite differences, per parameter\n"
     "  onnx-test [DIR]                ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
@@ -33,8 +34,10 @@ static const char *USAGE =
     "  -h, --help                     this help (kiln COMMAND --help for one command)\n"
     "  --version                      print the version\n"
     "\n"
+    "--set P=V overrides the model file's `param P = default` (repeatable; part of the model hash).\n"
     "The executables kiln builds have their own commands: EXE --help.\n"
-    "Environment: KILN_CC (C compiler), KILN_CFLAGS (default -O3), KILN_CACHE (cache folder for `run`).\n";
+    "Environment: KILN_CC (C compiler), KILN_CFLAGS (default -O3), KILN_CACHE (cache folder for `run`),\n"
+    "KILN_DATA (data root for onnx(\"path\") in model files and for data sets).\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -58,6 +61,34 @@ static void fmt_bytes(int64_t b, char *out, size_t cap)
     else snprintf(out, cap, "%lld B", (long long)b);
 }
 
+#define MAX_SETS 64
+
+/* The --set overrides of one command line. */
+typedef struct {
+    const char *v[MAX_SETS];
+    int n;
+} cli_sets;
+
+/* Consumes `--set P=V` or `--set=P=V` at argv[*i]: 1 when taken, 0 when
+ * argv[*i] is something else, -1 after a usage error was printed. */
+static int take_set(int argc, char **argv, int *i, cli_sets *s)
+{
+    const char *a = argv[*i], *v;
+    if (!strcmp(a, "--set")) {
+        if (*i + 1 >= argc) return fprintf(stderr, "kiln: --set needs NAME=VALUE\n"), -1;
+        v = argv[++*i];
+    } else if (!strncmp(a, "--set=", 6)) {
+        v = a + 6;
+    } else {
+        return 0;
+    }
+    const char *eq = strchr(v, '=');
+    if (!eq || eq == v) return fprintf(stderr, "kiln: --set '%s': expected NAME=VALUE\nTry 'kiln --help'.\n", v), -1;
+    if (s->n == MAX_SETS) return fprintf(stderr, "kiln: more than %d --set options\n", MAX_SETS), -1;
+    s->v[s->n++] = v;
+    return 1;
+}
+
 static int report(const kn_diag *d)
 {
     fprintf(stderr, "%s\n", d->text[0] ? d->text : "kiln: unknown error");
@@ -67,17 +98,28 @@ static int report(const kn_diag *d)
 static int cmd_check(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: kiln check MODEL\n\nParses MODEL, infers every shape and prints the layer table,\n"
-               "parameter counts (trainable, frozen, buffers) and the planned arena size.\n");
+        printf("usage: kiln check MODEL [--set P=V]...\n\nParses MODEL, infers every shape and prints the layer table,\n"
+               "parameter counts (trainable, frozen, buffers) and the planned arena size.\n"
+               "  --set P=V     override the model file's `param P = default`\n");
         return 0;
     }
-    for (int i = 1; i < argc; i++)
+    const char *model = NULL;
+    cli_sets sets = {.n = 0};
+    for (int i = 1; i < argc; i++) {
+        int t = take_set(argc, argv, &i, &sets);
+        if (t < 0) return 2;
+        if (t) continue;
         if (argv[i][0] == '-' && argv[i][1]) return usage_error("check: unknown option '%s'", argv[i]);
-    if (argc != 2) return usage_error("check: expected exactly one model file%s", "");
+        if (model) return usage_error("check: expected exactly one model file%s", "");
+        model = argv[i];
+    }
+    if (!model) return usage_error("check: expected exactly one model file%s", "");
+    kn_frontend_opts fo;
+    kn_cli_frontend_opts(&fo, sets.v, sets.n);
     kn_compiled c;
     kn_diag d;
     kn_diag_clear(&d);
-    if (kn_cli_compile(argv[1], true, &c, &d) != KN_OK) {
+    if (kn_cli_compile(model, &fo, true, &c, &d) != KN_OK) {
         kn_cli_compiled_free(&c);
         return report(&d);
     }
@@ -126,13 +168,14 @@ static int mkdir_p(const char *dir)
 }
 
 /* Builds MODEL to EXE; keeps the C source in emit_dir when given. */
-static int build_model(const char *model, const char *exe, const char *target, const char *emit_dir, bool quiet)
+static int build_model(const char *model, const kn_frontend_opts *fo, const char *exe, const char *target,
+                       const char *emit_dir, bool quiet)
 {
     double t0 = now_s();
     kn_compiled c;
     kn_diag d;
     kn_diag_clear(&d);
-    if (kn_cli_compile(model, true, &c, &d) != KN_OK) {
+    if (kn_cli_compile(model, fo, true, &c, &d) != KN_OK) {
         kn_cli_compiled_free(&c);
         return report(&d);
     }
@@ -184,15 +227,20 @@ static int build_model(const char *model, const char *exe, const char *target, c
 static int cmd_build(int argc, char **argv)
 {
     const char *model = NULL, *exe = NULL, *target = "cpu", *emit = NULL;
+    cli_sets sets = {.n = 0};
     for (int i = 1; i < argc; i++) {
+        int t = take_set(argc, argv, &i, &sets);
+        if (t < 0) return 2;
+        if (t) continue;
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: kiln build MODEL [-o EXE] [--target cpu] [--emit DIR]\n\n"
+            printf("usage: kiln build MODEL [-o EXE] [--target cpu] [--emit DIR] [--set P=V]...\n\n"
                    "Compiles MODEL (.kiln) into a standalone executable with the commands\n"
                    "info, eval, predict, bench and run (see EXE --help).\n"
                    "  -o EXE        output executable (default: model file name without extension)\n"
                    "  --target T    code generation target (cpu)\n"
-                   "  --emit DIR    keep the generated C source in DIR\n");
+                   "  --emit DIR    keep the generated C source in DIR\n"
+                   "  --set P=V     override the model file's `param P = default` (repeatable)\n");
             return 0;
         }
         if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--emit")) {
@@ -214,26 +262,40 @@ static int cmd_build(int argc, char **argv)
         return usage_error("build: unknown target '%s' (expected cpu or cuda)", target);
     char dflt[256];
     if (!exe) exe = base_name_no_ext(model, dflt, sizeof dflt);
-    return build_model(model, exe, target, emit, false);
+    kn_frontend_opts fo;
+    kn_cli_frontend_opts(&fo, sets.v, sets.n);
+    return build_model(model, &fo, exe, target, emit, false);
 }
 
 static int cmd_run(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: kiln run MODEL SUBCOMMAND [ARGS]\n\n"
-               "Builds MODEL into a cache keyed by the model source and kiln's version\n"
+        printf("usage: kiln run MODEL [--set P=V]... SUBCOMMAND [ARGS]\n\n"
+               "Builds MODEL into a cache keyed by the model source, the --set overrides and kiln's version\n"
                "($KILN_CACHE, default ~/.cache/kiln), then runs the executable with\n"
                "SUBCOMMAND and ARGS (see EXE --help).\n");
         return 0;
     }
-    if (argc < 3) return usage_error("run: expected MODEL and a SUBCOMMAND%s", "");
-    if (argv[1][0] == '-') return usage_error("run: unknown option '%s'", argv[1]);
-    const char *model = argv[1];
+    /* MODEL and --set options, in any order, come before SUBCOMMAND */
+    const char *model = NULL;
+    cli_sets sets = {.n = 0};
+    int sub = 1;
+    for (; sub < argc; sub++) {
+        int t = take_set(argc, argv, &sub, &sets);
+        if (t < 0) return 2;
+        if (t) continue;
+        if (argv[sub][0] == '-') return usage_error("run: unknown option '%s'", argv[sub]);
+        if (model) break;
+        model = argv[sub];
+    }
+    if (!model || sub >= argc) return usage_error("run: expected MODEL and a SUBCOMMAND%s", "");
+    kn_frontend_opts fo;
+    kn_cli_frontend_opts(&fo, sets.v, sets.n);
     char hash[17];
     kn_diag d;
     kn_diag_clear(&d);
     /* A cache hit needs only the hash; the model is compiled on a miss. */
-    if (kn_cli_model_hash(model, hash, &d) != KN_OK) return report(&d);
+    if (kn_cli_model_hash(model, &fo, hash, &d) != KN_OK) return report(&d);
     char dir[4096], exe[4400], ident[256], base[256];
     const char *cache = getenv("KILN_CACHE");
     const char *home = getenv("HOME");
@@ -248,15 +310,15 @@ static int cmd_run(int argc, char **argv)
         }
         char tmp_exe[4500];
         snprintf(tmp_exe, sizeof tmp_exe, "%s.tmp%d", exe, (int)getpid());
-        int rc = build_model(model, tmp_exe, "cpu", NULL, true);
+        int rc = build_model(model, &fo, tmp_exe, "cpu", NULL, true);
         if (rc != 0) return rc;
         if (rename(tmp_exe, exe) != 0) {
             fprintf(stderr, "kiln: cannot move %s into the cache: %s\n", tmp_exe, strerror(errno));
             return 1;
         }
     }
-    argv[1] = exe;
-    execv(exe, argv + 1);
+    argv[sub - 1] = exe;
+    execv(exe, argv + sub - 1);
     fprintf(stderr, "kiln: cannot run %s: %s\n", exe, strerror(errno));
     return 1;
 }

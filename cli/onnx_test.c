@@ -183,7 +183,7 @@ static void run_test(runner *r, const char *dir, const char *name)
     kn_compiled c;
     kn_diag d;
     kn_diag_clear(&d);
-    if (kn_cli_compile(model, false, &c, &d) != KN_OK) {
+    if (kn_cli_compile(model, NULL, false, &c, &d) != KN_OK) {
         note_unsupported(r, d.text);
         printf("%s: unsupported (%s)\n", name, short_msg(d.text));
         r->skipped++;

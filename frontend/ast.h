@@ -25,7 +25,7 @@ typedef struct kf_expr {
     int *key_cols;          /* CALL: column of each keyword */
 } kf_expr;
 
-typedef enum { KS_MODEL, KS_DATA, KS_INPUT, KS_LABEL, KS_ASSIGN, KS_OUTPUT, KS_TRAIN } kf_stmt_kind;
+typedef enum { KS_MODEL, KS_DATA, KS_INPUT, KS_LABEL, KS_ASSIGN, KS_OUTPUT, KS_TRAIN, KS_PARAM } kf_stmt_kind;
 
 typedef enum { KTI_OPTIMIZER, KTI_BATCH, KTI_EPOCHS, KTI_SHUFFLE, KTI_SEED } kf_train_kind;
 
@@ -41,7 +41,7 @@ typedef struct {
     int line, col;          /* the statement's first token */
     const char *name;       /* model name, value name (input/label/assign) */
     int name_line, name_col;
-    kf_expr *expr;          /* ASSIGN: the call; DATA: kind + kwargs (as a call) */
+    kf_expr *expr;          /* ASSIGN: the call; DATA: kind + kwargs (as a call); PARAM: the default */
     kn_dtype dtype;         /* INPUT/LABEL */
     kn_shape shape;
     int n;                  /* OUTPUT names / TRAIN items */

@@ -10,16 +10,14 @@
  * Naming: a statement's outermost call gets the statement's name; a nested
  * call is named `<stmt>.<op>`, made unique with `_1`, `_2` ...  `x = y`
  * (a plain alias) is an error: it would create a value with no node.
- * The statement named `loss` is the training loss.
+ * The statement named `loss` is the training loss.  `param NAME = literal`
+ * (build_params.c) names a literal usable wherever one is expected;
+ * `NAME = onnx(...)` splices an ONNX graph (build_onnx.c).
  *
  * After each node is created the op adds its parameters and infers shapes;
  * an op's complaint is re-reported at the call's line:col.
  */
-#include "build.h"
-
-#include "names.h"
-
-#include "../ir/ops/op.h"
+#include "build_internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,17 +38,6 @@ static void list_join(const char *const *list, char *out, size_t cap)
     for (int i = 0; list[i] && o < cap; i++) o += (size_t)snprintf(out + o, cap - o, "%s%s", i ? ", " : "", list[i]);
 }
 
-typedef struct {
-    const kf_source *src;
-    kn_graph *g;
-    kn_diag *d;
-    const char *file;   /* interned in g */
-    kf_names syms;      /* statement / input names -> value ids */
-    kf_names used;      /* every graph value name -> value id */
-    int nested[KN_OP_COUNT]; /* next `_k` suffix per op within the current statement */
-} kf_builder;
-
-#define ERR(b, line, col, hint, ...) kf_error((b)->src, (b)->d, (line), (col), (hint), __VA_ARGS__)
 
 /* ---- descriptions for messages ---- */
 
@@ -141,7 +128,7 @@ static bool valid_ident(const char *s)
     return strlen(s) <= 128;
 }
 
-static kn_status resolve(kf_builder *b, const kf_expr *e, int *vid)
+kn_status kf_resolve(kf_builder *b, const kf_expr *e, int *vid)
 {
     const kf_name_entry *s = kf_names_get(&b->syms, e->s);
     if (s) {
@@ -155,8 +142,7 @@ static kn_status resolve(kf_builder *b, const kf_expr *e, int *vid)
     return ERR(b, e->line, e->col, hint, "undefined value '%s'", e->s);
 }
 
-/* Records values the graph gained since `from` (node outputs, parameters). */
-static void note_new_values(kf_builder *b, int from, int line, int col)
+void kf_note_new_values(kf_builder *b, int from, int line, int col)
 {
     for (int i = from; i < b->g->n_values; i++)
         kf_names_put(&b->used, b->g->values[i]->name, i, line, col);
@@ -255,6 +241,9 @@ static kn_status wrap_op_error(kf_builder *b, const kn_op_def *def, const kf_exp
  * whether `e` is the statement's outermost call.  Sets *vid to its output. */
 static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, bool outer, int *vid)
 {
+    if (strcmp(e->s, "onnx") == 0)
+        return ERR(b, e->line, e->col, "give it its own statement: backbone = onnx(\"m.onnx\", input=x)",
+                   "onnx(...) must be the whole right side of a statement");
     int op = kn_op_lookup(e->s);
     if (op < 0) {
         const char *near = kn_op_suggest(e->s);
@@ -266,7 +255,7 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
             kn_sb_init(&l);
             for (int i = 0; i < KN_OP_COUNT; i++)
                 if (kn_op_get(i)) kn_sb_printf(&l, "%s%s", l.len ? ", " : "", kn_op_get(i)->name);
-            snprintf(hint, sizeof hint, "known ops: %s", l.s);
+            snprintf(hint, sizeof hint, "known ops: %s, and onnx(\"m.onnx\", input=x) to splice an ONNX graph", l.s);
             kn_sb_free(&l);
         }
         return ERR(b, e->line, e->col, hint, "unknown op '%s'", e->s);
@@ -281,21 +270,27 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
     char usage[512];
     op_usage(def, usage, sizeof usage);
 
-    for (int i = 0; i < e->n; i++)
-        if (!e->keys[i] && (e->items[i]->kind == KX_IDENT || e->items[i]->kind == KX_CALL)) n_tensor_args++;
+    for (int i = 0; i < e->n; i++) {
+        const kf_expr *a = kf_subst(b, e->items[i]);
+        if (!e->keys[i] && (a->kind == KX_IDENT || a->kind == KX_CALL)) n_tensor_args++;
+    }
 
     for (int i = 0; i < e->n; i++) {
-        const kf_expr *a = e->items[i];
+        const kf_expr *a = kf_subst(b, e->items[i]);
         const char *key = e->keys[i];
         if (!key) {
             if (a->kind == KX_IDENT || a->kind == KX_CALL) {
                 if (seen_literal)
                     return ERR(b, a->line, a->col, usage, "tensor inputs of %s must come before its other arguments",
                                def->name);
-                if (n_in == def->max_inputs || n_in == 16)
+                if (n_in == def->max_inputs || n_in == 16) {
+                    /* linear(x, hiden): an undefined name (often a param) says more than the arity */
+                    int v;
+                    if (a->kind == KX_IDENT && kf_resolve(b, a, &v)) return KN_ERR;
                     return arity_error(b, def, n_tensor_args, a->line, a->col);
+                }
                 int v;
-                if (a->kind == KX_IDENT ? resolve(b, a, &v) : build_call(b, stmt, a, false, &v)) return KN_ERR;
+                if (a->kind == KX_IDENT ? kf_resolve(b, a, &v) : build_call(b, stmt, a, false, &v)) return KN_ERR;
                 in[n_in++] = v;
             } else {
                 if (n_in < def->min_inputs) return arity_error(b, def, n_tensor_args, e->line, e->col);
@@ -405,7 +400,7 @@ static kn_status build_call(kf_builder *b, const char *stmt, const kf_expr *e, b
         for (int v = first_new; v < b->g->n_values; v++)
             if (b->g->values[v]->kind == KN_VAL_PARAM) b->g->values[v]->trainable = false;
     if (def->infer && def->infer(b->g, n, &opd)) return wrap_op_error(b, def, e, &opd);
-    note_new_values(b, first_new, e->line, e->col);
+    kf_note_new_values(b, first_new, e->line, e->col);
     *vid = n->out[0];
     return KN_OK;
 }
@@ -418,6 +413,7 @@ static kn_status check_new_symbol(kf_builder *b, const kf_stmt *s)
         return ERR(b, s->name_line, s->name_col, "pick another name", "'%s' is reserved", s->name);
     const kf_name_entry *prev = kf_names_get(&b->syms, s->name);
     if (!prev) prev = kf_names_get(&b->used, s->name);
+    if (!prev) prev = kf_names_get(&b->pnames, s->name);
     if (!prev) return KN_OK;
     char hint[256];
     snprintf(hint, sizeof hint, "'%s' was first defined at line %d; pick another name", s->name, prev->line);
@@ -449,7 +445,8 @@ static kn_status build_assign(kf_builder *b, const kf_stmt *s)
     }
     int vid;
     memset(b->nested, 0, sizeof b->nested);
-    if (build_call(b, s->name, e, true, &vid)) return KN_ERR;
+    if (strcmp(e->s, "onnx") == 0 ? kf_build_onnx(b, s, e, &vid) : build_call(b, s->name, e, true, &vid))
+        return KN_ERR;
     kf_names_put(&b->syms, s->name, vid, s->name_line, s->name_col);
     if (strcmp(s->name, "loss") == 0) b->g->loss = vid;
     return KN_OK;
@@ -501,7 +498,7 @@ static kn_status build_data(kf_builder *b, const kf_stmt *s)
     b->g->meta.data_kind = kn_xstrdup(e->s);
     bool seen[5] = {false};
     for (int i = 0; i < e->n; i++) {
-        const kf_expr *a = e->items[i];
+        const kf_expr *a = kf_subst(b, e->items[i]);
         if (!e->keys[i])
             return ERR(b, a->line, a->col, "write: data fashion_mnist(normalize=(0.2860, 0.3530))",
                        "data options are keywords");
@@ -541,7 +538,7 @@ static kn_status build_optimizer(kf_builder *b, const kf_expr *e)
     m->opt_attrs = e->n ? kn_xcalloc((size_t)e->n, sizeof *m->opt_attrs) : NULL;
     m->n_opt_attr = 0;
     for (int i = 0; i < e->n; i++) {
-        const kf_expr *a = e->items[i];
+        const kf_expr *a = kf_subst(b, e->items[i]);
         if (!e->keys[i])
             return ERR(b, a->line, a->col, "write: optimizer adam(lr=1e-3)", "optimizer options are keywords");
         if (!kn_optimizer_option_known(e->keys[i])) {
@@ -648,6 +645,7 @@ static kn_status build_all(kf_builder *b, const kf_ast *ast)
         case KS_LABEL: st = build_decl(b, s); break;
         case KS_ASSIGN: st = build_assign(b, s); break;
         case KS_OUTPUT: st = build_outputs(b, s); break;
+        case KS_PARAM: st = kf_build_param(b, s); break;
         }
         if (st) return st;
     }
@@ -657,8 +655,9 @@ static kn_status build_all(kf_builder *b, const kf_ast *ast)
     return KN_OK;
 }
 
-kn_status kf_build(const kf_source *src, const kf_ast *ast, kn_graph **out, kn_diag *d)
+kn_status kf_build(const kf_source *src, const kf_ast *ast, const kn_frontend_opts *o, kn_graph **out, kn_diag *d)
 {
+    static const kn_frontend_opts none = {0};
     *out = NULL;
     if (ast->n_stmts == 0)
         return kf_error(src, d, 1, 1, "a model file starts with a line like 'model my_net'", "model file is empty");
@@ -666,15 +665,20 @@ kn_status kf_build(const kf_source *src, const kf_ast *ast, kn_graph **out, kn_d
     if (first->kind != KS_MODEL)
         return kf_error(src, d, first->line, first->col, "start the file with a line like 'model my_net'",
                         "missing 'model NAME' line");
-    kf_builder b = {.src = src, .d = d};
+    kf_builder b = {.src = src, .d = d, .opts = o ? o : &none};
     b.g = kn_graph_new(first->name);
     b.g->loss = -1;
     b.file = kn_graph_intern_file(b.g, src->name);
     kf_names_init(&b.syms);
     kf_names_init(&b.used);
-    kn_status st = build_all(&b, ast);
+    kf_names_init(&b.pnames);
+    kn_status st = kf_params_check_sets(&b, ast);
+    if (!st) st = build_all(&b, ast);
     kf_names_free(&b.syms);
     kf_names_free(&b.used);
+    kf_names_free(&b.pnames);
+    free(b.params);
+    kf_ast_free(&b.scratch);
     if (st) {
         kn_graph_free(b.g);
         return st;

@@ -5,7 +5,11 @@
 
 #include "ast.h"
 #include "source.h"
+#include "frontend.h"
 
-kn_status kf_build(const kf_source *src, const kf_ast *ast, kn_graph **out, kn_diag *d);
+/* `o` may be NULL. */
+kn_status kf_build(const kf_source *src, const kf_ast *ast, const kn_frontend_opts *o, kn_graph **out, kn_diag *d);
+/* kn_model_file_deps on a parsed file (build_onnx.c). */
+void kf_onnx_deps(const kf_source *src, const kf_ast *ast, const kn_frontend_opts *o, kn_strbuf *out);
 
 #endif

@@ -11,6 +11,7 @@
 #ifndef KN_ONNX_INTERNAL_H
 #define KN_ONNX_INTERNAL_H
 
+#include "names.h"
 #include "onnx_import.h"
 #include "onnx.pb-c.h"
 
@@ -44,6 +45,14 @@ typedef struct {
     char *dir;          /* model folder for external data, NULL = refuse */
     kn_graph *g;
     kn_diag *d;
+    /* Splicing into a model file (kn_onnx_splice_file); a plain import has
+     * prefix "", trainable false, no location and every node needed. */
+    const char *prefix; /* prepended to every IR value and node name made here */
+    bool trainable;     /* parameters that hold initializers are trainable */
+    kn_loc loc;         /* given to every IR node (the onnx(...) call) */
+    const bool *needed; /* per ONNX node: convert it (NULL = all) */
+    kn_onnx_blame blame; /* which onnx(...) argument the failure is about */
+    char hint[512];     /* a hint for the failure, or "" */
     int64_t opset;
     kx_entry *tab;
     int n_tab, cap_tab;
@@ -62,8 +71,12 @@ const kx_const *kx_input_const(kx_importer *im, int i);
 /* Input `i` as an IR value (constants are placed in the graph: f32 as a
  * frozen parameter with data, i64 as a KN_VAL_CONST); -1 + diag if absent. */
 int kx_input_value(kx_importer *im, int i);
-/* Places a constant in the graph under `name` with kind PARAM/BUFFER/CONST. */
-int kx_place_const(kx_importer *im, const char *name, const kx_const *c, kn_val_kind kind);
+/* Places a constant in the graph under prefix + `name` with kind
+ * PARAM/BUFFER/CONST.  A PARAM is trainable when the importer's trainable
+ * flag is set and `from_initializer` (Constant nodes stay frozen). */
+int kx_place_const(kx_importer *im, const char *name, const kx_const *c, kn_val_kind kind, bool from_initializer);
+/* True when input `i` of the current node is (still) a graph initializer. */
+bool kx_input_is_initializer(kx_importer *im, int i);
 bool kx_has_input(const kx_importer *im, int i);
 
 /* "model.onnx: node 3 'conv_3' (Conv, opset 13): <msg>".  Returns KN_ERR. */
@@ -77,6 +90,29 @@ kn_node *kx_node(kx_importer *im, int op, const char *suffix, const int *in, int
 kn_status kx_finish(kx_importer *im, kn_node *n);
 /* kx_finish, then binds output 0 of the current ONNX node to the node. */
 kn_status kx_finish_bind(kx_importer *im, kn_node *n);
+
+/* ---- graph level (onnx_import.c) ---- */
+bool kx_is_initializer(const Onnx__GraphProto *gp, const char *name);
+/* The dtype and shape of a graph input (a symbolic first dim is N). */
+kn_status kx_input_type(kx_importer *im, const Onnx__ValueInfoProto *vi, kn_dtype *dt, kn_shape *s);
+/* Makes ONNX tensor `onnx_name` available as the IR value `name` (renamed
+ * when it is a plain intermediate, else copied); its id, or -1 + diag. */
+int kx_expose(kx_importer *im, const char *onnx_name, const char *name);
+
+/* ---- splicing (onnx_splice.c) ---- */
+typedef struct {
+    bool *needed;       /* per node: `until` depends on it */
+    kf_names wanted;    /* tensor names the needed nodes read */
+    const char *until;  /* the cut tensor (o->until or the only output) */
+} kx_splice_plan;
+/* Finds the cut tensor and the nodes it needs; blames until= when absent. */
+kn_status kx_splice_prepare(kx_importer *im, const Onnx__GraphProto *gp, const kn_onnx_splice_opts *o,
+                            kx_splice_plan *plan);
+/* Binds the one graph input the needed nodes read to o->input after
+ * checking dtype and shape. */
+kn_status kx_splice_bind_input(kx_importer *im, const Onnx__GraphProto *gp, const kn_onnx_splice_opts *o,
+                               const kx_splice_plan *plan);
+void kx_splice_plan_free(kx_splice_plan *plan);
 
 /* ---- attributes (onnx_import.c) ---- */
 const Onnx__AttributeProto *kx_attr(const kx_importer *im, const char *name);

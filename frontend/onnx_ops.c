@@ -227,7 +227,7 @@ static kn_status cv_batchnorm(kx_importer *im)
     for (int i = 0; i < 5; i++) {
         kx_entry *e = kx_lookup(im, im->node->input[i]);
         /* running statistics are buffers, as for model-file batchnorm */
-        if (i >= 3 && e && e->vid < 0 && e->c) e->vid = kx_place_const(im, e->name, e->c, KN_VAL_BUFFER);
+        if (i >= 3 && e && e->vid < 0 && e->c) e->vid = kx_place_const(im, e->name, e->c, KN_VAL_BUFFER, false);
         if ((in[i] = kx_input_value(im, i)) < 0) return KN_ERR;
     }
     kn_node *n = kx_node(im, KN_OP_BATCHNORM, "", in, 5);
@@ -238,12 +238,13 @@ static kn_status cv_batchnorm(kx_importer *im)
 
 /* ---- matrix products ---- */
 
-/* Places a derived constant as a frozen parameter named after the node. */
-static int place_derived(kx_importer *im, const char *suffix, kx_const *c)
+/* Places a constant derived from input `src` as a parameter named after
+ * the node (trainable like `src` when that is an initializer). */
+static int place_derived(kx_importer *im, const char *suffix, kx_const *c, int src)
 {
     char name[512];
     snprintf(name, sizeof name, "%s%s", im->node->output[0], suffix);
-    int vid = kx_place_const(im, name, c, KN_VAL_PARAM);
+    int vid = kx_place_const(im, name, c, KN_VAL_PARAM, kx_input_is_initializer(im, src));
     kx_const_free(c);
     return vid;
 }
@@ -271,7 +272,7 @@ static kn_status cv_gemm(kx_importer *im)
         for (int64_t o = 0; o < out; o++)
             for (int64_t k = 0; k < K; k++)
                 ((float *)W->data)[o * K + k] = (float)(alpha * kx_const_f(B, tb ? o * K + k : k * out + o));
-        w = place_derived(im, ".weight", W);
+        w = place_derived(im, ".weight", W, 1);
     }
     if (w < 0) return KN_ERR;
     int in[3] = {x, w, -1};
@@ -284,7 +285,7 @@ static kn_status cv_gemm(kx_importer *im)
             kx_const_free(bc);
             in[2] = kx_input_value(im, 2);
         } else {
-            in[2] = place_derived(im, ".bias", bc);
+            in[2] = place_derived(im, ".bias", bc, 2);
         }
         if (in[2] < 0) return KN_ERR;
     }

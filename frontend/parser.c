@@ -6,6 +6,7 @@
  *           | ('input' | 'label') NAME ':' DTYPE '[' [ dim { ',' dim } ] ']'
  *           | 'output' NAME { ',' NAME }
  *           | 'train' '{' { item } '}'          (may span lines)
+ *           | 'param' NAME '=' literal          (overridable: kiln build --set NAME=VALUE)
  *           | NAME '=' expr
  *   item   := 'optimizer' NAME [ '(' args ')' ] | 'batch' INT | 'epochs' INT
  *           | 'shuffle' | 'seed' INT
@@ -14,6 +15,7 @@
  *   args   := [ arg { ',' arg } [ ',' ] ]       (newlines allowed inside parens)
  *   arg    := NAME '=' expr | expr
  *   dim    := INT >= 1 | 'N' (first dimension only)
+ *   literal:= INT | FLOAT | 'true' | 'false' | STRING
  *
  * Keywords are contextual: `data = relu(x)` is an assignment.  Nesting is
  * capped at KF_MAX_DEPTH so hostile input cannot exhaust the stack.  This
@@ -35,7 +37,7 @@ typedef struct {
     kn_diag *d;
 } kf_parser;
 
-static const char *const STMT_KEYWORDS[] = {"model", "data", "input", "label", "output", "train"};
+static const char *const STMT_KEYWORDS[] = {"model", "data", "input", "label", "output", "train", "param"};
 static const char *const TRAIN_ITEMS[] = {"optimizer", "batch", "epochs", "shuffle", "seed"};
 
 static const kf_token *peek(kf_parser *p, int k) { return kf_lex_peek(&p->lx, k); }
@@ -423,6 +425,23 @@ static kn_status parse_train(kf_parser *p, kf_stmt *s)
     }
 }
 
+/* After 'param': NAME '=' literal.  Only literals: a parameter is a knob
+ * set from the command line, not a computed value. */
+static kn_status parse_param(kf_parser *p, kf_stmt *s)
+{
+    const char *hint = "write: param inner = 100";
+    if (expect_name(p, "after 'param'", hint, s)) return KN_ERR;
+    if (peek(p, 0)->kind != KT_EQ) return expected(p, "'='", "after the parameter's name", hint);
+    next(p);
+    const kf_token *t = peek(p, 0);
+    bool lit = t->kind == KT_INT || t->kind == KT_FLOAT || t->kind == KT_STRING ||
+               (t->kind == KT_IDENT && (tok_is(t, "true") || tok_is(t, "false")));
+    if (!lit)
+        return expected(p, "a number, true/false or a \"string\"", "as the parameter's default",
+                        "parameters hold literals: param inner = 100");
+    return parse_expr(p, 1, &s->expr);
+}
+
 static kn_status parse_statement(kf_parser *p)
 {
     const kf_token *t = peek(p, 0);
@@ -467,13 +486,18 @@ static kn_status parse_statement(kf_parser *p)
         next(p);
         return parse_train(p, s);
     }
+    if (tok_is(t, "param")) {
+        kf_stmt *s = new_stmt(p, KS_PARAM, t);
+        next(p);
+        return parse_param(p, s);
+    }
     char word[KF_MAX_IDENT + 1], hint[256];
     snprintf(word, sizeof word, "%.*s", (int)t->len, t->text);
-    const char *near = kf_nearest(word, STMT_KEYWORDS, 6);
+    const char *near = kf_nearest(word, STMT_KEYWORDS, (int)(sizeof STMT_KEYWORDS / sizeof *STMT_KEYWORDS));
     if (near)
         snprintf(hint, sizeof hint, "did you mean '%s'?", near);
     else
-        snprintf(hint, sizeof hint, "statements are NAME = op(...), model, data, input, label, output and train");
+        snprintf(hint, sizeof hint, "statements are NAME = op(...), model, data, input, label, output, train and param");
     return perr(p, t->line, t->col, hint, "expected a statement, got '%.64s'", word);
 }
 
@@ -510,7 +534,7 @@ kn_status kf_parse(const kf_source *src, kf_ast *ast, kn_diag *d)
         if (t->kind != KT_NEWLINE && t->kind != KT_EOF) {
             const kf_stmt *s = &ast->stmts[ast->n_stmts - 1];
             static const char *const what[] = {"'model'", "'data'", "'input'", "'label'", "the assignment",
-                                               "'output'", "the 'train' block"};
+                                               "'output'", "the 'train' block", "'param'"};
             char ctx[64];
             snprintf(ctx, sizeof ctx, "after %s", what[s->kind]);
             st = expected(&p, "end of line", ctx, "put one statement per line");

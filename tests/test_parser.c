@@ -123,6 +123,7 @@ static void test_fmnist(void)
 
 static void test_model_files(void)
 {
+    /* (the ONNX-splicing models need the data folder: test_onnx_splice) */
     const char *names[] = {"fmnist_mlp.kiln", "mnist_mlp.kiln", "mnist_cnn.kiln"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
         char path[4096];
@@ -212,12 +213,13 @@ static void test_layout(void)
 
 /* ---- diagnostics ---- */
 
-static void expect_err_n(const char *src, size_t len, const char *first_line, const char *hint)
+static void expect_err_opts(const char *src, size_t len, const kn_frontend_opts *o, const char *first_line,
+                            const char *hint)
 {
     kn_graph *g = (kn_graph *)1;
     kn_diag d;
     kn_diag_clear(&d);
-    kn_status st = kn_parse_model_string(src, len, "t.kiln", &g, &d);
+    kn_status st = kn_parse_model_string_opts(src, len, "t.kiln", o, &g, &d);
     CU_ASSERT_EQUAL(st, KN_ERR);
     CU_ASSERT_PTR_NULL(g);
     const char *nl = strchr(d.text, '\n');
@@ -228,6 +230,11 @@ static void expect_err_n(const char *src, size_t len, const char *first_line, co
     }
     if (hint) KT_ASSERT_CONTAINS(d.text, hint);
     if (st == KN_OK) kn_graph_free(g);
+}
+
+static void expect_err_n(const char *src, size_t len, const char *first_line, const char *hint)
+{
+    expect_err_opts(src, len, NULL, first_line, hint);
 }
 
 static void expect_err(const char *src, const char *first_line, const char *hint)
@@ -313,6 +320,134 @@ static void test_frozen(void)
     CU_ASSERT_TRUE(kn_graph_value(g, kn_graph_find_value(g, "c.weight"))->trainable);
     CU_ASSERT_EQUAL(kn_graph_value(g, kn_graph_find_value(g, "b.running_mean"))->kind, KN_VAL_BUFFER);
     kn_graph_free(g);
+}
+
+static kn_graph *parse_ok_sets(const char *src, const char *const *sets, int n)
+{
+    kn_frontend_opts o = {.sets = sets, .n_sets = n};
+    kn_graph *g = NULL;
+    kn_diag d;
+    kn_diag_clear(&d);
+    kn_status st = kn_parse_model_string_opts(src, strlen(src), "t.kiln", &o, &g, &d);
+    if (st != KN_OK) fprintf(stderr, "\nunexpected error:\n%s\n", d.text);
+    CU_ASSERT_EQUAL_FATAL(st, KN_OK);
+    return g;
+}
+
+/* param NAME = literal: used where literals go, overridden by --set. */
+static void test_params(void)
+{
+    static const char SRC[] = "model m\n"
+                              "param inner = 100\n"
+                              "param drop = 0.5\n"
+                              "param act_frozen = false\n"
+                              "data fashion_mnist(normalize=(0.5, 0.25))\n"
+                              "input x: f32[N, 8]\n"
+                              "h = dropout(relu(linear(x, inner, frozen=act_frozen)), p=drop)\n"
+                              "output h\n"
+                              "train { optimizer adam(lr=drop) }\n";
+    kn_graph *g = parse_ok_sets(SRC, NULL, 0);
+    check_shape(g, "h", KN_VAL_NODE, 2, KN_DIM_N, 100);
+    CU_ASSERT_DOUBLE_EQUAL(kn_node_attr_f(node_named(g, "h"), "p", -1), 0.5, 1e-12);
+    CU_ASSERT_DOUBLE_EQUAL(g->meta.opt_attrs[0].f, 0.5, 1e-12);
+    CU_ASSERT_TRUE(kn_graph_value(g, kn_graph_find_value(g, "h.linear.weight"))->trainable);
+    kn_graph_free(g);
+    const char *sets[] = {"inner=7", "drop=0", "act_frozen=true"};
+    g = parse_ok_sets(SRC, sets, 3);
+    check_shape(g, "h", KN_VAL_NODE, 2, KN_DIM_N, 7);
+    CU_ASSERT_DOUBLE_EQUAL(kn_node_attr_f(node_named(g, "h"), "p", -1), 0.0, 1e-12);
+    CU_ASSERT_FALSE(kn_graph_value(g, kn_graph_find_value(g, "h.linear.weight"))->trainable);
+    kn_graph_free(g);
+
+    const char *bad_kind[] = {"inner=0.5"};
+    kn_frontend_opts o = {.sets = bad_kind, .n_sets = 1};
+    expect_err_opts(SRC, strlen(SRC), &o, "t.kiln:2:7: error: --set inner=0.5: parameter 'inner' takes an integer",
+                    "hint: the default here is an integer");
+    const char *unknown[] = {"iner=5"};
+    o.sets = unknown;
+    expect_err_opts(SRC, strlen(SRC), &o, "t.kiln: error: --set iner=5: the model has no parameter 'iner'",
+                    "hint: did you mean 'inner'? its parameters: inner, drop, act_frozen");
+    const char *twice[] = {"inner=5", "inner=6"};
+    o.sets = twice;
+    o.n_sets = 2;
+    expect_err_opts(SRC, strlen(SRC), &o, "t.kiln: error: --set inner given twice", NULL);
+    expect_err(HDR "param inner 100\n", "t.kiln:3:13: error: expected '=' after the parameter's name, got '100'",
+               "hint: write: param inner = 100");
+    expect_err(HDR "param inner = x\n",
+               "t.kiln:3:15: error: expected a number, true/false or a \"string\" as the parameter's default, got 'x'",
+               "parameters hold literals");
+    expect_err(HDR "param x = 1\n", "t.kiln:3:7: error: redefinition of 'x'", "first defined at line 2");
+    expect_err("model m\nparam k = 4\ninput k: f32[N, 4]\noutput k\n", "t.kiln:3:7: error: redefinition of 'k'",
+               NULL);
+    expect_err(HDR "param k = 4\nh = relu(k)\noutput h\n", "t.kiln:4:5: error: relu expects 1 tensor input, got 0",
+               NULL);
+    expect_err(HDR "h = linear(x, k)\nparam k = 4\noutput h\n", "t.kiln:3:15: error: undefined value 'k'", NULL);
+    expect_err(HDR "parm k = 4\n", "t.kiln:3:1: error: expected a statement, got 'parm'",
+               "hint: did you mean 'param'?");
+}
+
+/* onnx(...) in model files: located errors for every argument. */
+static void test_onnx_splice_diags(void)
+{
+    char onnx[4096], src[8192];
+    kt_pathf(onnx, sizeof onnx, "%s/tests/golden/onnx_splice/mlp.onnx", kt_src_dir());
+#define SPLICE_HDR "model m\ninput x: f32[N, 784]\n"
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", input=x, until=\"feat\", frozen)\noutput f\n", onnx);
+    kn_graph *g = parse_ok(src);
+    check_shape(g, "f", KN_VAL_NODE, 2, KN_DIM_N, 32);
+    CU_ASSERT_FALSE(kn_graph_value(g, kn_graph_find_value(g, "f.w1"))->trainable);
+    CU_ASSERT_EQUAL(kn_graph_find_value(g, "f.w2"), -1); /* after the cut: never loaded */
+    CU_ASSERT_EQUAL(node_named(g, "f.h")->loc.line, 3);
+    kn_graph_free(g);
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", input=x, until=\"feat\", frozen=false)\noutput f\n", onnx);
+    g = parse_ok(src);
+    CU_ASSERT_TRUE(kn_graph_value(g, kn_graph_find_value(g, "f.w1"))->trainable);
+    kn_graph_free(g);
+
+    int c = 23 + (int)strlen(onnx); /* column of the keyword after input=x */
+    char want[8192];
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", input=x, until=\"fet\")\noutput f\n", onnx);
+    snprintf(want, sizeof want, "t.kiln:3:%d: error: onnx \"%s\": no tensor named 'fet' in the graph", c + 6, onnx);
+    expect_err(src, want, "hint: did you mean 'feat'? the graph ends with: h (Gemm), feat (Relu), logits (Gemm)");
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", input=x, until=\"w1\")\noutput f\n", onnx);
+    snprintf(want, sizeof want, "t.kiln:3:%d: error: onnx \"%s\": until='w1' is an initializer (a weight), "
+             "not a computed tensor", c + 6, onnx);
+    expect_err(src, want, NULL);
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", input=x)\noutput f\n", onnx);
+    snprintf(want, sizeof want, "t.kiln:3:10: error: onnx \"%s\": 1 node uses ops kiln does not support at opset "
+             "13: Hardmax at node 3 'hardmax'", onnx);
+    expect_err(src, want, NULL);
+    snprintf(src, sizeof src, "model m\ninput x: f32[N, 1, 28, 28]\nf = onnx(\"%s\", input=x, until=\"feat\")\n"
+             "output f\n", onnx);
+    snprintf(want, sizeof want, "t.kiln:3:%d: error: onnx \"%s\": input 'x' is f32[N,1,28,28] but the graph input "
+             "'x' is f32[N,784]", c - 3, onnx);
+    expect_err(src, want, "hint: declare the model input");
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", input=x, untill=\"feat\")\noutput f\n", onnx);
+    snprintf(want, sizeof want, "t.kiln:3:%d: error: onnx has no argument 'untill'", c);
+    expect_err(src, want, "hint: did you mean 'until'?");
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", until=\"feat\")\noutput f\n", onnx);
+    expect_err(src, "t.kiln:3:5: error: onnx is missing its argument 'input'", "usage: onnx(");
+    snprintf(src, sizeof src, SPLICE_HDR "f = onnx(\"%s\", input=x, frozen, frozen=true)\noutput f\n", onnx);
+    snprintf(want, sizeof want, "t.kiln:3:%d: error: argument 'frozen' of onnx given twice", c + 8);
+    expect_err(src, want, NULL);
+    expect_err(SPLICE_HDR "f = relu(onnx(\"m.onnx\", input=x))\noutput f\n",
+               "t.kiln:3:10: error: onnx(...) must be the whole right side of a statement", "hint: give it its own");
+    expect_err(SPLICE_HDR "f = onnx(\"no/such.onnx\", input=x)\noutput f\n",
+               "t.kiln:3:10: error: cannot find the ONNX model \"no/such.onnx\"", "hint: looked in: no/such.onnx");
+    expect_err(SPLICE_HDR "f = onnx(x, input=x)\noutput f\n",
+               "t.kiln:3:10: error: onnx expects the model's path as a \"string\" first", NULL);
+    /* a data root is searched before the model file's folder */
+    char root[4096];
+    kt_pathf(root, sizeof root, "%s/tests/golden", kt_src_dir());
+    const char *roots[] = {root};
+    kn_frontend_opts o = {.data_roots = roots, .n_data_roots = 1};
+    const char *rel = SPLICE_HDR "f = onnx(\"onnx_splice/mlp.onnx\", input=x, until=\"h\")\noutput f\n";
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL(kn_parse_model_string_opts(rel, strlen(rel), "t.kiln", &o, &g, &d), KN_OK);
+    if (g) check_shape(g, "f", KN_VAL_NODE, 2, KN_DIM_N, 32);
+    kn_graph_free(g);
+#undef SPLICE_HDR
 }
 
 /* init= picks each layer's weight initialisation; biases keep PyTorch's. */
@@ -674,6 +809,8 @@ int main(void)
         {"nested call names, kwargs, name=", test_nested_names_kwargs},
         {"init= selects each layer's weight initialisation", test_init_selection},
         {"frozen=true marks a layer's parameters", test_frozen},
+        {"param statements and --set overrides", test_params},
+        {"onnx(...) splices and their diagnostics", test_onnx_splice_diags},
         {"data options for images", test_data_options},
         {"comments, CRLF, multi-line calls and train block", test_layout},
         {"diagnostic layout", test_diag_format},

@@ -6,6 +6,8 @@ attribute is explicit), its inputs as <input name>.npy, the outputs PyTorch
 computes as <output name>.npy, and io.txt listing "in NAME" / "out NAME".
 tests/test_onnx_import.c builds every case with `kiln build` and compares.
 bad/ holds models the importer must reject with a clear message.
+../onnx_splice/ holds a graph spliced into model files by
+tests/test_onnx_splice.c (not a golden case: its head is unsupported).
 
 Inputs come from numpy's seeded RandomState; torch only computes the
 expected outputs, on the CPU in float32.  Regenerate (deterministic, removes
@@ -167,9 +169,37 @@ def bad_models():
     onnx.save(m, os.path.join(d, "opset_99.onnx"))
 
 
+def splice_mlp():
+    """A Fashion-MNIST-sized MLP backbone for onnx(..., until="feat"):
+    x[N,784] -> Gemm(784->32, transB) -> Relu = feat -> Gemm(32->10) = logits
+    -> Hardmax = hard.  kiln has no Hardmax, so only a cut before it builds;
+    feat.npy is the expected cut output for x.npy (numpy, float32)."""
+    d = os.path.join(HERE, "onnx_splice")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    r = np.random.RandomState(7)
+    x = r.uniform(0, 1, size=(4, 784)).astype(np.float32)
+    w1 = (r.uniform(-1, 1, size=(32, 784)) / 28).astype(np.float32)
+    b1 = r.uniform(-0.1, 0.1, size=32).astype(np.float32)
+    w2 = r.uniform(-0.5, 0.5, size=(10, 32)).astype(np.float32)
+    b2 = np.zeros(10, np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1, name="fc1"),
+             helper.make_node("Relu", ["h"], ["feat"], name="act1"),
+             helper.make_node("Gemm", ["feat", "w2", "b2"], ["logits"], transB=1, name="fc2"),
+             helper.make_node("Hardmax", ["logits"], ["hard"], axis=1, name="hardmax")]
+    g = helper.make_graph(nodes, "splice_mlp", [vi("x", ["N", 784])], [vi("hard", ["N", 10])],
+                          [init("w1", w1), init("b1", b1), init("w2", w2), init("b2", b2)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="kiln gen_onnx.py")
+    m.ir_version = 7
+    onnx.checker.check_model(m)
+    onnx.save(m, os.path.join(d, "mlp.onnx"))
+    np.save(os.path.join(d, "x.npy"), x)
+    np.save(os.path.join(d, "feat.npy"), np.maximum(x @ w1.T + b1, 0).astype(np.float32))
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
-    for fn in (gemm, conv_groups, reshape_shape_chain, concat_transpose, pool_matmul, bad_models):
+    for fn in (gemm, conv_groups, reshape_shape_chain, concat_transpose, pool_matmul, bad_models, splice_mlp):
         fn()
     print("wrote", OUT)
