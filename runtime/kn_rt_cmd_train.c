@@ -424,7 +424,8 @@ static int check_train_ios(trainer *t)
 
 /* Train the whole model, or only its head on cached frozen-prefix outputs
  * when the model has a frozen prefix and nothing makes it vary (--augment),
- * nothing needs the whole model (--dump-grads) and the cache fits. */
+ * nothing needs the whole model (--dump-grads), the run covers whole epochs
+ * (not --steps) and the cache fits. */
 static int choose_phases(trainer *t, int allowed)
 {
     const kn_rt_model *m = t->m;
@@ -559,7 +560,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
         goto done;
     }
     t->ntrain = limit > 0 && limit < t->dtrain.count ? limit : t->dtrain.count;
-    if ((rc = choose_phases(t, !no_cache && !augment && !dump))) goto done;
+    if ((rc = choose_phases(t, !no_cache && !augment && !dump && steps == 0))) goto done;
 
     if (kn_rt_ctx_open(&t->ctx, m, t->batch, err, sizeof err)) {
         rc = kn_cli_fail(c, "%s", err);
