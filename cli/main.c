@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "compile.h"
 #include "onnx_test.h"
+#include "sweep.h"
 #include "kiln_config.h"
 
 #include <errno.h>
@@ -29,6 +30,9 @@ static const char *USAGE =
     "                                 (e.g. kiln run models/fmnist_mlp.kiln train --json)\n"
     "  gradcheck MODEL [ARGS]         compiled gradients vs central finite differences, per parameter\n"
     "  onnx-test [DIR]                ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
+    "  sweep MODEL [--set P=A,B] [--lr X,Y ...]\n"
+    "                                 train once per setting (compile-time --set values, run-time lr/batch)\n"
+    "                                 and print one table\n"
     "\n"
     "options:\n"
     "  -h, --help                     this help (kiln COMMAND --help for one command)\n"
@@ -267,6 +271,40 @@ static int cmd_build(int argc, char **argv)
     return build_model(model, &fo, exe, target, emit, false);
 }
 
+/* The executable of MODEL with these --set values, built into the cache
+ * ($KILN_CACHE, default ~/.cache/kiln, keyed by the model hash) on a miss. */
+static int cached_exe(const char *model, const char *const *sets, int n_sets, char *exe, size_t cap)
+{
+    kn_frontend_opts fo;
+    kn_cli_frontend_opts(&fo, sets, n_sets);
+    char hash[17];
+    kn_diag d;
+    kn_diag_clear(&d);
+    /* A cache hit needs only the hash; the model is compiled on a miss. */
+    if (kn_cli_model_hash(model, &fo, hash, &d) != KN_OK) return report(&d);
+    char dir[4096], ident[256], base[256];
+    const char *cache = getenv("KILN_CACHE");
+    const char *home = getenv("HOME");
+    if (cache && *cache) snprintf(dir, sizeof dir, "%s/%s", cache, hash);
+    else snprintf(dir, sizeof dir, "%s/.cache/kiln/%s", home && *home ? home : "/tmp", hash);
+    kn_c_ident(base_name_no_ext(model, base, sizeof base), ident, sizeof ident);
+    snprintf(exe, cap, "%s/%s", dir, ident);
+    if (access(exe, X_OK) == 0) return 0;
+    if (mkdir_p(dir) != 0) {
+        fprintf(stderr, "kiln: cannot create cache folder %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    char tmp_exe[4500];
+    snprintf(tmp_exe, sizeof tmp_exe, "%s.tmp%d", exe, (int)getpid());
+    int rc = build_model(model, &fo, tmp_exe, "cpu", NULL, true);
+    if (rc != 0) return rc;
+    if (rename(tmp_exe, exe) != 0) {
+        fprintf(stderr, "kiln: cannot move %s into the cache: %s\n", tmp_exe, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -289,34 +327,9 @@ static int cmd_run(int argc, char **argv)
         model = argv[sub];
     }
     if (!model || sub >= argc) return usage_error("run: expected MODEL and a SUBCOMMAND%s", "");
-    kn_frontend_opts fo;
-    kn_cli_frontend_opts(&fo, sets.v, sets.n);
-    char hash[17];
-    kn_diag d;
-    kn_diag_clear(&d);
-    /* A cache hit needs only the hash; the model is compiled on a miss. */
-    if (kn_cli_model_hash(model, &fo, hash, &d) != KN_OK) return report(&d);
-    char dir[4096], exe[4400], ident[256], base[256];
-    const char *cache = getenv("KILN_CACHE");
-    const char *home = getenv("HOME");
-    if (cache && *cache) snprintf(dir, sizeof dir, "%s/%s", cache, hash);
-    else snprintf(dir, sizeof dir, "%s/.cache/kiln/%s", home && *home ? home : "/tmp", hash);
-    kn_c_ident(base_name_no_ext(model, base, sizeof base), ident, sizeof ident);
-    snprintf(exe, sizeof exe, "%s/%s", dir, ident);
-    if (access(exe, X_OK) != 0) {
-        if (mkdir_p(dir) != 0) {
-            fprintf(stderr, "kiln: cannot create cache folder %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-        char tmp_exe[4500];
-        snprintf(tmp_exe, sizeof tmp_exe, "%s.tmp%d", exe, (int)getpid());
-        int rc = build_model(model, &fo, tmp_exe, "cpu", NULL, true);
-        if (rc != 0) return rc;
-        if (rename(tmp_exe, exe) != 0) {
-            fprintf(stderr, "kiln: cannot move %s into the cache: %s\n", tmp_exe, strerror(errno));
-            return 1;
-        }
-    }
+    char exe[4400];
+    int rc = cached_exe(model, sets.v, sets.n, exe, sizeof exe);
+    if (rc) return rc;
     argv[sub - 1] = exe;
     execv(exe, argv + sub - 1);
     fprintf(stderr, "kiln: cannot run %s: %s\n", exe, strerror(errno));
@@ -342,6 +355,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
     if (!strcmp(cmd, "onnx-test")) return kn_cli_onnx_test(argc - 1, argv + 1);
+    if (!strcmp(cmd, "sweep")) return kn_cli_sweep(argc - 1, argv + 1, cached_exe);
     if (!strcmp(cmd, "gradcheck")) {
         /* kiln gradcheck MODEL [ARGS] == kiln run MODEL gradcheck [ARGS] */
         if (argc < 3 || argv[2][0] == '-') {

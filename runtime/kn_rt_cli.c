@@ -15,13 +15,15 @@ static void usage(const kn_rt_model *m, const char *prog, FILE *f)
             "  info      model summary, parameter counts, arena size, phases\n"
             "  eval      loss and accuracy over a dataset split\n"
             "  predict   top-K class probabilities for test images or .npy inputs\n"
-            "  bench     time inference on random inputs\n"
+            "  bench     time inference or a train step on random inputs\n"
             "  run       feed .npy inputs, write every output as .npy\n"
             "  train     train the model (needs a train phase)\n"
             "  gradcheck compiled gradients vs finite differences, per parameter\n"
+            "  sweep     train once per learning rate / batch size, table of results\n"
             "\n"
-            "datasets (eval/predict): train = first 55000 images of the train file,\n"
-            "val = its last 5000, test = the 10000-image t10k file.\n"
+            "datasets: Fashion-MNIST/MNIST: train = first 55000 images of the train file,\n"
+            "val = its last 5000, test = the 10000-image t10k file; image folders:\n"
+            "train/, validation/, test/ with one sub-folder per class.\n"
             "exit codes: 0 success, 1 runtime failure, 2 usage error.\n",
             prog, m->name, m->target && *m->target ? m->target : "cpu", prog, prog);
 }
@@ -46,7 +48,7 @@ int kn_rt_main(const kn_rt_model *m, int argc, char **argv)
     } cmds[] = {
         {"info", kn_cmd_info}, {"eval", kn_cmd_eval}, {"predict", kn_cmd_predict},
         {"bench", kn_cmd_bench}, {"run", kn_cmd_run}, {"train", kn_cmd_train},
-        {"gradcheck", kn_cmd_gradcheck},
+        {"gradcheck", kn_cmd_gradcheck}, {"sweep", kn_cmd_sweep},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(cmd, cmds[i].name)) {

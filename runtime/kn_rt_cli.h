@@ -47,6 +47,20 @@ int kn_cmd_predict(const kn_rt_model *m, int argc, char **argv);
 int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv);
 int kn_cmd_run(const kn_rt_model *m, int argc, char **argv);
 int kn_cmd_train(const kn_rt_model *m, int argc, char **argv);
+int kn_cmd_sweep(const kn_rt_model *m, int argc, char **argv);
+
+/* One train run as a sweep sees it. */
+typedef struct {
+    double best_val_acc;
+    int best_epoch, epochs_run;
+    double test_acc;         /* with the best-val weights */
+    double seconds;          /* whole run, caching included */
+} kn_train_result;
+struct kn_fcache_pool;
+/* `train` with a cache pool shared across runs (may be NULL) and the
+ * result of the run (may be NULL). */
+int kn_cmd_train_ex(const kn_rt_model *m, int argc, char **argv, struct kn_fcache_pool *pool,
+                    kn_train_result *res);
 int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv);
 
 

@@ -86,6 +86,7 @@ typedef struct {
     const kn_rt_phase *tp;   /* train, or head_train when caching */
     int use_cache;           /* frozen-prefix features cached per split */
     kn_fcache cache[3];      /* train, val, test */
+    kn_fcache_pool *pool;    /* sweep: caches shared with the other runs (owns them) */
     const kn_rt_io *tin, *tlab, *tout, *tloss; /* train phase ios */
     kn_dataset dtrain, dval, dtest;
     int ntrain;              /* samples used per epoch (--limit) */
@@ -444,16 +445,53 @@ static int choose_phases(trainer *t, int allowed)
     return rc;
 }
 
+/* Frozen parameters drawn from the seed (not loaded data) make the
+ * prefix's outputs depend on it. */
+static int frozen_depends_on_seed(const kn_rt_model *m)
+{
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].role == KN_RT_FROZEN && m->params[i].init != KN_RT_INIT_DATA) return 1;
+    return 0;
+}
+
+/* A sweep's earlier run cached the same samples with the same frozen
+ * weights: borrow its caches. */
+static int borrow_pool(trainer *t, const int *count)
+{
+    kn_fcache_pool *p = t->pool;
+    if (!p || !p->valid || (p->seed != t->seed && frozen_depends_on_seed(t->m))) return 0;
+    for (int i = 0; i < 3; i++)
+        if (p->counts[i] != count[i]) return 0;
+    for (int i = 0; i < 3; i++) t->cache[i] = p->cache[i];
+    fprintf(t->c.out, "train: frozen prefix outputs reused from the sweep's first run\n");
+    return 1;
+}
+
+static void give_to_pool(trainer *t, const int *count)
+{
+    kn_fcache_pool *p = t->pool;
+    if (!p) return;
+    kn_fcache_pool_free(p);
+    p->valid = 1;
+    p->seed = t->seed;
+    for (int i = 0; i < 3; i++) {
+        p->counts[i] = count[i];
+        p->cache[i] = t->cache[i];
+    }
+}
+
 static int fill_caches(trainer *t)
 {
     char err[1024];
     double t0 = kn_rt_now_ms();
     kn_dataset *d[3] = {&t->dtrain, &t->dval, &t->dtest};
     int count[3] = {t->ntrain, t->dval.count, t->dtest.count};
+    if (borrow_pool(t, count)) return 0;
     for (int i = 0; i < 3; i++)
         if (kn_fcache_fill(&t->cache[i], t->m, &t->ctx, d[i], count[i], t->batch, err, sizeof err))
             return kn_cli_fail(&t->c, "caching frozen features: %s", err);
     t->cache_ms = kn_rt_now_ms() - t0;
+    give_to_pool(t, count);
     size_t bytes = kn_fcache_bytes(t->m, count[0] + count[1] + count[2]);
     fprintf(t->c.out,
             "train: frozen prefix computed once: '%s' (%zu floats per sample) for %d train + %d val + %d test "
@@ -463,8 +501,11 @@ static int fill_caches(trainer *t)
     return 0;
 }
 
-int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
+int kn_cmd_train(const kn_rt_model *m, int argc, char **argv) { return kn_cmd_train_ex(m, argc, argv, NULL, NULL); }
+
+int kn_cmd_train_ex(const kn_rt_model *m, int argc, char **argv, kn_fcache_pool *pool, kn_train_result *res)
 {
+    double start_ms = kn_rt_now_ms();
     int json = 0, quiet = 0, epochs = -1, batch = -1, accumulate = -1, patience = 0, steps = 0, limit = 0;
     int skip_bad = 0, augment = 0, no_cache = 0;
     float lr = NAN;
@@ -491,6 +532,7 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     trainer *t = calloc(1, sizeof *t);
     if (!t) return KN_EXIT_FAIL;
     t->m = m;
+    t->pool = pool;
     kn_cli_begin(&t->c, m, "train", json);
     kn_cli *c = &t->c;
     t->json = json;
@@ -751,6 +793,13 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     else
         fprintf(c->out, "test: accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tacc,
                 t->dtest.count, tcorrect, use_best ? "best" : "final", use_best ? t->best_epoch : t->epoch_done);
+    if (res) {
+        res->best_val_acc = t->best_acc;
+        res->best_epoch = t->best_epoch;
+        res->epochs_run = t->epoch_done;
+        res->test_acc = tacc;
+        res->seconds = (kn_rt_now_ms() - start_ms) / 1000.0;
+    }
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "event", "eval");
@@ -765,7 +814,8 @@ int kn_cmd_train(const kn_rt_model *m, int argc, char **argv)
     }
     rc = 0;
 done:
-    for (int i = 0; i < 3; i++) kn_fcache_free(&t->cache[i]);
+    if (!t->pool)
+        for (int i = 0; i < 3; i++) kn_fcache_free(&t->cache[i]);
     kn_rt_retain_close(&t->retain);
     if (have_ctx) kn_rt_ctx_close(&t->ctx);
     if (have_data) kn_data_close(&t->dtrain);

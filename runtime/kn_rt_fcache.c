@@ -66,3 +66,9 @@ void kn_fcache_free(kn_fcache *c)
     free(c->data);
     memset(c, 0, sizeof *c);
 }
+
+void kn_fcache_pool_free(kn_fcache_pool *p)
+{
+    for (int i = 0; i < 3; i++) kn_fcache_free(&p->cache[i]);
+    memset(p, 0, sizeof *p);
+}

@@ -31,4 +31,14 @@ int kn_fcache_fill(kn_fcache *c, const kn_rt_model *m, kn_rt_ctx *ctx, kn_datase
 void kn_fcache_gather(const kn_fcache *c, const int *idx, int start, int n, float *dst);
 void kn_fcache_free(kn_fcache *c);
 
+/* Caches kept across the train runs of one process (`sweep`): valid for the
+ * same seed (frozen layers initialised from it) and sample counts. */
+typedef struct kn_fcache_pool {
+    int valid;
+    uint64_t seed;
+    int counts[3];
+    kn_fcache cache[3];      /* train, val, test */
+} kn_fcache_pool;
+void kn_fcache_pool_free(kn_fcache_pool *p);
+
 #endif

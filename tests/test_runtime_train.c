@@ -444,6 +444,37 @@ static void test_gradcheck_catches_wrong_gradient(void)
     CU_ASSERT(b_fail && b_end && b_fail < b_end); /* the wrong bias gradient fails */
 }
 
+/* sweep: one run per lr x seed, a table, the best setting, files. */
+static void test_sweep(void)
+{
+    const char *dir = kt_tmp_dir("sweep");
+    CU_ASSERT_EQUAL_FATAL(cli("sweep --lr 0.0001,0.05 --seed 0,3 --epochs 2 --limit 600 --json --out %s", dir), 0);
+    cJSON *ev[16];
+    int n = json_events("sweep", ev, 16);
+    CU_ASSERT_EQUAL(n, 4);
+    double lo = -1, hi = -1;
+    for (int i = 0; i < n; i++) {
+        CU_ASSERT(jnum(ev[i], "best_val_acc") >= 0 && jnum(ev[i], "best_val_acc") <= 1);
+        CU_ASSERT(jnum(ev[i], "best_epoch") >= 1 && jnum(ev[i], "best_epoch") <= 2);
+        if (jnum(ev[i], "seed") == 0 && jnum(ev[i], "lr") < 0.001) lo = jnum(ev[i], "best_val_acc");
+        if (jnum(ev[i], "seed") == 0 && jnum(ev[i], "lr") > 0.01) hi = jnum(ev[i], "best_val_acc");
+    }
+    free_events(ev, n);
+    /* a tiny learning rate learns less in two epochs */
+    CU_ASSERT(lo >= 0 && hi > lo);
+    KT_ASSERT_CONTAINS(err_txt, "| lr 0.05 seed 3 |");
+    KT_ASSERT_CONTAINS(err_txt, "best: lr 0.05");
+    char p[4300];
+    snprintf(p, sizeof p, "%s/sweep.csv", dir);
+    char *csv = kt_read_file(p, NULL);
+    CU_ASSERT(csv && count_lines(csv) == 5);
+    free(csv);
+    snprintf(p, sizeof p, "%s/sweep.svg", dir);
+    CU_ASSERT(kt_file_exists(p));
+    CU_ASSERT_EQUAL(cli("sweep --lr 0.1,-1"), 2);
+    KT_ASSERT_CONTAINS(err_txt, "--lr '-1': expected positive numbers");
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -453,6 +484,7 @@ int main(void)
         {"NaN loss stops training", test_nan},
         {"patience, schedules, steps, accumulate, bench", test_options},
         {"gradcheck catches a wrong gradient", test_gradcheck_catches_wrong_gradient},
+        {"sweep over learning rates and seeds", test_sweep},
         CU_TEST_INFO_NULL,
     };
     int rc = kt_main("runtime_train", tests);

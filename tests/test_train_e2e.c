@@ -273,7 +273,45 @@ static void test_frozen_prefix_cache(void)
     CU_ASSERT_PTR_NULL(strstr(out, "computed once"));
     CU_ASSERT_EQUAL(kt_run(&out, "'%s' info", fmnist), 0);
     CU_ASSERT_PTR_NULL(strstr(out, "features"));
+    /* A sweep computes the prefix once for all its runs. */
+    CU_ASSERT_EQUAL(kt_run(&out, "'%s' sweep --lr 0.001,0.01 --epochs 1 --limit 1000", exe), 0);
+    KT_ASSERT_CONTAINS(out, "frozen prefix computed once");
+    KT_ASSERT_CONTAINS(out, "reused from the sweep's first run");
+    KT_ASSERT_CONTAINS(out, "best: lr ");
     free(cached_out);
+    free(out);
+}
+
+/* kiln sweep: one executable per value of a compile-time param. */
+static void test_kiln_sweep(void)
+{
+    if (!have_fashion()) {
+        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
+        return;
+    }
+    const char *src = "model swept\nparam hidden = 16\n"
+                      "data fashion_mnist(normalize=(0.2860, 0.3530))\n"
+                      "input x: f32[N, 784]\nlabel y: i64[N]\n"
+                      "fc1 = linear(relu(linear(x, hidden)), 10)\n"
+                      "loss = cross_entropy(fc1, y)\noutput fc1\n"
+                      "train { optimizer adam(lr=1e-2) batch 64 epochs 1 shuffle seed 0 }\n";
+    char model[4200];
+    snprintf(model, sizeof model, "%s/swept.kiln", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_write_file(model, src, strlen(src)), 0);
+    char *out = NULL;
+    int rc = kt_run(&out, "KILN_CACHE='%s/cache' '%s' sweep '%s' --set hidden=8,32 --lr 0.01 --limit 1000 "
+                          "--out '%s/sw' 2>/dev/null", tmp, kt_kiln_bin(), model, tmp);
+    if (rc) printf("%s\n", out ? out : "");
+    CU_ASSERT_EQUAL(rc, 0);
+    KT_ASSERT_CONTAINS(out, "| hidden=8 lr 0.01 |");
+    KT_ASSERT_CONTAINS(out, "| hidden=32 lr 0.01 |");
+    KT_ASSERT_CONTAINS(out, "best: hidden=");
+    char p[4400];
+    snprintf(p, sizeof p, "%s/sw/hidden=32/sweep.csv", tmp);
+    CU_ASSERT(kt_file_exists(p));
+    rc = kt_run(&out, "'%s' sweep '%s' --set hidden=8,32 --set hidden=1,2 2>&1", kt_kiln_bin(), model);
+    CU_ASSERT_EQUAL(rc, 2);
+    KT_ASSERT_CONTAINS(out, "only one --set may list several values");
     free(out);
 }
 
@@ -374,6 +412,7 @@ int main(void)
         {"resume of the compiled fmnist_mlp is bit-identical", test_resume_compiled_bit_identical},
         {"frozen=true layers: no gradient, no optimizer state, never change", test_frozen_layers},
         {"a frozen prefix is computed once and cached, same results", test_frozen_prefix_cache},
+        {"kiln sweep over a compile-time param", test_kiln_sweep},
         {"kill -9 during saves never damages the checkpoint", test_kill_during_save},
         CU_TEST_INFO_NULL,
     };
