@@ -19,11 +19,9 @@ Run with Debian's python (it has torch and numpy):
 Exit status 1 when the mean accuracies differ by more than --max-gap points.
 """
 import argparse
-import gzip
 import json
 import os
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,9 @@ def _best_blas_env():
 _best_blas_env()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden"))
+from gen_fmnist import read_idx  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -56,15 +57,6 @@ DATA = {
     "mnist_mlp": (os.path.join(os.environ.get("KILN_DATA", os.path.join(SRC, "..", "shared", "data")),
                                "mnist"), 0.1307, 0.3081),
 }
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
-        raw = f.read()
-    zero, code, ndim = struct.unpack(">HBB", raw[:4])
-    assert zero == 0 and code == 0x08, f"{path}: not an unsigned-byte IDX file"
-    dims = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def load(folder, mean, std):

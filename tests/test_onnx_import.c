@@ -39,15 +39,10 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
     kt_pathf(path, sizeof path, "%s/%s/model.onnx", dir, cname);
     kt_pathf(exe, sizeof exe, "%s/%s.exe", tmp, cname);
     kt_pathf(outdir, sizeof outdir, "%s/%s.out", tmp, cname);
-    char *log = NULL;
-    int rc = kt_run(&log, "'%s' build '%s' -o '%s'", kt_kiln_bin(), path, exe);
-    if (rc != 0) {
-        printf("  %s: kiln build failed (status %d):\n%s\n", cname, rc, log ? log : "");
-        free(log);
+    if (kt_kiln_build(cname, path, exe) != 0) {
         free(io);
         return 1;
     }
-    free(log);
     kn_strbuf cmd;
     kn_sb_init(&cmd);
     kn_sb_printf(&cmd, "'%s' run --out '%s'", exe, outdir);
@@ -58,7 +53,8 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
         else if (!strncmp(line, "out ", 4) && n_out < 16) snprintf(outs[n_out++], 128, "%s", line + 4);
     }
     free(io);
-    rc = kt_run(&log, "%s", cmd.s);
+    char *log = NULL;
+    int rc = kt_run(&log, "%s", cmd.s);
     if (rc != 0) printf("  %s: run failed (status %d): %s\n%s\n", cname, rc, cmd.s, log ? log : "");
     free(log);
     kn_sb_free(&cmd);

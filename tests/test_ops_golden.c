@@ -82,14 +82,7 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
     }
     kt_pathf(exe, sizeof exe, "%s/%s.exe", tmp, cname);
     kt_pathf(outdir, sizeof outdir, "%s/%s.out", tmp, cname);
-    char *log = NULL;
-    int rc = kt_run(&log, "'%s' build '%s' -o '%s'", kt_kiln_bin(), path, exe);
-    if (rc != 0) {
-        printf("  %s: kiln build failed (status %d):\n%s\n", cname, rc, log ? log : "");
-        free(log);
-        return 1;
-    }
-    free(log);
+    if (kt_kiln_build(cname, path, exe) != 0) return 1;
 
     kn_strbuf cmd;
     kn_sb_init(&cmd);
@@ -98,7 +91,8 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
     if (kt_file_exists(path)) kn_sb_printf(&cmd, " --weights '%s'", path);
     for (int i = 0; i < io.n_inputs; i++)
         kn_sb_printf(&cmd, " --in '%s=%s/%s/%s.npy'", io.inputs[i], dir, cname, io.inputs[i]);
-    rc = kt_run(&log, "%s", cmd.s);
+    char *log = NULL;
+    int rc = kt_run(&log, "%s", cmd.s);
     if (rc != 0) {
         printf("  %s: run failed (status %d): %s\n%s\n", cname, rc, cmd.s, log ? log : "");
         free(log);

@@ -280,16 +280,7 @@ static kn_rt_model MODEL = {
 };
 
 static char *out_txt, *err_txt;
-static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int cli(const char *fmt, ...)
-{
-    char buf[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return kt_rt_main(&MODEL, "chanmean", buf, &out_txt, &err_txt);
-}
+#define cli(...) kt_rt_mainf(&MODEL, "chanmean", &out_txt, &err_txt, __VA_ARGS__)
 
 /* root/ds/{train,val,test}/{blue,green,red}/ with copies of the goldens. */
 static const char *make_tree(void)

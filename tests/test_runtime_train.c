@@ -151,16 +151,7 @@ static kn_rt_model MODEL = {
 /* ---- running kn_rt_main with captured stdout / stderr ---- */
 static char *out_txt, *err_txt;
 
-static int cli(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int cli(const char *fmt, ...)
-{
-    char buf[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    return kt_rt_main(&MODEL, "softreg", buf, &out_txt, &err_txt);
-}
+#define cli(...) kt_rt_mainf(&MODEL, "softreg", &out_txt, &err_txt, __VA_ARGS__)
 
 /* The JSON lines of out_txt with "event" == ev, in order (max 16). */
 static int json_events(const char *ev, cJSON **got, int cap)

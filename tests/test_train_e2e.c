@@ -43,6 +43,14 @@ static int build(const char *model, const char *exe)
 
 static bool have_fashion(void) { return access("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz", R_OK) == 0; }
 
+/* True (after saying so) when the test must skip for want of the data. */
+static bool no_fashion(void)
+{
+    if (have_fashion()) return false;
+    printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
+    return true;
+}
+
 static void test_build_with_train_phase(void)
 {
     CU_ASSERT_EQUAL_FATAL(build("models/fmnist_mlp.kiln", fmnist), 0);
@@ -103,10 +111,7 @@ static double json_num(const char *line, const char *key)
 
 static void test_short_training_learns(void)
 {
-    if (!have_fashion()) {
-        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
-        return;
-    }
+    if (no_fashion()) return;
     char *out = NULL;
     int rc = kt_run(&out, "'%s' train --epochs 2 --limit 4000 --json --quiet 2>/dev/null", fmnist);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
@@ -130,10 +135,7 @@ static void test_first_loss_is_ln10(void)
 {
     /* One step on fresh weights: the loss of a 10-class model with
      * PyTorch's default init is close to ln(10) = 2.303. */
-    if (!have_fashion()) {
-        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
-        return;
-    }
+    if (no_fashion()) return;
     char *out = NULL;
     int rc = kt_run(&out, "'%s' train --steps 1 --limit 256 --json --quiet 2>/dev/null", mnist);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
@@ -147,10 +149,7 @@ static void test_first_loss_is_ln10(void)
 
 static void test_resume_compiled_bit_identical(void)
 {
-    if (!have_fashion()) {
-        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
-        return;
-    }
+    if (no_fashion()) return;
     char a[4200], b[4200];
     snprintf(a, sizeof a, "%s/two.safetensors", tmp);
     snprintf(b, sizeof b, "%s/resumed.safetensors", tmp);
@@ -185,10 +184,7 @@ static int same_tensor(const char *a, const char *b, const char *name)
 
 static void test_frozen_layers(void)
 {
-    if (!have_fashion()) {
-        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
-        return;
-    }
+    if (no_fashion()) return;
     const char *src = "model frz\n"
                       "data fashion_mnist(normalize=(0.2860, 0.3530))\n"
                       "input x: f32[N, 784]\nlabel y: i64[N]\n"
@@ -235,10 +231,7 @@ static void test_frozen_layers(void)
  * as training the whole model every epoch, bit for bit. */
 static void test_frozen_prefix_cache(void)
 {
-    if (!have_fashion()) {
-        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
-        return;
-    }
+    if (no_fashion()) return;
     const char *src = "model cached\n"
                       "data fashion_mnist(normalize=(0.2860, 0.3530))\n"
                       "input x: f32[N, 784]\nlabel y: i64[N]\n"
@@ -285,10 +278,7 @@ static void test_frozen_prefix_cache(void)
 /* kiln sweep: one executable per value of a compile-time param. */
 static void test_kiln_sweep(void)
 {
-    if (!have_fashion()) {
-        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
-        return;
-    }
+    if (no_fashion()) return;
     const char *src = "model swept\nparam hidden = 16\n"
                       "data fashion_mnist(normalize=(0.2860, 0.3530))\n"
                       "input x: f32[N, 784]\nlabel y: i64[N]\n"
@@ -327,10 +317,7 @@ static int count_prefixed(const char *dir, const char *prefix)
 
 static void test_kill_during_save(void)
 {
-    if (!have_fashion()) {
-        printf("\n  skipped: Debian dataset-fashion-mnist is not installed\n");
-        return;
-    }
+    if (no_fashion()) return;
     char dir[4200], ck[4300], cmd[8800];
     snprintf(dir, sizeof dir, "%s/kill", tmp);
     mkdir(dir, 0755);

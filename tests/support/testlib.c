@@ -311,3 +311,22 @@ int kt_same_tensors(const char *a, const char *b, int verbose)
     kn_st_free(&fb);
     return same;
 }
+
+int kt_rt_mainf(const kn_rt_model *m, const char *prog, char **out, char **err, const char *fmt, ...)
+{
+    char buf[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    return kt_rt_main(m, prog, buf, out, err);
+}
+
+int kt_kiln_build(const char *what, const char *model, const char *exe)
+{
+    char *log = NULL;
+    int rc = kt_run(&log, "'%s' build '%s' -o '%s'", kt_kiln_bin(), model, exe);
+    if (rc != 0) printf("  %s: kiln build failed (status %d):\n%s\n", what, rc, log ? log : "");
+    free(log);
+    return rc;
+}

@@ -27,6 +27,13 @@ int kt_run(char **out, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * `args`, capturing stdout and stderr into *out and *err (malloc'd; previous
  * contents are freed).  Returns kn_rt_main's exit code. */
 int kt_rt_main(const kn_rt_model *m, const char *prog, const char *args, char **out, char **err);
+/* The same with printf-style arguments. */
+int kt_rt_mainf(const kn_rt_model *m, const char *prog, char **out, char **err, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* `kiln build MODEL -o EXE`; prints kiln's output, naming `what`, when it
+ * fails.  Returns kiln's exit status. */
+int kt_kiln_build(const char *what, const char *model, const char *exe);
 
 /* The toolchain `kiln build` uses (compiler, libkiln_rt, its link and
  * sanitizer flags), for suites that drive codegen in-process. */
