@@ -85,6 +85,42 @@ static double num(const cJSON *j, const char *k)
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
+/* Mean best-val accuracy of the runs of (tag, lr, batch) over seeds. */
+static double setting_mean(const value_result *r, const cJSON *like, int *count)
+{
+    double sum = 0;
+    *count = 0;
+    for (int i = 0; i < r->n; i++) {
+        const cJSON *j = r->rows[i];
+        if (num(j, "lr") != num(like, "lr") || num(j, "batch") != num(like, "batch") || num(j, "best_val_acc") < 0)
+            continue;
+        sum += num(j, "best_val_acc");
+        (*count)++;
+    }
+    return *count ? sum / *count : -1;
+}
+
+/* Seeds in the runs: the best setting by its mean over them; else the
+ * best run. */
+static void print_means_or_best(const value_result *res, int n, const cJSON *best, const char *best_tag)
+{
+    double best_mean = -1;
+    const cJSON *arg = NULL;
+    const char *arg_tag = "";
+    int seeds = 0;
+    for (int v = 0; v < n; v++)
+        for (int i = 0; i < res[v].n; i++) {
+            int cnt;
+            double m = setting_mean(&res[v], res[v].rows[i], &cnt);
+            if (cnt > 1 && m > best_mean) best_mean = m, arg = res[v].rows[i], arg_tag = res[v].tag, seeds = cnt;
+        }
+    if (arg)
+        printf("best: %s lr %g (mean best val %.4f over %d seeds)\n", arg_tag, num(arg, "lr"), best_mean, seeds);
+    else
+        printf("best: %s lr %g (val %.4f at epoch %.0f, test %.4f)\n", best_tag, num(best, "lr"),
+               num(best, "best_val_acc"), num(best, "best_epoch"), num(best, "test_acc"));
+}
+
 static void print_table(value_result *res, int n)
 {
     printf("\n| setting | best val acc | epoch of best | test acc | seconds |\n|---|---|---|---|---|\n");
@@ -108,10 +144,7 @@ static void print_table(value_result *res, int n)
                 best_tag = res[v].tag;
             }
         }
-    if (best)
-        printf("best: %s lr %g%s (val %.4f at epoch %.0f, test %.4f)\n", best_tag, num(best, "lr"),
-               num(best, "seed") >= 0 ? " (one seed)" : "",
-               num(best, "best_val_acc"), num(best, "best_epoch"), num(best, "test_acc"));
+    if (best) print_means_or_best(res, n, best, best_tag);
 }
 
 int kn_cli_sweep(int argc, char **argv, kn_cli_exe_fn exe_for)

@@ -163,6 +163,45 @@ static int write_files(const char *dir, const sweep_run *runs, int n, const char
     return ok ? 0 : -1;
 }
 
+/* With several seeds: each setting's mean over them (runs are ordered
+ * setting-major within a seed: run = seed * n_settings + setting), and the
+ * best setting by mean best-val accuracy.  Returns a run of that setting. */
+static int print_seed_means(const kn_cli *c, const sweep_run *runs, int n_settings, int n_seeds, const char *tag)
+{
+    int best = -1;
+    double best_mean = -1;
+    fprintf(c->out, "\nmean over %d seeds:\n| setting | best val acc | test acc | runs |\n|---|---|---|---|\n", n_seeds);
+    for (int k = 0; k < n_settings; k++) {
+        double val = 0, test = 0;
+        int ok = 0;
+        for (int sd = 0; sd < n_seeds; sd++) {
+            const sweep_run *r = &runs[sd * n_settings + k];
+            if (r->rc) continue;
+            val += r->r.best_val_acc;
+            test += r->r.test_acc;
+            ok++;
+        }
+        sweep_run shown = runs[k];
+        shown.seed = -1;
+        char set[128];
+        setting_text(&shown, tag, set, sizeof set);
+        if (!ok) {
+            fprintf(c->out, "| %s | failed | | 0 |\n", set);
+            continue;
+        }
+        fprintf(c->out, "| %s | %.4f | %.4f | %d |\n", set, val / ok, test / ok, ok);
+        if (val / ok > best_mean) best_mean = val / ok, best = k;
+    }
+    if (best >= 0) {
+        sweep_run shown = runs[best];
+        shown.seed = -1;
+        char set[128];
+        setting_text(&shown, tag, set, sizeof set);
+        fprintf(c->out, "best: %s (mean best val %.4f over %d seeds)\n", set, best_mean, n_seeds);
+    }
+    return best;
+}
+
 int kn_cmd_sweep(const kn_rt_model *m, int argc, char **argv)
 {
     int json = 0, epochs = -1, limit = 0, skip_bad = 0;
@@ -248,7 +287,8 @@ int kn_cmd_sweep(const kn_rt_model *m, int argc, char **argv)
         }
         if (json) kn_cli_json(run_json(r, tag));
     }
-    if (best >= 0) {
+    if (n_seed > 1) best = print_seed_means(&c, runs, n_lr * nb, ns, tag);
+    if (best >= 0 && n_seed <= 1) {
         char set[128];
         setting_text(&runs[best], tag, set, sizeof set);
         fprintf(c.out, "best: %s (val %.4f at epoch %d, test %.4f)\n", set, runs[best].r.best_val_acc,
