@@ -23,8 +23,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const ONNX_KEYS[] = {"input", "until", "frozen"};
-static const char ONNX_USAGE[] = "usage: onnx(\"path.onnx\", input=x, until=\"tensor\", frozen)";
+static const char *const ONNX_KEYS[] = {"input", "until", "frozen", "unfreeze", "lr_scale"};
+static const char ONNX_USAGE[] =
+    "usage: onnx(\"path.onnx\", input=x, until=\"tensor\", frozen, unfreeze=K, lr_scale=0.1)";
 
 static bool is_file(const char *path)
 {
@@ -56,7 +57,7 @@ static bool find_onnx(const char *model, const kn_frontend_opts *o, const char *
 }
 
 typedef struct {
-    const kf_expr *path, *input, *until, *frozen_kw;
+    const kf_expr *path, *input, *until, *frozen_kw, *unfreeze, *lr_scale;
     int frozen_flag_line, frozen_flag_col; /* bare `frozen`, 0 if absent */
     int input_line, input_col, until_line, until_col;
 } onnx_args;
@@ -67,10 +68,14 @@ static kn_status read_keyword(kf_builder *b, const kf_expr *e, int i, onnx_args 
     /* input= names a value, never a param's literal */
     const kf_expr *v = strcmp(key, "input") ? kf_subst(b, e->items[i]) : e->items[i];
     int col = e->key_cols[i];
-    const kf_expr **slot = !strcmp(key, "input") ? &a->input : !strcmp(key, "until") ? &a->until
-                           : !strcmp(key, "frozen") ? &a->frozen_kw : NULL;
+    const kf_expr **slot = !strcmp(key, "input")      ? &a->input
+                           : !strcmp(key, "until")    ? &a->until
+                           : !strcmp(key, "frozen")   ? &a->frozen_kw
+                           : !strcmp(key, "unfreeze") ? &a->unfreeze
+                           : !strcmp(key, "lr_scale") ? &a->lr_scale
+                                                      : NULL;
     if (!slot) {
-        const char *near = kf_nearest(key, ONNX_KEYS, 3);
+        const char *near = kf_nearest(key, ONNX_KEYS, 5);
         char hint[256];
         snprintf(hint, sizeof hint, "%s%s%s%s", near ? "did you mean '" : "", near ? near : "",
                  near ? "'? " : "", ONNX_USAGE);
@@ -85,6 +90,12 @@ static kn_status read_keyword(kf_builder *b, const kf_expr *e, int i, onnx_args 
         return ERR(b, v->line, v->col, "write until=\"tensor name\"", "until= of onnx expects a \"string\"");
     if (slot == &a->frozen_kw && v->kind != KX_BOOL)
         return ERR(b, v->line, v->col, "write frozen, frozen=true or frozen=false", "frozen= expects true or false");
+    if (slot == &a->unfreeze && (v->kind != KX_INT || v->i < 0))
+        return ERR(b, v->line, v->col, "unfreeze=K trains the backbone's last K layers with weights",
+                   "unfreeze= of onnx expects an integer >= 0");
+    if (slot == &a->lr_scale && !((v->kind == KX_FLOAT && v->f > 0) || (v->kind == KX_INT && v->i > 0)))
+        return ERR(b, v->line, v->col, "lr_scale=0.1: the imported parameters learn at 0.1 x the optimizer's lr",
+                   "lr_scale= of onnx expects a number > 0");
     *slot = v;
     if (slot == &a->input) a->input_line = v->line, a->input_col = v->col;
     if (slot == &a->until) a->until_line = v->line, a->until_col = v->col;
@@ -128,6 +139,26 @@ static kn_status splice_error(kf_builder *b, const onnx_args *a, const kn_onnx_s
     return ERR(b, line, col, r->hint[0] ? r->hint : NULL, "onnx \"%.200s\": %s", a->path->s, msg);
 }
 
+/* unfreeze=K: the parameters of the last K imported nodes that have any
+ * become trainable (fine-tuning the top of a frozen backbone); lr_scale
+ * applies to every trainable imported parameter. */
+static void unfreeze_last(kn_graph *g, int first_node, int first_value, int k, double lr_scale)
+{
+    for (int i = g->n_nodes - 1; i >= first_node && k > 0; i--) {
+        const kn_node *n = g->nodes[i];
+        bool has = false;
+        for (int j = 0; j < n->n_in; j++) {
+            kn_value *v = g->values[n->in[j]];
+            if (n->in[j] < first_value || v->kind != KN_VAL_PARAM) continue;
+            v->trainable = true;
+            has = true;
+        }
+        k -= has;
+    }
+    for (int v = first_value; v < g->n_values; v++)
+        if (g->values[v]->kind == KN_VAL_PARAM && g->values[v]->trainable) g->values[v]->lr_scale = lr_scale;
+}
+
 kn_status kf_build_onnx(kf_builder *b, const kf_stmt *s, const kf_expr *e, int *vid)
 {
     onnx_args a;
@@ -153,7 +184,7 @@ kn_status kf_build_onnx(kf_builder *b, const kf_stmt *s, const kf_expr *e, int *
     kn_onnx_splice_opts o = {.input = input, .until = a.until ? a.until->s : NULL, .prefix = prefix,
                              .name = s->name, .trainable = !frozen,
                              .loc = {.file = b->file, .line = e->line, .col = e->col}};
-    int first_new = b->g->n_values;
+    int first_new = b->g->n_values, first_node = b->g->n_nodes;
     kn_onnx_splice_result r;
     kn_diag id;
     kn_diag_clear(&id);
@@ -166,6 +197,11 @@ kn_status kf_build_onnx(kf_builder *b, const kf_stmt *s, const kf_expr *e, int *
             return ERR(b, e->line, e->col, "rename the statement", "imported tensor '%.200s' clashes with a name "
                        "defined at line %d", b->g->values[v]->name, u->line);
     }
+    if (a.unfreeze && !frozen)
+        return ERR(b, a.unfreeze->line, a.unfreeze->col, "add frozen: unfreeze=K thaws the last K layers of a "
+                   "frozen graph", "unfreeze= needs a frozen graph");
+    double scale = !a.lr_scale ? 1.0 : a.lr_scale->kind == KX_INT ? (double)a.lr_scale->i : a.lr_scale->f;
+    unfreeze_last(b->g, first_node, first_new, a.unfreeze ? (int)a.unfreeze->i : 0, scale);
     kf_note_new_values(b, first_new, e->line, e->col);
     *vid = r.value;
     return KN_OK;

@@ -89,6 +89,7 @@ int kn_graph_add_value(kn_graph *g, const char *name, kn_val_kind kind,
     v->dtype = dtype;
     v->producer = -1;
     v->trainable = (kind == KN_VAL_PARAM);
+    v->lr_scale = 1.0;
     if (shape) {
         v->shape = *shape;
         v->shape_known = true;
@@ -264,6 +265,7 @@ kn_graph *kn_graph_clone(const kn_graph *g)
         kn_value *w = c->values[id];
         w->producer = v->producer;
         w->trainable = v->trainable;
+        w->lr_scale = v->lr_scale;
         w->init = v->init;
         w->fan_in = v->fan_in;
         w->fan_out = v->fan_out;

@@ -59,6 +59,7 @@ typedef struct {
     kn_val_kind kind;
     int producer;        /* node id for KN_VAL_NODE, else -1 */
     bool trainable;      /* KN_VAL_PARAM only */
+    double lr_scale;     /* trainable params: the optimizer's lr times this (1; fine-tuned backbones less) */
     kn_init_kind init;
     int64_t fan_in, fan_out;
     void *data;          /* KN_VAL_CONST / KN_INIT_DATA: numel elements of dtype */

@@ -94,6 +94,7 @@ static kn_status add_step(kn_graph *g, int p, kn_diag *d)
         kn_node_set_attr_f(n, "dampening", opt_f(g, "dampening", 0.0));
         kn_node_set_attr_b(n, "nesterov", opt_f(g, "nesterov", 0.0) != 0.0);
         kn_node_set_attr_f(n, "weight_decay", wd);
+        kn_node_set_attr_f(n, "lr_scale", g->values[p]->lr_scale);
         return kn_op_finish(g, n, d);
     }
     bool adamw = !strcmp(opt, "adamw");
@@ -118,6 +119,7 @@ static kn_status add_step(kn_graph *g, int p, kn_diag *d)
         kn_node_set_attr_f(n, "eps", opt_f(g, "eps", 1e-8));
         kn_node_set_attr_f(n, "weight_decay", adamw ? opt_f(g, "weight_decay", 0.01) : wd);
         kn_node_set_attr_b(n, "decoupled", adamw);
+        kn_node_set_attr_f(n, "lr_scale", g->values[p]->lr_scale);
         return kn_op_finish(g, n, d);
     }
     return kn_diag_fail(d, "%s: unknown optimizer '%s' (expected sgd, adam or adamw)", g->name, opt);

@@ -16,8 +16,11 @@
  */
 #define _GNU_SOURCE
 #include "testlib.h"
+
+#include "kn_safetensors.h"
 #include "npy.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +90,21 @@ static const char HEAD_MODEL[] =
     "loss = cross_entropy(head, y)\n"
     "output head, feat\n"
     "train { optimizer adam(lr=1e-2)  batch 64  epochs 1  shuffle  seed 0 }\n";
+
+/* unfreeze=K thaws the last K imported layers with weights; lr_scale
+ * scales their learning rate. */
+static const char THAW_MODEL[] =
+    "model splice_thaw\n"
+    "param thaw = 1\n"
+    "param scale = 0.5\n"
+    "data  fashion_mnist(normalize=(0.2860, 0.3530))\n"
+    "input x: f32[N, 784]\n"
+    "label y: i64[N]\n"
+    "feat = onnx(\"%s/mlp.onnx\", input=x, until=\"feat\", frozen, unfreeze=thaw, lr_scale=scale)\n"
+    "head = linear(feat, 10)\n"
+    "loss = cross_entropy(head, y)\n"
+    "output head\n"
+    "train { optimizer adam(lr=1e-2)  batch 64  epochs 1  seed 0 }\n";
 
 static bool exists_in(const char *dir, const char *file)
 {
@@ -185,6 +203,75 @@ static void check_contains(const char *model, const char *extra, const char *nee
     free(log);
 }
 
+/* Max |after - before| of tensor `name` between two checkpoints. */
+static double max_delta(const char *a, const char *b, const char *name)
+{
+    kn_st_file fa, fb;
+    char err[512];
+    if (kn_st_read(a, &fa, err, sizeof err)) return -1;
+    if (kn_st_read(b, &fb, err, sizeof err)) {
+        kn_st_free(&fa);
+        return -1;
+    }
+    const kn_st_tensor *ta = kn_st_find(&fa, name), *tb = kn_st_find(&fb, name);
+    double m = -1;
+    if (ta && tb && ta->numel == tb->numel) {
+        m = 0;
+        for (size_t i = 0; i < ta->numel; i++) {
+            double dd = fabs((double)((const float *)ta->data)[i] - (double)((const float *)tb->data)[i]);
+            if (dd > m) m = dd;
+        }
+    }
+    kn_st_free(&fa);
+    kn_st_free(&fb);
+    return m;
+}
+
+static void test_unfreeze_last_layers(void)
+{
+    if (!kt_file_exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+        printf("SKIP unfreeze: Fashion-MNIST (dataset-fashion-mnist) not installed\n");
+        return;
+    }
+    const char *tmp = kt_tmp_dir("splice_thaw");
+    char model[4096], exe[4096], src[8192], dir[4096], ck0[4200], ck1[4200], ck2[4200];
+    kt_pathf(model, sizeof model, "%s/thaw.kiln", tmp);
+    snprintf(src, sizeof src, THAW_MODEL, splice_dir());
+    write_model(model, src);
+    check_contains(model, "", "trainable 25,450 · frozen 0");
+    check_contains(model, "--set thaw=0", "trainable 330 · frozen 25,120");
+    /* One Adam step moves a weight by lr * m/(sqrt(v)+eps), linear in lr: with
+     * lr_scale 0.5 the thawed layer moves half as far, the head as far. */
+    kt_pathf(exe, sizeof exe, "%s/thaw_half", tmp);
+    CU_ASSERT_EQUAL_FATAL(build(model, "", exe), 0);
+    kt_pathf(dir, sizeof dir, "%s/grads", tmp);
+    kt_pathf(ck0, sizeof ck0, "%s/start.safetensors", tmp);
+    kt_pathf(ck1, sizeof ck1, "%s/half.safetensors", tmp);
+    kt_pathf(ck2, sizeof ck2, "%s/full.safetensors", tmp);
+    char *log = NULL;
+    int rc = kt_run(&log, "'%s' train --steps 1 --quiet --dump-grads '%s' && '%s' train --epochs 1 --limit 64 "
+                    "--quiet --lr 0 --save '%s' && '%s' train --epochs 1 --limit 64 --quiet --save '%s'",
+                    exe, dir, exe, ck0, exe, ck1);
+    if (rc) printf("%s\n", log);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_TRUE(exists_in(dir, "feat.w1.grad.npy"));
+    kt_pathf(exe, sizeof exe, "%s/thaw_full", tmp);
+    CU_ASSERT_EQUAL_FATAL(build(model, "--set scale=1.0", exe), 0);
+    rc = kt_run(&log, "'%s' train --epochs 1 --limit 64 --quiet --save '%s'", exe, ck2);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    double half = max_delta(ck0, ck1, "feat.w1"), full = max_delta(ck0, ck2, "feat.w1");
+    double head_half = max_delta(ck0, ck1, "head.weight"), head_full = max_delta(ck0, ck2, "head.weight");
+    printf("  thawed layer moved %.3g (lr_scale 0.5) vs %.3g (1.0); head %.3g vs %.3g\n", half, full, head_half,
+           head_full);
+    CU_ASSERT(full > 0 && fabs(half / full - 0.5) < 1e-3);
+    CU_ASSERT(head_full > 0 && fabs(head_half / head_full - 1.0) < 1e-3);
+    /* errors */
+    rc = kt_run(&log, "'%s' check '%s' --set thaw=-1", kt_kiln_bin(), model);
+    CU_ASSERT_EQUAL(rc, 1);
+    KT_ASSERT_CONTAINS(log, "unfreeze= of onnx expects an integer >= 0");
+    free(log);
+}
+
 static int row_argmax(const kn_npy *a, int r)
 {
     const float *p = (const float *)a->data + r * a->dims[1];
@@ -228,6 +315,8 @@ static void test_mobilenetv2_models(void)
 
     kt_pathf(model, sizeof model, "%s/models/clothing_transfer.kiln", kt_src_dir());
     check_contains(model, "", "trainable 12,810 · frozen 2,206,822");
+    /* --set unfreeze=2: conv_200 (410,880) and conv_197 (307,520) train too */
+    check_contains(model, "--set unfreeze=2", "trainable 731,210 · frozen 1,488,422");
     kt_pathf(exe, sizeof exe, "%s/clothing_transfer", tmp);
     CU_ASSERT_EQUAL_FATAL(build(model, "", exe), 0);
     static float x[2 * 3 * 224 * 224];
@@ -265,6 +354,7 @@ int main(void)
     CU_TestInfo tests[] = {
         {"a cut ONNX graph computes numpy's values", test_cut_matches_numpy},
         {"frozen backbone: gradients and updates only in the head; --set", test_frozen_backbone_trains_head},
+        {"unfreeze=K thaws the last layers, lr_scale slows them", test_unfreeze_last_layers},
         {"MobileNetV2 model files build and match the reference", test_mobilenetv2_models},
         CU_TEST_INFO_NULL,
     };

@@ -61,6 +61,21 @@ static kn_status sgd_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* The step's learning rate: the schedule's ctx->lr, times the parameter's
+ * lr_scale (a fine-tuned backbone layer learns slower than the head, like
+ * a PyTorch parameter group with its own lr). */
+static void emit_lr(kn_emit *e, const kn_node *n)
+{
+    double s = kn_ops_attr_num(n, "lr_scale", 1.0);
+    if (s == 1.0) {
+        kn_emit_line(e, "const float lr = ctx->lr;");
+        return;
+    }
+    char lit[64];
+    kn_emit_float_lit(s, lit, sizeof lit);
+    kn_emit_line(e, "const float lr = ctx->lr * %s; /* this parameter's lr_scale */", lit);
+}
+
 static kn_status sgd_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     double mom = kn_ops_attr_num(n, "momentum", 0), damp = kn_ops_attr_num(n, "dampening", 0);
@@ -79,7 +94,8 @@ static kn_status sgd_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_bind_out(e, "BUF", n->in[1]);
         kn_emit_line(e, "const int first = ctx->step == 1; /* torch: buf = clone(g) on the first step */");
     }
-    kn_emit_line(e, "const float lr = ctx->lr, scale = ctx->grad_scale;");
+    emit_lr(e, n);
+    kn_emit_line(e, "const float scale = ctx->grad_scale;");
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
     e->indent++;
     kn_emit_line(e, "float g = G[i] * scale;");
@@ -131,10 +147,11 @@ static kn_status adam_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "const float scale = ctx->grad_scale;");
     kn_emit_line(e, "const double bc1 = 1.0 - pow(%.17g, (double)ctx->step);", b1);
     kn_emit_line(e, "const double bc2 = 1.0 - pow(%.17g, (double)ctx->step);", b2);
-    kn_emit_line(e, "const float neg_step = (float)-((double)ctx->lr / bc1);");
+    emit_lr(e, n);
+    kn_emit_line(e, "const float neg_step = (float)-((double)lr / bc1);");
     kn_emit_line(e, "const float bc2_sqrt = (float)sqrt(bc2);");
     if (decoupled && wd != 0)
-        kn_emit_line(e, "const float decay = (float)(1.0 - (double)ctx->lr * %.17g); /* AdamW */", wd);
+        kn_emit_line(e, "const float decay = (float)(1.0 - (double)lr * %.17g); /* AdamW */", wd);
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
     e->indent++;
     kn_emit_line(e, "float g = G[i] * scale;");
@@ -155,6 +172,7 @@ static const kn_arg_spec sgd_args[] = {
     {"dampening", KN_ATTR_FLOAT, false, 0, 0.0, NULL},
     {"nesterov", KN_ATTR_BOOL, false, 0, 0, NULL},
     {"weight_decay", KN_ATTR_FLOAT, false, 0, 0.0, NULL},
+    {"lr_scale", KN_ATTR_FLOAT, false, 0, 1.0, NULL},
     {NULL, 0, false, 0, 0, NULL},
 };
 
@@ -164,6 +182,7 @@ static const kn_arg_spec adam_args[] = {
     {"eps", KN_ATTR_FLOAT, false, 0, 1e-8, NULL},
     {"weight_decay", KN_ATTR_FLOAT, false, 0, 0.0, NULL},
     {"decoupled", KN_ATTR_BOOL, false, 0, 0, NULL},
+    {"lr_scale", KN_ATTR_FLOAT, false, 0, 1.0, NULL},
     {NULL, 0, false, 0, 0, NULL},
 };
 
