@@ -8,7 +8,8 @@
  * kernel/stride/padding/dilation are one integer or a pair (h, w); padding
  * may also be ONNX's four values (top, left, bottom, right).
  *
- * Emission is im2col + kn_rt_sgemm per sample and group.  The im2col buffer
+ * Emission is im2col + kn_rt_sgemm per sample and group, except depthwise
+ * convolutions (direct loops) and 1x1 ones (no im2col).  The im2col buffer
  * is the node's second output `<node>.col` f32[C/groups*kh*kw, OH*OW]
  * (not batched): the memory planner gives it arena space for the node's
  * lifetime only, so no step allocates.  Nothing reads it after the node.
@@ -265,10 +266,71 @@ static void conv_emit_col2im(kn_emit *e, const conv_geom *q, const char *dst)
     kn_emit_line(e, "}");
 }
 
+static bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
+
+/* Depthwise (one filter per channel, MobileNet's 3x3 layers): direct loops.
+ * im2col + a GEMM per channel would run C tiny GEMMs of one row each.  For
+ * each output row and tap, the inner loop runs over the output columns whose
+ * input column is inside the image, so it has no bounds test and
+ * vectorises for stride 1. */
+static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const char *samples, bool bias)
+{
+    long long hw = q->h * q->w, ohw = q->oh * q->ow;
+    kn_emit_line(e, "(void)COL; /* depthwise: direct, no im2col */");
+    kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
+    e->indent++;
+    kn_emit_line(e, "for (size_t ch = 0; ch < %lld; ch++) {", (long long)q->c);
+    e->indent++;
+    kn_emit_line(e, "const float *Xc = X + (s * %lld + ch) * %lld;", (long long)q->c, hw);
+    kn_emit_line(e, "float *Yc = Y + (s * %lld + ch) * %lld;", (long long)q->c, ohw);
+    kn_emit_line(e, "const float *Wc = W + ch * %lld;", (long long)(q->kh * q->kw));
+    kn_emit_line(e, "for (size_t i = 0; i < %lld; i++) Yc[i] = %s;", ohw, bias ? "B[ch]" : "0.0f");
+    kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
+    e->indent++;
+    kn_emit_line(e, "float *restrict Yr = Yc + oh * %lld;", (long long)q->ow);
+    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++) {", (long long)q->kh);
+    e->indent++;
+    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
+                 (long long)q->dh, (long long)q->ph);
+    kn_emit_line(e, "if (ih < 0 || ih >= %lld) continue;", (long long)q->h);
+    kn_emit_line(e, "const float *restrict Xr = Xc + ih * %lld;", (long long)q->w);
+    kn_emit_line(e, "for (size_t kj = 0; kj < %lld; kj++) {", (long long)q->kw);
+    e->indent++;
+    kn_emit_line(e, "const float wv = Wc[ki * %lld + kj];", (long long)q->kw);
+    kn_emit_line(e, "const ptrdiff_t off = (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "const ptrdiff_t lo = off < 0 ? (-off + %lld) / %lld : 0;", (long long)(q->sw - 1),
+                 (long long)q->sw);
+    kn_emit_line(e, "ptrdiff_t hi = %lld - 1 - off < 0 ? 0 : (%lld - 1 - off) / %lld + 1;", (long long)q->w,
+                 (long long)q->w, (long long)q->sw);
+    kn_emit_line(e, "if (hi > %lld) hi = %lld;", (long long)q->ow, (long long)q->ow);
+    kn_emit_line(e, "for (ptrdiff_t ow = lo; ow < hi; ow++) Yr[ow] += wv * Xr[ow * %lld + off];", (long long)q->sw);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     conv_geom q;
     if (conv_geom_forward(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    if (conv_is_depthwise(&q)) {
+        char s[64];
+        kn_ops_dims_expr(e, n->in[0], 0, 1, s, sizeof s);
+        kn_emit_bind_in(e, "X", n->in[0]);
+        kn_emit_bind_in(e, "W", n->in[1]);
+        if (n->n_in > 2) kn_emit_bind_in(e, "B", n->in[2]);
+        kn_emit_bind_out(e, "Y", n->out[0]);
+        kn_emit_bind_out(e, "COL", n->out[1]);
+        conv_emit_depthwise(e, &q, s, n->n_in > 2);
+        return KN_OK;
+    }
     long long cg = q.c / q.groups, ocg = q.oc / q.groups, k = cg * q.kh * q.kw, ohw = q.oh * q.ow;
     char samples[64];
     kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
