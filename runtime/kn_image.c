@@ -9,6 +9,7 @@
 #include <math.h>
 #include <png.h>
 #include <setjmp.h>
+#include <stb/stb_image.h>
 #include <stdio.h> /* before jpeglib.h, which uses FILE */
 #include <jerror.h>
 #include <jpeglib.h>
@@ -64,7 +65,7 @@ static int read_all(const char *path, unsigned char **buf, size_t *len, char *er
     return 0;
 }
 
-typedef enum { FMT_NONE, FMT_JPEG, FMT_PNG } img_fmt;
+typedef enum { FMT_NONE, FMT_JPEG, FMT_PNG, FMT_BMP } img_fmt;
 
 /* The format from the magic bytes; other known formats get a name for the
  * "unsupported" message. */
@@ -73,8 +74,8 @@ static img_fmt sniff(const unsigned char *b, size_t n, const char **other)
     *other = NULL;
     if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return FMT_JPEG;
     if (n >= 8 && memcmp(b, "\x89PNG\r\n\x1a\n", 8) == 0) return FMT_PNG;
-    if (n >= 2 && memcmp(b, "BM", 2) == 0) *other = "BMP";
-    else if (n >= 4 && memcmp(b, "GIF8", 4) == 0) *other = "GIF";
+    if (n >= 2 && memcmp(b, "BM", 2) == 0) return FMT_BMP;
+    if (n >= 4 && memcmp(b, "GIF8", 4) == 0) *other = "GIF";
     else if (n >= 12 && memcmp(b, "RIFF", 4) == 0 && memcmp(b + 8, "WEBP", 4) == 0) *other = "WebP";
     else if (n >= 4 && (memcmp(b, "II*\0", 4) == 0 || memcmp(b, "MM\0*", 4) == 0)) *other = "TIFF";
     return FMT_NONE;
@@ -83,8 +84,9 @@ static img_fmt sniff(const unsigned char *b, size_t n, const char **other)
 static int fmt_error(const char *path, size_t n, const char *other, char *err, size_t errcap)
 {
     if (n == 0) return kn_rt_errf(err, errcap, "%s: empty file, not an image", path);
-    if (other) return kn_rt_errf(err, errcap, "%s: unsupported image format %s (JPEG or PNG only)", path, other);
-    return kn_rt_errf(err, errcap, "%s: not an image (no JPEG or PNG signature)", path);
+    if (other)
+        return kn_rt_errf(err, errcap, "%s: unsupported image format %s (JPEG, PNG or BMP only)", path, other);
+    return kn_rt_errf(err, errcap, "%s: not an image (no JPEG, PNG or BMP signature)", path);
 }
 
 /* ---- JPEG ---- */
@@ -286,6 +288,51 @@ static int png_decode(const char *path, const unsigned char *buf, size_t len, in
     return 0;
 }
 
+/* ---- BMP ---- */
+
+/* stb_image (Debian libstb) decodes BMP: uncompressed and RLE, 1..32 bits
+ * per pixel, as PIL reads them; the sizes in the header are checked against
+ * the bytes present before it allocates. */
+static uint32_t le32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* stb_image reads past the end of a cut BMP as zeros: check the sizes the
+ * headers declare against the bytes present first. */
+static int bmp_check_size(const char *path, const unsigned char *buf, size_t len, int w, int h, char *err,
+                          size_t errcap)
+{
+    if (len < 34) return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu bytes)", path, len);
+    uint32_t file_size = le32(buf + 2), data_at = le32(buf + 10), compression = le32(buf + 30);
+    unsigned bpp = buf[28] | buf[29] << 8;
+    if (file_size > len)
+        return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu of %u bytes)", path, len, (unsigned)file_size);
+    if (compression == 0 || compression == 3) { /* uncompressed rows, padded to 4 bytes */
+        uint64_t need = data_at + (((uint64_t)bpp * (uint64_t)w + 31) / 32) * 4 * (uint64_t)h;
+        if (need > len)
+            return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu bytes, its pixels need %llu)", path, len,
+                              (unsigned long long)need);
+    }
+    return 0;
+}
+
+static int bmp_decode(const char *path, const unsigned char *buf, size_t len, int header_only, kn_img *out,
+                      kn_img_size *orig, char *err, size_t errcap)
+{
+    memset(out, 0, sizeof *out);
+    if (len > INT32_MAX) return kn_rt_errf(err, errcap, "%s: BMP file too large", path);
+    int w, h, ch;
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &ch))
+        return kn_rt_errf(err, errcap, "%s: corrupt BMP: %s", path, stbi_failure_reason());
+    if (bmp_check_size(path, buf, len, w, h, err, errcap)) return -1;
+    if (orig) orig->w = w, orig->h = h;
+    if (header_only) return 0;
+    unsigned char *px = stbi_load_from_memory(buf, (int)len, &w, &h, &ch, 3);
+    if (!px) return kn_rt_errf(err, errcap, "%s: corrupt or truncated BMP: %s", path, stbi_failure_reason());
+    int rc = img_alloc(out, w, h, err, errcap);
+    if (!rc) memcpy(out->px, px, (size_t)w * h * 3);
+    stbi_image_free(px);
+    return rc;
+}
+
 /* ---- entry points ---- */
 
 int kn_image_decode(const char *path, const kn_img_decode_opts *o, kn_img *out, kn_img_size *orig,
@@ -300,6 +347,7 @@ int kn_image_decode(const char *path, const kn_img_decode_opts *o, kn_img *out, 
     switch (sniff(buf, len, &other)) {
     case FMT_JPEG: rc = jpeg_decode(path, buf, len, o ? o->min_short : 0, 0, out, orig, err, errcap); break;
     case FMT_PNG: rc = png_decode(path, buf, len, 0, out, orig, err, errcap); break;
+    case FMT_BMP: rc = bmp_decode(path, buf, len, 0, out, orig, err, errcap); break;
     default: rc = fmt_error(path, len, other, err, errcap);
     }
     free(buf);
@@ -342,6 +390,7 @@ int kn_image_probe(const char *path, kn_img_size *size, char *err, size_t errcap
         rc = png_decode(path, buf, len, 1, &none, size, err, errcap);
         if (!rc && !png_has_iend(buf, len)) rc = kn_rt_errf(err, errcap, "%s: truncated PNG (no IEND chunk)", path);
         break;
+    case FMT_BMP: rc = bmp_decode(path, buf, len, 1, &none, size, err, errcap); break;
     default: rc = fmt_error(path, len, other, err, errcap);
     }
     free(buf);

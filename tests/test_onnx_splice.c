@@ -313,6 +313,21 @@ static void test_mobilenetv2_models(void)
         kn_npy_free(&a);
     }
 
+    /* predict on the shared photos: SOURCES.md's top-1 labels, BMP included */
+    static const struct {
+        const char *file, *label;
+    } shots[] = {{"dog.jpg", "Samoyed"},    {"cat.bmp", "Egyptian cat"},     {"parrot.jpg", "macaw"},
+                  {"hot_dog.jpg", "hotdog"}, {"bird.bmp", "chickadee"}, {"grace_hopper.bmp", "mortarboard"}};
+    for (size_t i = 0; i < sizeof shots / sizeof shots[0]; i++) {
+        char want[256];
+        rc = kt_run(&log, "'%s' predict --top 5 '%s/images/%s'", exe, data, shots[i].file);
+        snprintf(want, sizeof want, "%s: %s ", shots[i].file, shots[i].label);
+        CU_ASSERT_EQUAL(rc, 0);
+        KT_ASSERT_CONTAINS(log, want);
+        free(log);
+        log = NULL;
+    }
+
     kt_pathf(model, sizeof model, "%s/models/clothing_transfer.kiln", kt_src_dir());
     check_contains(model, "", "trainable 12,810 · frozen 2,206,822");
     /* --set unfreeze=2: conv_200 (410,880) and conv_197 (307,520) train too */

@@ -111,6 +111,7 @@ static void test_golden(void)
     check_golden("gray.jpg", "gray.npy", ONE_LEVEL, 1e-3, 0.05, 0);
     check_golden("cmyk.jpg", "cmyk.npy", ONE_LEVEL, 1e-3, 0.05, 0);
     check_golden("large.jpg", "large.npy", DCT_MAX, DCT_MEAN, 1.0, 1);
+    check_golden("rgb.bmp", "rgb_bmp.npy", ONE_LEVEL, 1e-3, 0.05, 0);
 }
 
 /* Without DCT scaling the large image matches to one level too. */
@@ -214,7 +215,11 @@ static void test_errors(void)
     put(dir, "empty.png", NULL, 0, "", p, sizeof p);
     expect_error(p, "empty file");
     put(dir, "pic.bmp", NULL, 0, "BM\x36\x10\0\0\0\0", p, sizeof p);
-    expect_error(p, "unsupported image format BMP");
+    expect_error(p, "corrupt BMP");
+    put(dir, "truncated.bmp", "rgb.bmp", 2000, NULL, p, sizeof p);
+    expect_error(p, "BMP");
+    put(dir, "anim.gif", NULL, 0, "GIF89a\x01\0\x01\0", p, sizeof p);
+    expect_error(p, "unsupported image format GIF");
     put(dir, "corrupt.jpg", NULL, 0, "\xff\xd8\xff\xe0garbage garbage garbage", p, sizeof p);
     expect_error(p, "JPEG");
     kt_pathf(p, sizeof p, "%s/missing.jpg", dir);

@@ -10,6 +10,7 @@ It first (re)generates the small synthetic test images it reads:
   rgb.jpg   131x97 colour JPEG (q90)         rgb.png   120x80 RGBA PNG (alpha dropped)
   gray.jpg  90x150 greyscale JPEG             cmyk.jpg  100x70 Adobe CMYK JPEG
   large.jpg 1000x750 JPEG: kiln decodes it DCT-scaled (2/8) for this resize
+  rgb.bmp   77x61 24-bit BMP (rows padded to 4 bytes)
 and, when $KILN_DATA/clothing-small exists, goldens for 3 real photos
 (photo0..2.npy; the photos themselves are not committed)."""
 import os, sys
@@ -66,14 +67,15 @@ def make_images():
     scene(90, 150, 3).convert("L").save(os.path.join(HERE, "gray.jpg"), quality=90)
     scene(100, 70, 4).convert("CMYK").save(os.path.join(HERE, "cmyk.jpg"), quality=90)
     scene(1000, 750, 5).save(os.path.join(HERE, "large.jpg"), quality=40)
+    scene(77, 61, 6).save(os.path.join(HERE, "rgb.bmp"))  # 24-bit, rows padded to 4 bytes
 
 
 def main():
     make_images()
-    for name in ["rgb.jpg", "rgb.png", "gray.jpg", "cmyk.jpg", "large.jpg"]:
+    for name in ["rgb.jpg", "rgb.png", "gray.jpg", "cmyk.jpg", "large.jpg", "rgb.bmp"]:
         x = transform(Image.open(os.path.join(HERE, name)).convert("RGB"))
-        np.save(os.path.join(HERE, name.split(".")[0] + ("_png" if name.endswith("png") else "") + ".npy"),
-                x.astype(np.float32))
+        suffix = "_" + name.split(".")[1] if name.endswith(("png", "bmp")) else ""
+        np.save(os.path.join(HERE, name.split(".")[0] + suffix + ".npy"), x.astype(np.float32))
     root = os.path.join(os.environ.get("KILN_DATA", "/work/shared/data"), "clothing-small")
     if not os.path.isdir(root):
         print("no %s: photo goldens not regenerated" % root)
