@@ -20,8 +20,9 @@
 
 /* The symbolic batch size inside folded i64 shape tensors. */
 #define KX_SYM_N INT64_MIN
-/* The opsets of the default domain kiln implements. */
-#define KX_OPSET_MIN 7
+/* The opsets of the default domain kiln implements; each converter states
+ * the first opset whose semantics it implements (kx_op_entry.since). */
+#define KX_OPSET_MIN 1
 #define KX_OPSET_MAX 21
 
 /* A host tensor: f32 or i64, row-major, `data` owned. */

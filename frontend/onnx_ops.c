@@ -33,6 +33,36 @@ static kn_status cv_relu(kx_importer *im) { return unary(im, KN_OP_RELU); }
 static kn_status cv_sigmoid(kx_importer *im) { return unary(im, KN_OP_SIGMOID); }
 static kn_status cv_tanh(kx_importer *im) { return unary(im, KN_OP_TANH); }
 
+/* The table ops of ir/ops/unary.c: ONNX attributes carry the IR names
+ * (alpha, beta, gamma, lambd, bias) and defaults, read from the op's spec. */
+static const struct {
+    const char *op_type;
+    int op;
+} UNARY_MAP[] = {
+    {"Abs", KN_OP_ABS}, {"Neg", KN_OP_NEG}, {"Exp", KN_OP_EXP}, {"Log", KN_OP_LOG}, {"Sqrt", KN_OP_SQRT},
+    {"Reciprocal", KN_OP_RECIPROCAL}, {"Floor", KN_OP_FLOOR}, {"Ceil", KN_OP_CEIL}, {"Round", KN_OP_ROUND},
+    {"Sign", KN_OP_SIGN}, {"Sin", KN_OP_SIN}, {"Cos", KN_OP_COS}, {"Tan", KN_OP_TAN}, {"Asin", KN_OP_ASIN},
+    {"Acos", KN_OP_ACOS}, {"Atan", KN_OP_ATAN}, {"Sinh", KN_OP_SINH}, {"Cosh", KN_OP_COSH},
+    {"Asinh", KN_OP_ASINH}, {"Acosh", KN_OP_ACOSH}, {"Atanh", KN_OP_ATANH}, {"Erf", KN_OP_ERF},
+    {"Softsign", KN_OP_SOFTSIGN}, {"Softplus", KN_OP_SOFTPLUS}, {"Elu", KN_OP_ELU}, {"Selu", KN_OP_SELU},
+    {"Celu", KN_OP_CELU}, {"HardSigmoid", KN_OP_HARD_SIGMOID}, {"HardSwish", KN_OP_HARD_SWISH},
+    {"ThresholdedRelu", KN_OP_THRESHOLDED_RELU}, {"Shrink", KN_OP_SHRINK},
+};
+
+static kn_status cv_unary_table(kx_importer *im)
+{
+    int op = -1;
+    for (size_t i = 0; i < sizeof UNARY_MAP / sizeof UNARY_MAP[0]; i++)
+        if (!strcmp(UNARY_MAP[i].op_type, im->node->op_type)) op = UNARY_MAP[i].op;
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    if (op < 0) return kx_fail(im, "internal: no IR op for this op type");
+    kn_node *n = kx_node(im, op, "", &x, 1);
+    for (const kn_arg_spec *a = kn_op_get(op)->args; a && a->name; a++)
+        kn_node_set_attr_f(n, a->name, kx_attr_f(im, a->name, a->dflt_f));
+    return kx_finish_bind(im, n);
+}
+
 static kn_status cv_leaky_relu(kx_importer *im)
 {
     int x = kx_input_value(im, 0);
@@ -572,6 +602,17 @@ static const kx_op_entry kx_ops[] = {
     {"Identity", 1, cv_identity}, {"Dropout", 7, cv_dropout}, {"Cast", 6, cv_cast},
     {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Gather", 1, cv_const_only},
     {"ConstantOfShape", 9, cv_const_only},
+    {"Abs", 1, cv_unary_table}, {"Neg", 1, cv_unary_table}, {"Exp", 1, cv_unary_table},
+    {"Log", 1, cv_unary_table}, {"Sqrt", 1, cv_unary_table}, {"Reciprocal", 1, cv_unary_table},
+    {"Floor", 1, cv_unary_table}, {"Ceil", 1, cv_unary_table}, {"Round", 11, cv_unary_table},
+    {"Sign", 9, cv_unary_table}, {"Sin", 7, cv_unary_table}, {"Cos", 7, cv_unary_table},
+    {"Tan", 7, cv_unary_table}, {"Asin", 7, cv_unary_table}, {"Acos", 7, cv_unary_table},
+    {"Atan", 7, cv_unary_table}, {"Sinh", 9, cv_unary_table}, {"Cosh", 9, cv_unary_table},
+    {"Asinh", 9, cv_unary_table}, {"Acosh", 9, cv_unary_table}, {"Atanh", 9, cv_unary_table},
+    {"Erf", 9, cv_unary_table}, {"Softsign", 1, cv_unary_table}, {"Softplus", 1, cv_unary_table},
+    {"Elu", 1, cv_unary_table}, {"Selu", 1, cv_unary_table}, {"Celu", 12, cv_unary_table},
+    {"HardSigmoid", 1, cv_unary_table}, {"HardSwish", 14, cv_unary_table},
+    {"ThresholdedRelu", 10, cv_unary_table}, {"Shrink", 9, cv_unary_table},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)
