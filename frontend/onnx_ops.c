@@ -554,6 +554,57 @@ static kn_status cv_reduce_mean(kx_importer *im)
     return kx_finish_bind(im, nd);
 }
 
+/* Reduce*: axes from the attribute, or from input 1 from the opset where
+ * they moved there (13 for ReduceSum, 18 for the others). */
+static const struct {
+    const char *op_type;
+    int op;
+} REDUCE_MAP[] = {
+    {"ReduceSum", KN_OP_REDUCE_SUM}, {"ReduceMax", KN_OP_REDUCE_MAX}, {"ReduceMin", KN_OP_REDUCE_MIN},
+    {"ReduceProd", KN_OP_REDUCE_PROD}, {"ReduceL1", KN_OP_REDUCE_L1}, {"ReduceL2", KN_OP_REDUCE_L2},
+    {"ReduceSumSquare", KN_OP_REDUCE_SUM_SQUARE}, {"ReduceLogSum", KN_OP_REDUCE_LOG_SUM},
+    {"ReduceLogSumExp", KN_OP_REDUCE_LOG_SUM_EXP},
+};
+
+static kn_status cv_reduce(kx_importer *im)
+{
+    int op = -1;
+    for (size_t i = 0; i < sizeof REDUCE_MAP / sizeof REDUCE_MAP[0]; i++)
+        if (!strcmp(REDUCE_MAP[i].op_type, im->node->op_type)) op = REDUCE_MAP[i].op;
+    if (op < 0) return kx_fail(im, "internal: no IR op for this op type");
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t axes[KN_MAX_RANK];
+    int n = -1;
+    if (im->opset >= (op == KN_OP_REDUCE_SUM ? 13 : 18)) {
+        if (kx_has_input(im, 1)) {
+            const kx_const *a = kx_input_const(im, 1);
+            if (!a || a->numel > KN_MAX_RANK) return kx_fail(im, "axes must be a constant");
+            n = (int)a->numel;
+            for (int i = 0; i < n; i++) axes[i] = kx_const_i(a, i);
+        }
+        if (n <= 0 && kx_attr_i(im, "noop_with_empty_axes", 0)) return alias(im, x);
+    } else if ((n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1) {
+        return KN_ERR;
+    }
+    kn_node *nd = kx_node(im, op, "", &x, 1);
+    if (n > 0) kn_node_set_attr_ints(nd, "dim", axes, n);
+    kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
+    return kx_finish_bind(im, nd);
+}
+
+static kn_status cv_arg(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    kn_node *nd = kx_node(im, !strcmp(im->node->op_type, "ArgMax") ? KN_OP_ARGMAX : KN_OP_ARGMIN, "", &x, 1);
+    int64_t axis = kx_attr_i(im, "axis", 0);
+    kn_node_set_attr_ints(nd, "dim", &axis, 1);
+    kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
+    kn_node_set_attr_b(nd, "last", kx_attr_i(im, "select_last_index", 0) != 0);
+    return kx_finish_bind(im, nd);
+}
+
 static kn_status softmax(kx_importer *im, int op)
 {
     int x = kx_input_value(im, 0);
@@ -613,6 +664,10 @@ static const kx_op_entry kx_ops[] = {
     {"Elu", 1, cv_unary_table}, {"Selu", 1, cv_unary_table}, {"Celu", 12, cv_unary_table},
     {"HardSigmoid", 1, cv_unary_table}, {"HardSwish", 14, cv_unary_table},
     {"ThresholdedRelu", 10, cv_unary_table}, {"Shrink", 9, cv_unary_table},
+    {"ReduceSum", 1, cv_reduce}, {"ReduceMax", 1, cv_reduce}, {"ReduceMin", 1, cv_reduce},
+    {"ReduceProd", 1, cv_reduce}, {"ReduceL1", 1, cv_reduce}, {"ReduceL2", 1, cv_reduce},
+    {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
+    {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)

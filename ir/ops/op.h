@@ -102,6 +102,18 @@ typedef enum {
     KN_OP_THRESHOLDED_RELU,
     KN_OP_SHRINK,
     KN_OP_UNARY_GRAD,
+    KN_OP_REDUCE_SUM,         /* reduce_axes.c: reductions over any axes */
+    KN_OP_REDUCE_MEAN,
+    KN_OP_REDUCE_MAX,
+    KN_OP_REDUCE_MIN,
+    KN_OP_REDUCE_PROD,
+    KN_OP_REDUCE_L1,
+    KN_OP_REDUCE_L2,
+    KN_OP_REDUCE_SUM_SQUARE,
+    KN_OP_REDUCE_LOG_SUM,
+    KN_OP_REDUCE_LOG_SUM_EXP,
+    KN_OP_REDUCE_AXES_GRAD,
+    KN_OP_ARGMIN,
     KN_OP_COUNT
 } kn_op_id;
 

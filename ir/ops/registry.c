@@ -29,6 +29,7 @@ extern const kn_op_def kn_op_def_sgd_step, kn_op_def_adam_step;
 extern const kn_op_def kn_op_def_clip, kn_op_def_clip_grad, kn_op_def_transpose;
 extern const kn_op_def kn_op_def_concat, kn_op_def_slice, kn_op_def_pad;
 extern const kn_op_def kn_op_def_abs, kn_op_def_neg, kn_op_def_exp, kn_op_def_log, kn_op_def_sqrt, kn_op_def_reciprocal, kn_op_def_floor, kn_op_def_ceil, kn_op_def_round, kn_op_def_sign, kn_op_def_sin, kn_op_def_cos, kn_op_def_tan, kn_op_def_asin, kn_op_def_acos, kn_op_def_atan, kn_op_def_sinh, kn_op_def_cosh, kn_op_def_asinh, kn_op_def_acosh, kn_op_def_atanh, kn_op_def_erf, kn_op_def_softsign, kn_op_def_softplus, kn_op_def_elu, kn_op_def_selu, kn_op_def_celu, kn_op_def_hard_sigmoid, kn_op_def_hard_swish, kn_op_def_thresholded_relu, kn_op_def_shrink, kn_op_def_unary_grad;
+extern const kn_op_def kn_op_def_reduce_sum, kn_op_def_reduce_mean, kn_op_def_reduce_max, kn_op_def_reduce_min, kn_op_def_reduce_prod, kn_op_def_reduce_l1, kn_op_def_reduce_l2, kn_op_def_reduce_sum_square, kn_op_def_reduce_log_sum, kn_op_def_reduce_log_sum_exp, kn_op_def_reduce_axes_grad, kn_op_def_argmin;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -117,6 +118,18 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_THRESHOLDED_RELU] = &kn_op_def_thresholded_relu,
     [KN_OP_SHRINK] = &kn_op_def_shrink,
     [KN_OP_UNARY_GRAD] = &kn_op_def_unary_grad,
+    [KN_OP_REDUCE_SUM] = &kn_op_def_reduce_sum,
+    [KN_OP_REDUCE_MEAN] = &kn_op_def_reduce_mean,
+    [KN_OP_REDUCE_MAX] = &kn_op_def_reduce_max,
+    [KN_OP_REDUCE_MIN] = &kn_op_def_reduce_min,
+    [KN_OP_REDUCE_PROD] = &kn_op_def_reduce_prod,
+    [KN_OP_REDUCE_L1] = &kn_op_def_reduce_l1,
+    [KN_OP_REDUCE_L2] = &kn_op_def_reduce_l2,
+    [KN_OP_REDUCE_SUM_SQUARE] = &kn_op_def_reduce_sum_square,
+    [KN_OP_REDUCE_LOG_SUM] = &kn_op_def_reduce_log_sum,
+    [KN_OP_REDUCE_LOG_SUM_EXP] = &kn_op_def_reduce_log_sum_exp,
+    [KN_OP_REDUCE_AXES_GRAD] = &kn_op_def_reduce_axes_grad,
+    [KN_OP_ARGMIN] = &kn_op_def_argmin,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,
