@@ -605,6 +605,34 @@ static kn_status cv_arg(kx_importer *im)
     return kx_finish_bind(im, nd);
 }
 
+/* NegativeLogLikelihoodLoss(x, target[, weight]) -> nll_loss; with
+ * `log_softmax` (SoftmaxCrossEntropyLoss) x first goes through
+ * log_softmax over the class dim, whose result is the optional output 1. */
+static kn_status nll(kx_importer *im, bool log_softmax)
+{
+    int in[3] = {kx_input_value(im, 0), -1, -1};
+    if (in[0] < 0 || (in[1] = kx_input_value(im, 1)) < 0) return KN_ERR;
+    int n_in = 2;
+    if (kx_has_input(im, 2) && (in[n_in++] = kx_input_value(im, 2)) < 0) return KN_ERR;
+    char red[16];
+    kx_attr_s(im, "reduction", "mean", red, sizeof red);
+    if (log_softmax) {
+        kn_node *ls = kx_node(im, KN_OP_LOG_SOFTMAX, ".log_prob", in, 1);
+        kn_node_set_attr_i(ls, "dim", 1);
+        if (kx_finish(im, ls) != KN_OK) return KN_ERR;
+        in[0] = ls->out[0];
+        if (im->node->n_output > 1 && im->node->output[1][0]) kx_bind_value(im, im->node->output[1], in[0]);
+    }
+    kn_node *n = kx_node(im, KN_OP_NLL_LOSS, "", in, n_in);
+    kn_node_set_attr_s(n, "reduction", red);
+    const Onnx__AttributeProto *ii = kx_attr(im, "ignore_index");
+    if (ii && ii->has_i) kn_node_set_attr_i(n, "ignore_index", ii->i);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_nll(kx_importer *im) { return nll(im, false); }
+static kn_status cv_softmax_ce(kx_importer *im) { return nll(im, true); }
+
 static kn_status softmax(kx_importer *im, int op)
 {
     int x = kx_input_value(im, 0);
@@ -668,6 +696,7 @@ static const kx_op_entry kx_ops[] = {
     {"ReduceProd", 1, cv_reduce}, {"ReduceL1", 1, cv_reduce}, {"ReduceL2", 1, cv_reduce},
     {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
     {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
+    {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)

@@ -114,6 +114,8 @@ typedef enum {
     KN_OP_REDUCE_LOG_SUM_EXP,
     KN_OP_REDUCE_AXES_GRAD,
     KN_OP_ARGMIN,
+    KN_OP_NLL_LOSS,           /* nll.c */
+    KN_OP_NLL_LOSS_GRAD,
     KN_OP_COUNT
 } kn_op_id;
 

@@ -30,6 +30,7 @@ extern const kn_op_def kn_op_def_clip, kn_op_def_clip_grad, kn_op_def_transpose;
 extern const kn_op_def kn_op_def_concat, kn_op_def_slice, kn_op_def_pad;
 extern const kn_op_def kn_op_def_abs, kn_op_def_neg, kn_op_def_exp, kn_op_def_log, kn_op_def_sqrt, kn_op_def_reciprocal, kn_op_def_floor, kn_op_def_ceil, kn_op_def_round, kn_op_def_sign, kn_op_def_sin, kn_op_def_cos, kn_op_def_tan, kn_op_def_asin, kn_op_def_acos, kn_op_def_atan, kn_op_def_sinh, kn_op_def_cosh, kn_op_def_asinh, kn_op_def_acosh, kn_op_def_atanh, kn_op_def_erf, kn_op_def_softsign, kn_op_def_softplus, kn_op_def_elu, kn_op_def_selu, kn_op_def_celu, kn_op_def_hard_sigmoid, kn_op_def_hard_swish, kn_op_def_thresholded_relu, kn_op_def_shrink, kn_op_def_unary_grad;
 extern const kn_op_def kn_op_def_reduce_sum, kn_op_def_reduce_mean, kn_op_def_reduce_max, kn_op_def_reduce_min, kn_op_def_reduce_prod, kn_op_def_reduce_l1, kn_op_def_reduce_l2, kn_op_def_reduce_sum_square, kn_op_def_reduce_log_sum, kn_op_def_reduce_log_sum_exp, kn_op_def_reduce_axes_grad, kn_op_def_argmin;
+extern const kn_op_def kn_op_def_nll_loss, kn_op_def_nll_loss_grad;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -130,6 +131,8 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_REDUCE_LOG_SUM_EXP] = &kn_op_def_reduce_log_sum_exp,
     [KN_OP_REDUCE_AXES_GRAD] = &kn_op_def_reduce_axes_grad,
     [KN_OP_ARGMIN] = &kn_op_def_argmin,
+    [KN_OP_NLL_LOSS] = &kn_op_def_nll_loss,
+    [KN_OP_NLL_LOSS_GRAD] = &kn_op_def_nll_loss_grad,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,
