@@ -111,6 +111,41 @@ static kn_status cv_sum(kx_importer *im)
     return alias(im, acc);
 }
 
+/* Max/Min/Mean(a, b, c...) as a chain of binaries (Mean: a sum, scaled). */
+static kn_status variadic(kx_importer *im, int op, bool mean)
+{
+    int acc = kx_input_value(im, 0), n_in = (int)im->node->n_input;
+    if (acc < 0) return KN_ERR;
+    for (int i = 1; i < n_in; i++) {
+        int b = kx_input_value(im, i);
+        if (b < 0) return KN_ERR;
+        char sfx[32];
+        snprintf(sfx, sizeof sfx, i + 1 == n_in && !mean ? "" : ".acc%d", i);
+        int in[2] = {acc, b};
+        kn_node *n = kx_node(im, op, sfx, in, 2);
+        if (kx_finish(im, n) != KN_OK) return KN_ERR;
+        acc = n->out[0];
+    }
+    if (mean && n_in > 1) {
+        kn_shape sc = {.rank = 0};
+        kx_const *k = kx_const_new(KN_F32, &sc);
+        ((float *)k->data)[0] = (float)(1.0 / n_in);
+        char name[512];
+        snprintf(name, sizeof name, "%s.scale", im->node->output[0]);
+        int kv = kx_place_const(im, name, k, KN_VAL_PARAM);
+        kx_const_free(k);
+        if (kv < 0) return KN_ERR;
+        int in[2] = {acc, kv};
+        return kx_finish_bind(im, kx_node(im, KN_OP_MUL, "", in, 2));
+    }
+    return alias(im, acc);
+}
+
+static kn_status cv_max(kx_importer *im) { return variadic(im, KN_OP_MAX, false); }
+static kn_status cv_min(kx_importer *im) { return variadic(im, KN_OP_MIN, false); }
+static kn_status cv_mean(kx_importer *im) { return variadic(im, KN_OP_ADD, true); }
+static kn_status cv_pow(kx_importer *im) { return binary(im, KN_OP_POW); }
+
 static kn_status cv_identity(kx_importer *im)
 {
     int x = kx_input_value(im, 0);
@@ -278,6 +313,51 @@ static int place_derived(kx_importer *im, const char *suffix, kx_const *c)
     return vid;
 }
 
+/* A node `op`(a, b) named after the current node plus `sfx`; its output or -1. */
+static int build2(kx_importer *im, int op, const char *sfx, int a, int b)
+{
+    int in[2] = {a, b};
+    kn_node *n = kx_node(im, op, sfx, in, b < 0 ? 1 : 2);
+    if (op == KN_OP_TRANSPOSE) {
+        int64_t perm[2] = {1, 0};
+        kn_node_set_attr_ints(n, "perm", perm, 2);
+    }
+    return kx_finish(im, n) == KN_OK ? n->out[0] : -1;
+}
+
+/* `v` times the scalar `s` (v itself when s is 1). */
+static int scaled(kx_importer *im, const char *sfx, int v, double s)
+{
+    if (s == 1.0) return v;
+    kn_shape sc = {.rank = 0};
+    kx_const *k = kx_const_new(KN_F32, &sc);
+    ((float *)k->data)[0] = (float)s;
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s.scale", sfx);
+    int kv = place_derived(im, nm, k);
+    return kv < 0 ? -1 : build2(im, KN_OP_MUL, sfx, v, kv);
+}
+
+/* Gemm on runtime operands: alpha * op(A) @ op(B) + beta * C with the IR's
+ * transpose, matmul, mul and (broadcasting) add. */
+static kn_status gemm_runtime(kx_importer *im, double alpha, double beta, bool ta, bool tb)
+{
+    int a = kx_input_value(im, 0), b = a < 0 ? -1 : kx_input_value(im, 1);
+    if (b < 0) return KN_ERR;
+    if (vshape(im, a)->rank != 2 || vshape(im, b)->rank != 2) return kx_fail(im, "A and B must be matrices");
+    if (ta && (a = build2(im, KN_OP_TRANSPOSE, ".At", a, -1)) < 0) return KN_ERR;
+    if (tb && (b = build2(im, KN_OP_TRANSPOSE, ".Bt", b, -1)) < 0) return KN_ERR;
+    bool has_c = kx_has_input(im, 2);
+    int y = build2(im, KN_OP_MATMUL, has_c || alpha != 1.0 ? ".AB" : "", a, b);
+    if (y < 0 || (y = scaled(im, has_c ? ".alphaAB" : "", y, alpha)) < 0) return KN_ERR;
+    if (has_c) {
+        int c = kx_input_value(im, 2);
+        if (c < 0 || (c = scaled(im, ".betaC", c, beta)) < 0 || (y = build2(im, KN_OP_ADD, "", y, c)) < 0)
+            return KN_ERR;
+    }
+    return alias(im, y);
+}
+
 /* Gemm with a constant B becomes linear (y = x W^T + b): W = alpha * op(B)
  * laid out [out, K], b = beta * C flattened to [out].  Otherwise matmul
  * (+ transpose, scale, bias) on runtime tensors. */
@@ -286,9 +366,7 @@ static kn_status cv_gemm(kx_importer *im)
     double alpha = kx_attr_f(im, "alpha", 1.0), beta = kx_attr_f(im, "beta", 1.0);
     bool ta = kx_attr_i(im, "transA", 0) != 0, tb = kx_attr_i(im, "transB", 0) != 0;
     const kx_const *B = kx_input_const(im, 1), *C = kx_input_const(im, 2);
-    if (ta) return kx_fail(im, "transA=1 is not supported");
-    if (!B || B->shape.rank != 2 || (kx_has_input(im, 2) && !C))
-        return kx_fail(im, "B and C must be constants (initializers)");
+    if (ta || !B || B->shape.rank != 2 || (kx_has_input(im, 2) && !C)) return gemm_runtime(im, alpha, beta, ta, tb);
     int x = kx_input_value(im, 0);
     if (x < 0) return KN_ERR;
     int64_t K = tb ? B->shape.d[1] : B->shape.d[0], out = tb ? B->shape.d[0] : B->shape.d[1];
@@ -696,6 +774,7 @@ static const kx_op_entry kx_ops[] = {
     {"ReduceProd", 1, cv_reduce}, {"ReduceL1", 1, cv_reduce}, {"ReduceL2", 1, cv_reduce},
     {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
     {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
+    {"Max", 8, cv_max}, {"Min", 8, cv_min}, {"Mean", 8, cv_mean}, {"Pow", 7, cv_pow},
     {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
 };
 

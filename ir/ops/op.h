@@ -116,6 +116,10 @@ typedef enum {
     KN_OP_ARGMIN,
     KN_OP_NLL_LOSS,           /* nll.c */
     KN_OP_NLL_LOSS_GRAD,
+    KN_OP_MAX,                /* binary.c: function-like binaries */
+    KN_OP_MIN,
+    KN_OP_POW,
+    KN_OP_BINARY_GRAD,
     KN_OP_COUNT
 } kn_op_id;
 

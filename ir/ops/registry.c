@@ -31,6 +31,7 @@ extern const kn_op_def kn_op_def_concat, kn_op_def_slice, kn_op_def_pad;
 extern const kn_op_def kn_op_def_abs, kn_op_def_neg, kn_op_def_exp, kn_op_def_log, kn_op_def_sqrt, kn_op_def_reciprocal, kn_op_def_floor, kn_op_def_ceil, kn_op_def_round, kn_op_def_sign, kn_op_def_sin, kn_op_def_cos, kn_op_def_tan, kn_op_def_asin, kn_op_def_acos, kn_op_def_atan, kn_op_def_sinh, kn_op_def_cosh, kn_op_def_asinh, kn_op_def_acosh, kn_op_def_atanh, kn_op_def_erf, kn_op_def_softsign, kn_op_def_softplus, kn_op_def_elu, kn_op_def_selu, kn_op_def_celu, kn_op_def_hard_sigmoid, kn_op_def_hard_swish, kn_op_def_thresholded_relu, kn_op_def_shrink, kn_op_def_unary_grad;
 extern const kn_op_def kn_op_def_reduce_sum, kn_op_def_reduce_mean, kn_op_def_reduce_max, kn_op_def_reduce_min, kn_op_def_reduce_prod, kn_op_def_reduce_l1, kn_op_def_reduce_l2, kn_op_def_reduce_sum_square, kn_op_def_reduce_log_sum, kn_op_def_reduce_log_sum_exp, kn_op_def_reduce_axes_grad, kn_op_def_argmin;
 extern const kn_op_def kn_op_def_nll_loss, kn_op_def_nll_loss_grad;
+extern const kn_op_def kn_op_def_max, kn_op_def_min, kn_op_def_pow, kn_op_def_binary_grad;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -133,6 +134,10 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_ARGMIN] = &kn_op_def_argmin,
     [KN_OP_NLL_LOSS] = &kn_op_def_nll_loss,
     [KN_OP_NLL_LOSS_GRAD] = &kn_op_def_nll_loss_grad,
+    [KN_OP_MAX] = &kn_op_def_max,
+    [KN_OP_MIN] = &kn_op_def_min,
+    [KN_OP_POW] = &kn_op_def_pow,
+    [KN_OP_BINARY_GRAD] = &kn_op_def_binary_grad,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,
