@@ -371,6 +371,20 @@ def nll_cases(rs):
         emit(name, src, {"x": x, "t": t}, lambda tt, red=red: F.nll_loss(tt["x"], tt["t"], reduction=red))
 
 
+# ==== max / min / pow (ir/ops/binary.c) ====
+@case
+def binary_func_cases(rs):
+    a = rand(rs, N, 3, 4)
+    b = rand(rs, 4)
+    b_near = np.abs(a - b) < 0.05  # keep finite differences off the ties
+    a[b_near] += 0.2
+    binary("max_bcast", "max", a, b, torch.maximum, b_batched=False)
+    binary("min_bcast", "min", a, b, torch.minimum, b_batched=False)
+    binary("pow_same", "pow", rand(rs, N, 3, 4, lo=0.5, hi=2.0), rand(rs, N, 3, 4, lo=-2, hi=2), torch.pow)
+    binary("pow_scalar_exp", "pow", rand(rs, N, 3, 4, lo=0.5, hi=2.0), rand(rs, 1, lo=1, hi=3), torch.pow,
+           b_batched=False)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
