@@ -63,6 +63,21 @@ static kn_status input_shape(kx_importer *im, kn_shape *s)
     return KN_OK;
 }
 
+/* Size: the element count is static unless the batch dim N is in it. */
+static kn_status fold_size(kx_importer *im)
+{
+    kn_shape s, sc = {.rank = 0};
+    input_shape(im, &s);
+    int64_t numel = 1;
+    for (int i = 0; i < s.rank; i++) {
+        if (s.d[i] == KN_DIM_N) return kx_fail(im, "the size depends on the batch size, which kiln only knows at run time");
+        numel *= s.d[i];
+    }
+    kx_const *c = kx_const_new(KN_I64, &sc);
+    ((int64_t *)c->data)[0] = numel;
+    return bind_out(im, c);
+}
+
 static kn_status fold_shape(kx_importer *im)
 {
     kn_shape s;
@@ -334,6 +349,23 @@ static kn_status fold_slice(kx_importer *im, const kx_const *x)
     return bind_out(im, c);
 }
 
+/* Neg of a constant (LayerNormalization's expansion negates a rank). */
+static kn_status fold_neg(kx_importer *im, const kx_const *x)
+{
+    kx_const *c = const_copy(x);
+    for (int64_t i = 0; i < c->numel; i++) {
+        if (c->dtype == KN_F32) {
+            ((float *)c->data)[i] = -((float *)c->data)[i];
+        } else if (((int64_t *)c->data)[i] == KX_SYM_N || ((int64_t *)c->data)[i] == INT64_MIN) {
+            kx_const_free(c);
+            return kx_fail(im, "negates the batch size, which kiln only knows at run time");
+        } else {
+            ((int64_t *)c->data)[i] = -((int64_t *)c->data)[i];
+        }
+    }
+    return bind_out(im, c);
+}
+
 static bool all_inputs_const(kx_importer *im)
 {
     for (size_t i = 0; i < im->node->n_input; i++)
@@ -347,6 +379,7 @@ kn_status kx_try_fold(kx_importer *im, bool *folded)
     *folded = true;
     if (!strcmp(op, "Constant")) return fold_constant(im);
     if (!strcmp(op, "Shape")) return fold_shape(im);
+    if (!strcmp(op, "Size")) return fold_size(im);
     if (!all_inputs_const(im)) {
         *folded = false;
         return KN_OK;
@@ -361,6 +394,7 @@ kn_status kx_try_fold(kx_importer *im, bool *folded)
     if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
         return fold_binary(im, x, y);
     if (!strcmp(op, "Slice") && x->shape.rank == 1) return fold_slice(im, x);
+    if (!strcmp(op, "Neg")) return fold_neg(im, x);
     if (!strcmp(op, "Reshape") && im->opset >= 5) return fold_reshape(im, x, y);
     if (!strcmp(op, "Unsqueeze")) {
         if (kx_unsqueeze_shape(im, &x->shape, &s) != KN_OK) return KN_ERR;

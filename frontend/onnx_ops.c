@@ -617,7 +617,7 @@ static kn_status cv_reduce_mean(kx_importer *im)
     } else if ((n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1) {
         return KN_ERR;
     }
-    kn_node *nd = kx_node(im, KN_OP_MEAN, "", &x, 1);
+    bool adjacent = true;
     if (n > 0) {
         int r = vshape(im, x)->rank;
         for (int i = 0; i < n; i++) axes[i] = axes[i] < 0 ? axes[i] + r : axes[i];
@@ -626,8 +626,11 @@ static kn_status cv_reduce_mean(kx_importer *im)
                 int64_t t = axes[k];
                 axes[k] = axes[k - 1], axes[k - 1] = t;
             }
-        kn_node_set_attr_ints(nd, "dim", axes, n);
+        for (int i = 1; i < n; i++) adjacent &= axes[i] == axes[i - 1] + 1;
     }
+    /* other axis sets go to reduce_mean, which takes any */
+    kn_node *nd = kx_node(im, adjacent ? KN_OP_MEAN : KN_OP_REDUCE_MEAN, "", &x, 1);
+    if (n > 0) kn_node_set_attr_ints(nd, "dim", axes, n);
     kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
     return kx_finish_bind(im, nd);
 }
@@ -757,7 +760,7 @@ static const kx_op_entry kx_ops[] = {
     {"Squeeze", 1, cv_squeeze}, {"Transpose", 1, cv_transpose}, {"Concat", 4, cv_concat},
     {"Slice", 1, cv_slice}, {"Pad", 2, cv_pad}, {"ReduceMean", 1, cv_reduce_mean},
     {"Identity", 1, cv_identity}, {"Dropout", 7, cv_dropout}, {"Cast", 6, cv_cast},
-    {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Gather", 1, cv_const_only},
+    {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Size", 1, cv_const_only}, {"Gather", 1, cv_const_only},
     {"ConstantOfShape", 9, cv_const_only},
     {"Abs", 1, cv_unary_table}, {"Neg", 1, cv_unary_table}, {"Exp", 1, cv_unary_table},
     {"Log", 1, cv_unary_table}, {"Sqrt", 1, cv_unary_table}, {"Reciprocal", 1, cv_unary_table},
