@@ -714,6 +714,52 @@ static kn_status nll(kx_importer *im, bool log_softmax)
 static kn_status cv_nll(kx_importer *im) { return nll(im, false); }
 static kn_status cv_softmax_ce(kx_importer *im) { return nll(im, true); }
 
+/* A scalar f32 constant placed as a frozen parameter "<output><sfx>". */
+static int scalar_param(kx_importer *im, const char *sfx, double v)
+{
+    kn_shape sc = {.rank = 0};
+    kx_const *k = kx_const_new(KN_F32, &sc);
+    ((float *)k->data)[0] = (float)v;
+    return place_derived(im, sfx, k);
+}
+
+/* LayerNormalization as IR ops (so it trains like any composition):
+ * mean = reduce_mean(x, axes), d = x - mean, var = reduce_mean(d * d),
+ * inv = reciprocal(sqrt(var + eps)), Y = d * inv * scale (+ bias), over the
+ * axes [axis, rank).  Mean and InvStdDev are the optional outputs 1, 2. */
+static kn_status cv_layer_norm(kx_importer *im)
+{
+    int x = kx_input_value(im, 0), scale = x < 0 ? -1 : kx_input_value(im, 1);
+    if (scale < 0) return KN_ERR;
+    int bias = -1;
+    if (kx_has_input(im, 2) && (bias = kx_input_value(im, 2)) < 0) return KN_ERR;
+    int r = vshape(im, x)->rank;
+    int64_t axis = kx_attr_i(im, "axis", -1), axes[KN_MAX_RANK];
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) return kx_fail(im, "axis %lld is out of range", (long long)kx_attr_i(im, "axis", -1));
+    for (int64_t i = axis; i < r; i++) axes[i - axis] = i;
+    kn_node *mn = kx_node(im, KN_OP_REDUCE_MEAN, ".mean", &x, 1);
+    kn_node_set_attr_ints(mn, "dim", axes, (int)(r - axis));
+    if (kx_finish(im, mn) != KN_OK) return KN_ERR;
+    int mean = mn->out[0], d, var, inv, y;
+    if ((d = build2(im, KN_OP_SUB, ".centered", x, mean)) < 0) return KN_ERR;
+    int sq = build2(im, KN_OP_MUL, ".sq", d, d);
+    if (sq < 0) return KN_ERR;
+    kn_node *vn = kx_node(im, KN_OP_REDUCE_MEAN, ".var", &sq, 1);
+    kn_node_set_attr_ints(vn, "dim", axes, (int)(r - axis));
+    if (kx_finish(im, vn) != KN_OK) return KN_ERR;
+    int eps = scalar_param(im, ".epsilon", kx_attr_f(im, "epsilon", 1e-5));
+    if (eps < 0 || (var = build2(im, KN_OP_ADD, ".var_eps", vn->out[0], eps)) < 0) return KN_ERR;
+    if ((var = build2(im, KN_OP_SQRT, ".std", var, -1)) < 0) return KN_ERR;
+    if ((inv = build2(im, KN_OP_RECIPROCAL, ".inv_std", var, -1)) < 0) return KN_ERR;
+    if ((y = build2(im, KN_OP_MUL, ".normalized", d, inv)) < 0) return KN_ERR;
+    if ((y = build2(im, KN_OP_MUL, bias < 0 ? "" : ".scaled", y, scale)) < 0) return KN_ERR;
+    if (bias >= 0 && (y = build2(im, KN_OP_ADD, "", y, bias)) < 0) return KN_ERR;
+    if (im->node->n_output > 1 && im->node->output[1][0]) kx_bind_value(im, im->node->output[1], mean);
+    if (im->node->n_output > 2 && im->node->output[2][0]) kx_bind_value(im, im->node->output[2], inv);
+    return alias(im, y);
+}
+
 static kn_status softmax(kx_importer *im, int op)
 {
     int x = kx_input_value(im, 0);
@@ -778,7 +824,7 @@ static const kx_op_entry kx_ops[] = {
     {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
     {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
     {"Max", 8, cv_max}, {"Min", 8, cv_min}, {"Mean", 8, cv_mean}, {"Pow", 7, cv_pow},
-    {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
+    {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)
