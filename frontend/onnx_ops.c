@@ -760,6 +760,22 @@ static kn_status cv_layer_norm(kx_importer *im)
     return alias(im, y);
 }
 
+/* Trilu: k from a constant input becomes the attribute; a runtime k stays
+ * an input (the output shape does not depend on it). */
+static kn_status cv_trilu(kx_importer *im)
+{
+    int in[2] = {kx_input_value(im, 0), -1};
+    if (in[0] < 0) return KN_ERR;
+    const kx_const *k = kx_input_const(im, 1);
+    bool runtime_k = kx_has_input(im, 1) && !k;
+    if (runtime_k && (in[1] = kx_input_value(im, 1)) < 0) return KN_ERR;
+    if (k && k->numel != 1) return kx_fail(im, "k must be a single value");
+    kn_node *n = kx_node(im, KN_OP_TRILU, "", in, runtime_k ? 2 : 1);
+    kn_node_set_attr_b(n, "upper", kx_attr_i(im, "upper", 1) != 0);
+    kn_node_set_attr_i(n, "k", k ? kx_const_i(k, 0) : 0);
+    return kx_finish_bind(im, n);
+}
+
 static kn_status softmax(kx_importer *im, int op)
 {
     int x = kx_input_value(im, 0);
@@ -824,7 +840,7 @@ static const kx_op_entry kx_ops[] = {
     {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
     {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
     {"Max", 8, cv_max}, {"Min", 8, cv_min}, {"Mean", 8, cv_mean}, {"Pow", 7, cv_pow},
-    {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
+    {"Trilu", 14, cv_trilu}, {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)

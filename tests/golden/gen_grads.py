@@ -385,6 +385,13 @@ def binary_func_cases(rs):
            b_batched=False)
 
 
+# ==== trilu (ir/ops/trilu.c) ====
+@case
+def trilu_cases(rs):
+    unary("triu_k1", rand(rs, N, 3, 4), "trilu(x, k=1)", lambda t: torch.triu(t, 1))
+    unary("tril_km1", rand(rs, N, 4, 3), "trilu(x, upper=false, k=-1)", lambda t: torch.tril(t, -1))
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
