@@ -23,6 +23,7 @@ static kx_const *const_copy(const kx_const *c)
 {
     kx_const *r = kx_const_new(c->dtype, &c->shape);
     memcpy(r->data, c->data, (size_t)c->numel * kn_dtype_size(c->dtype));
+    r->onnx_type = c->onnx_type;
     return r;
 }
 
@@ -366,6 +367,68 @@ static kn_status fold_neg(kx_importer *im, const kx_const *x)
     return bind_out(im, c);
 }
 
+/* Channel of element i for per-axis quantization parameters of length
+ * `cnt` (per-tensor when cnt is 1). */
+static int64_t quant_channel(kx_importer *im, const kx_const *x, int64_t i, int64_t cnt, bool *ok)
+{
+    *ok = true;
+    if (cnt == 1) return 0;
+    int axis;
+    if (!norm_axis(kx_attr_i(im, "axis", 1), x->shape.rank, &axis) || x->shape.d[axis] != cnt) {
+        *ok = false;
+        return 0;
+    }
+    int64_t inner = 1;
+    for (int k = axis + 1; k < x->shape.rank; k++) inner *= x->shape.d[k];
+    return (i / inner) % cnt;
+}
+
+/* DequantizeLinear of a constant: y = (x - zero_point) * scale, per tensor
+ * or per axis.  Quantized model-zoo weights become f32 at import. */
+static kn_status fold_dequantize(kx_importer *im, const kx_const *x, const kx_const *scale)
+{
+    const kx_const *zp = kx_has_input(im, 2) ? kx_input_const(im, 2) : NULL;
+    if (!scale || (zp && zp->numel != scale->numel)) return kx_fail(im, "scale and zero_point do not match");
+    kx_const *c = kx_const_new(KN_F32, &x->shape);
+    for (int64_t i = 0; i < x->numel; i++) {
+        bool ok;
+        int64_t ch = quant_channel(im, x, i, scale->numel, &ok);
+        if (!ok) {
+            kx_const_free(c);
+            return kx_fail(im, "per-axis scale of %lld values does not fit the axis", (long long)scale->numel);
+        }
+        double q = (double)kx_const_i(x, i) - (zp ? (double)kx_const_i(zp, ch) : 0.0);
+        ((float *)c->data)[i] = (float)(q * kx_const_f(scale, ch));
+    }
+    return bind_out(im, c);
+}
+
+/* QuantizeLinear of a constant: saturate(round_half_even(x / scale) + zp)
+ * into the zero point's type (uint8 when absent). */
+static kn_status fold_quantize(kx_importer *im, const kx_const *x, const kx_const *scale)
+{
+    const kx_const *zp = kx_has_input(im, 2) ? kx_input_const(im, 2) : NULL;
+    if (!scale || (zp && zp->numel != scale->numel)) return kx_fail(im, "scale and zero_point do not match");
+    int32_t t = zp ? zp->onnx_type : ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+    double lo, hi;
+    if (t == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8) lo = 0, hi = 255;
+    else if (t == ONNX__TENSOR_PROTO__DATA_TYPE__INT8) lo = -128, hi = 127;
+    else return kx_fail(im, "only uint8 and int8 quantization is supported (zero_point type %d)", (int)t);
+    kx_const *c = kx_const_new(KN_I64, &x->shape);
+    c->onnx_type = t;
+    for (int64_t i = 0; i < x->numel; i++) {
+        bool ok;
+        int64_t ch = quant_channel(im, x, i, scale->numel, &ok);
+        if (!ok) {
+            kx_const_free(c);
+            return kx_fail(im, "per-axis scale of %lld values does not fit the axis", (long long)scale->numel);
+        }
+        double q = nearbyint(kx_const_f(x, i) / kx_const_f(scale, ch)) + (zp ? (double)kx_const_i(zp, ch) : 0.0);
+        ((int64_t *)c->data)[i] = (int64_t)(q < lo ? lo : q > hi ? hi : q);
+    }
+    return bind_out(im, c);
+}
+
 static bool all_inputs_const(kx_importer *im)
 {
     for (size_t i = 0; i < im->node->n_input; i++)
@@ -395,6 +458,8 @@ kn_status kx_try_fold(kx_importer *im, bool *folded)
         return fold_binary(im, x, y);
     if (!strcmp(op, "Slice") && x->shape.rank == 1) return fold_slice(im, x);
     if (!strcmp(op, "Neg")) return fold_neg(im, x);
+    if (!strcmp(op, "DequantizeLinear")) return fold_dequantize(im, x, y);
+    if (!strcmp(op, "QuantizeLinear")) return fold_quantize(im, x, y);
     if (!strcmp(op, "Reshape") && im->opset >= 5) return fold_reshape(im, x, y);
     if (!strcmp(op, "Unsqueeze")) {
         if (kx_unsqueeze_shape(im, &x->shape, &s) != KN_OK) return KN_ERR;

@@ -31,6 +31,7 @@ typedef struct {
     kn_shape shape;
     int64_t numel;
     void *data;
+    int32_t onnx_type; /* element type in the file (QuantizeLinear's range); 0 when computed */
 } kx_const;
 
 typedef struct {

@@ -800,6 +800,12 @@ static kn_status cv_const_only(kx_importer *im)
     return kx_fail(im, "kiln evaluates this op only on constants; an input here is a runtime tensor");
 }
 
+static kn_status cv_quant(kx_importer *im)
+{
+    return kx_fail(im, "kiln (de)quantizes only constants (initializers) at import; an input here is a runtime "
+                       "tensor");
+}
+
 static kn_status cv_cast(kx_importer *im)
 {
     int x = kx_input_value(im, 0);
@@ -822,7 +828,8 @@ static const kx_op_entry kx_ops[] = {
     {"Squeeze", 1, cv_squeeze}, {"Transpose", 1, cv_transpose}, {"Concat", 4, cv_concat},
     {"Slice", 1, cv_slice}, {"Pad", 2, cv_pad}, {"ReduceMean", 1, cv_reduce_mean},
     {"Identity", 1, cv_identity}, {"Dropout", 7, cv_dropout}, {"Cast", 6, cv_cast},
-    {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Size", 1, cv_const_only}, {"Gather", 1, cv_const_only},
+    {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Size", 1, cv_const_only},
+    {"QuantizeLinear", 10, cv_quant}, {"DequantizeLinear", 10, cv_quant}, {"Gather", 1, cv_const_only},
     {"ConstantOfShape", 9, cv_const_only},
     {"Abs", 1, cv_unary_table}, {"Neg", 1, cv_unary_table}, {"Exp", 1, cv_unary_table},
     {"Log", 1, cv_unary_table}, {"Sqrt", 1, cv_unary_table}, {"Reciprocal", 1, cv_unary_table},

@@ -154,6 +154,27 @@ def pool_matmul():
          [init("w", w), init("sq", np.array([2, 3], np.int64))], {"x": x}, {"y": y.numpy()})
 
 
+def qdq_weights():
+    """Quantized weights fold at import: DequantizeLinear(QuantizeLinear(W))
+    per axis with uint8 zero points, and an int8 initializer dequantized per
+    tensor, feeding MatMul and Add."""
+    x, w = rand(2, 4), rand(4, 3)
+    s, zp = np.array([0.01, 0.02, 0.015], np.float32), np.array([120, 128, 135], np.uint8)
+    b8, bs, bzp = np.array([-7, 0, 100], np.int8), np.array(0.05, np.float32), np.array(3, np.int8)
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s", "zp"], ["wq"], axis=1),
+             helper.make_node("DequantizeLinear", ["wq", "s", "zp"], ["wd"], axis=1),
+             helper.make_node("DequantizeLinear", ["b8", "bs", "bzp"], ["bd"]),
+             helper.make_node("MatMul", ["x", "wd"], ["mm"]),
+             helper.make_node("Add", ["mm", "bd"], ["y"])]
+    q = np.clip(np.round(w / s) + zp.astype(np.float32), 0, 255)  # np.round is half-to-even, as ONNX
+    wd = ((q - zp.astype(np.float32)) * s).astype(np.float32)
+    bd = ((b8.astype(np.float32) - float(bzp)) * bs).astype(np.float32)
+    y = x @ wd + bd
+    save("qdq_weights", nodes, [("x", ["N", 4])], ["y"],
+         [init("w", w), init("s", s), init("zp", zp), init("b8", b8), init("bs", bs), init("bzp", bzp)],
+         {"x": x}, {"y": y})
+
+
 def bad_models():
     d = os.path.join(OUT, "bad")
     os.makedirs(d)
@@ -170,6 +191,6 @@ def bad_models():
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
-    for fn in (gemm, conv_groups, reshape_shape_chain, concat_transpose, pool_matmul, bad_models):
+    for fn in (gemm, conv_groups, reshape_shape_chain, concat_transpose, pool_matmul, bad_models, qdq_weights):
         fn()
     print("wrote", OUT)
