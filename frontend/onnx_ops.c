@@ -170,12 +170,33 @@ static kn_status scalar_input(kx_importer *im, int i, double dflt, double *out)
     return KN_OK;
 }
 
+/* Clip with bounds computed at run time: min(max(x, lo), hi) with the
+ * broadcasting max/min ops (NaN in x stays NaN, as in Clip). */
+static kn_status clip_runtime(kx_importer *im)
+{
+    int y = kx_input_value(im, 0);
+    if (y < 0) return KN_ERR;
+    bool has_hi = kx_has_input(im, 2);
+    for (int i = 1; i <= 2; i++) {
+        if (!kx_has_input(im, i)) continue;
+        int b = kx_input_value(im, i);
+        if (b < 0) return KN_ERR;
+        int in[2] = {y, b};
+        kn_node *n = kx_node(im, i == 1 ? KN_OP_MAX : KN_OP_MIN, i == 1 && has_hi ? ".lo" : "", in, 2);
+        if (kx_finish(im, n) != KN_OK) return KN_ERR;
+        y = n->out[0];
+    }
+    return alias(im, y);
+}
+
 static kn_status cv_clip(kx_importer *im)
 {
     double lo = -INFINITY, hi = INFINITY;
     if (im->opset < 11) {
         lo = kx_attr_f(im, "min", -INFINITY);
         hi = kx_attr_f(im, "max", INFINITY);
+    } else if ((kx_has_input(im, 1) && !kx_input_const(im, 1)) || (kx_has_input(im, 2) && !kx_input_const(im, 2))) {
+        return clip_runtime(im);
     } else if (scalar_input(im, 1, -INFINITY, &lo) != KN_OK || scalar_input(im, 2, INFINITY, &hi) != KN_OK) {
         return KN_ERR;
     }
