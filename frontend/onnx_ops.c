@@ -797,6 +797,15 @@ static kn_status cv_trilu(kx_importer *im)
     return kx_finish_bind(im, n);
 }
 
+static kn_status cv_hardmax(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    kn_node *n = kx_node(im, KN_OP_HARDMAX, "", &x, 1);
+    kn_node_set_attr_i(n, "dim", kx_attr_i(im, "axis", -1));
+    return kx_finish_bind(im, n);
+}
+
 static kn_status softmax(kx_importer *im, int op)
 {
     int x = kx_input_value(im, 0);
@@ -868,7 +877,7 @@ static const kx_op_entry kx_ops[] = {
     {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
     {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
     {"Max", 8, cv_max}, {"Min", 8, cv_min}, {"Mean", 8, cv_mean}, {"Pow", 7, cv_pow},
-    {"Trilu", 14, cv_trilu}, {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
+    {"Trilu", 14, cv_trilu}, {"Hardmax", 13, cv_hardmax}, {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)

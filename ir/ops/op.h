@@ -121,6 +121,7 @@ typedef enum {
     KN_OP_POW,
     KN_OP_BINARY_GRAD,
     KN_OP_TRILU,              /* trilu.c */
+    KN_OP_HARDMAX,            /* hardmax.c */
     KN_OP_COUNT
 } kn_op_id;
 

@@ -32,7 +32,7 @@ extern const kn_op_def kn_op_def_abs, kn_op_def_neg, kn_op_def_exp, kn_op_def_lo
 extern const kn_op_def kn_op_def_reduce_sum, kn_op_def_reduce_mean, kn_op_def_reduce_max, kn_op_def_reduce_min, kn_op_def_reduce_prod, kn_op_def_reduce_l1, kn_op_def_reduce_l2, kn_op_def_reduce_sum_square, kn_op_def_reduce_log_sum, kn_op_def_reduce_log_sum_exp, kn_op_def_reduce_axes_grad, kn_op_def_argmin;
 extern const kn_op_def kn_op_def_nll_loss, kn_op_def_nll_loss_grad;
 extern const kn_op_def kn_op_def_max, kn_op_def_min, kn_op_def_pow, kn_op_def_binary_grad;
-extern const kn_op_def kn_op_def_trilu;
+extern const kn_op_def kn_op_def_trilu, kn_op_def_hardmax;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -140,6 +140,7 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_POW] = &kn_op_def_pow,
     [KN_OP_BINARY_GRAD] = &kn_op_def_binary_grad,
     [KN_OP_TRILU] = &kn_op_def_trilu,
+    [KN_OP_HARDMAX] = &kn_op_def_hardmax,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,

@@ -392,6 +392,14 @@ def trilu_cases(rs):
     unary("tril_km1", rand(rs, N, 4, 3), "trilu(x, upper=false, k=-1)", lambda t: torch.tril(t, -1))
 
 
+@case
+def hardmax_cases(rs):
+    # distinct values keep finite differences from moving the maximum; the gradient is 0
+    x = (rs.permutation(N * 3 * 5).reshape(N, 3, 5) * 0.05 - 1.0).astype(np.float32)
+    unary("hardmax_dim1", x, "hardmax(x, dim=1)",
+          lambda t: F.one_hot(t.argmax(1), 3).permute(0, 2, 1).float() + 0.0 * t)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
