@@ -591,6 +591,54 @@ static kn_status cv_slice(kx_importer *im)
     return alias(im, cur);
 }
 
+/* Split into one slice node per output; sizes from the `split` attribute
+ * (before opset 13) or constant input 1, else equal parts. */
+static kn_status cv_split(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    const kn_shape *xs = vshape(im, x);
+    int64_t axis = kx_attr_i(im, "axis", 0), sizes[64];
+    int n_out = (int)im->node->n_output, n = -1;
+    if (axis < 0) axis += xs->rank;
+    if (axis < 0 || axis >= xs->rank || xs->d[axis] == KN_DIM_N)
+        return kx_fail(im, "axis %lld is out of range or the batch dim", (long long)kx_attr_i(im, "axis", 0));
+    if (n_out < 1 || n_out > 64) return kx_fail(im, "expects 1 to 64 outputs");
+    if (im->opset < 13) {
+        n = kx_attr_ints(im, "split", sizes, 64);
+    } else if (kx_has_input(im, 1)) {
+        const kx_const *c = kx_input_const(im, 1);
+        if (!c || c->numel > 64) return kx_fail(im, "split sizes must be a constant");
+        n = (int)c->numel;
+        for (int i = 0; i < n; i++) sizes[i] = kx_const_i(c, i);
+    }
+    int64_t dim = xs->d[axis];
+    if (n < 0) {
+        if (dim % n_out) return kx_fail(im, "dim %lld does not split into %d equal parts", (long long)dim, n_out);
+        for (int i = 0; i < n_out; i++) sizes[i] = dim / n_out;
+        n = n_out;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (sizes[i] < 0) return kx_fail(im, "split size %lld is negative", (long long)sizes[i]);
+        total += sizes[i];
+    }
+    if (n != n_out || total != dim) return kx_fail(im, "split sizes do not add up to dim %lld over %d outputs",
+                                                   (long long)dim, n_out);
+    int64_t start = 0;
+    for (int i = 0; i < n; i++) {
+        if (!im->node->output[i][0]) { start += sizes[i]; continue; }
+        kn_node *nd = kn_graph_add_node(im->g, KN_OP_SLICE, im->node->output[i], &x, 1, 1);
+        kn_node_set_attr_i(nd, "dim", axis);
+        kn_node_set_attr_i(nd, "start", start);
+        kn_node_set_attr_i(nd, "len", sizes[i]);
+        if (kx_finish(im, nd) != KN_OK) return KN_ERR;
+        kx_bind_value(im, im->node->output[i], nd->out[0]);
+        start += sizes[i];
+    }
+    return KN_OK;
+}
+
 static kn_status cv_pad(kx_importer *im)
 {
     char mode[32];
@@ -877,7 +925,7 @@ static const kx_op_entry kx_ops[] = {
     {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
     {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
     {"Max", 8, cv_max}, {"Min", 8, cv_min}, {"Mean", 8, cv_mean}, {"Pow", 7, cv_pow},
-    {"Trilu", 14, cv_trilu}, {"Hardmax", 13, cv_hardmax}, {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
+    {"Split", 2, cv_split}, {"Trilu", 14, cv_trilu}, {"Hardmax", 13, cv_hardmax}, {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)
