@@ -23,6 +23,7 @@ static kx_const *const_copy(const kx_const *c)
 {
     kx_const *r = kx_const_new(c->dtype, &c->shape);
     memcpy(r->data, c->data, (size_t)c->numel * kn_dtype_size(c->dtype));
+    r->onnx_type = c->onnx_type;
     return r;
 }
 
@@ -61,6 +62,21 @@ static kn_status input_shape(kx_importer *im, kn_shape *s)
     if (e->c) *s = e->c->shape;
     else *s = im->g->values[e->vid]->shape;
     return KN_OK;
+}
+
+/* Size: the element count is static unless the batch dim N is in it. */
+static kn_status fold_size(kx_importer *im)
+{
+    kn_shape s, sc = {.rank = 0};
+    input_shape(im, &s);
+    int64_t numel = 1;
+    for (int i = 0; i < s.rank; i++) {
+        if (s.d[i] == KN_DIM_N) return kx_fail(im, "the size depends on the batch size, which kiln only knows at run time");
+        numel *= s.d[i];
+    }
+    kx_const *c = kx_const_new(KN_I64, &sc);
+    ((int64_t *)c->data)[0] = numel;
+    return bind_out(im, c);
 }
 
 static kn_status fold_shape(kx_importer *im)
@@ -334,6 +350,85 @@ static kn_status fold_slice(kx_importer *im, const kx_const *x)
     return bind_out(im, c);
 }
 
+/* Neg of a constant (LayerNormalization's expansion negates a rank). */
+static kn_status fold_neg(kx_importer *im, const kx_const *x)
+{
+    kx_const *c = const_copy(x);
+    for (int64_t i = 0; i < c->numel; i++) {
+        if (c->dtype == KN_F32) {
+            ((float *)c->data)[i] = -((float *)c->data)[i];
+        } else if (((int64_t *)c->data)[i] == KX_SYM_N || ((int64_t *)c->data)[i] == INT64_MIN) {
+            kx_const_free(c);
+            return kx_fail(im, "negates the batch size, which kiln only knows at run time");
+        } else {
+            ((int64_t *)c->data)[i] = -((int64_t *)c->data)[i];
+        }
+    }
+    return bind_out(im, c);
+}
+
+/* Channel of element i for per-axis quantization parameters of length
+ * `cnt` (per-tensor when cnt is 1). */
+static int64_t quant_channel(kx_importer *im, const kx_const *x, int64_t i, int64_t cnt, bool *ok)
+{
+    *ok = true;
+    if (cnt == 1) return 0;
+    int axis;
+    if (!norm_axis(kx_attr_i(im, "axis", 1), x->shape.rank, &axis) || x->shape.d[axis] != cnt) {
+        *ok = false;
+        return 0;
+    }
+    int64_t inner = 1;
+    for (int k = axis + 1; k < x->shape.rank; k++) inner *= x->shape.d[k];
+    return (i / inner) % cnt;
+}
+
+/* DequantizeLinear of a constant: y = (x - zero_point) * scale, per tensor
+ * or per axis.  Quantized model-zoo weights become f32 at import. */
+static kn_status fold_dequantize(kx_importer *im, const kx_const *x, const kx_const *scale)
+{
+    const kx_const *zp = kx_has_input(im, 2) ? kx_input_const(im, 2) : NULL;
+    if (!scale || (zp && zp->numel != scale->numel)) return kx_fail(im, "scale and zero_point do not match");
+    kx_const *c = kx_const_new(KN_F32, &x->shape);
+    for (int64_t i = 0; i < x->numel; i++) {
+        bool ok;
+        int64_t ch = quant_channel(im, x, i, scale->numel, &ok);
+        if (!ok) {
+            kx_const_free(c);
+            return kx_fail(im, "per-axis scale of %lld values does not fit the axis", (long long)scale->numel);
+        }
+        double q = (double)kx_const_i(x, i) - (zp ? (double)kx_const_i(zp, ch) : 0.0);
+        ((float *)c->data)[i] = (float)(q * kx_const_f(scale, ch));
+    }
+    return bind_out(im, c);
+}
+
+/* QuantizeLinear of a constant: saturate(round_half_even(x / scale) + zp)
+ * into the zero point's type (uint8 when absent). */
+static kn_status fold_quantize(kx_importer *im, const kx_const *x, const kx_const *scale)
+{
+    const kx_const *zp = kx_has_input(im, 2) ? kx_input_const(im, 2) : NULL;
+    if (!scale || (zp && zp->numel != scale->numel)) return kx_fail(im, "scale and zero_point do not match");
+    int32_t t = zp ? zp->onnx_type : ONNX__TENSOR_PROTO__DATA_TYPE__UINT8;
+    double lo, hi;
+    if (t == ONNX__TENSOR_PROTO__DATA_TYPE__UINT8) lo = 0, hi = 255;
+    else if (t == ONNX__TENSOR_PROTO__DATA_TYPE__INT8) lo = -128, hi = 127;
+    else return kx_fail(im, "only uint8 and int8 quantization is supported (zero_point type %d)", (int)t);
+    kx_const *c = kx_const_new(KN_I64, &x->shape);
+    c->onnx_type = t;
+    for (int64_t i = 0; i < x->numel; i++) {
+        bool ok;
+        int64_t ch = quant_channel(im, x, i, scale->numel, &ok);
+        if (!ok) {
+            kx_const_free(c);
+            return kx_fail(im, "per-axis scale of %lld values does not fit the axis", (long long)scale->numel);
+        }
+        double q = nearbyint(kx_const_f(x, i) / kx_const_f(scale, ch)) + (zp ? (double)kx_const_i(zp, ch) : 0.0);
+        ((int64_t *)c->data)[i] = (int64_t)(q < lo ? lo : q > hi ? hi : q);
+    }
+    return bind_out(im, c);
+}
+
 static bool all_inputs_const(kx_importer *im)
 {
     for (size_t i = 0; i < im->node->n_input; i++)
@@ -347,6 +442,7 @@ kn_status kx_try_fold(kx_importer *im, bool *folded)
     *folded = true;
     if (!strcmp(op, "Constant")) return fold_constant(im);
     if (!strcmp(op, "Shape")) return fold_shape(im);
+    if (!strcmp(op, "Size")) return fold_size(im);
     if (!all_inputs_const(im)) {
         *folded = false;
         return KN_OK;
@@ -361,6 +457,9 @@ kn_status kx_try_fold(kx_importer *im, bool *folded)
     if (!strcmp(op, "Add") || !strcmp(op, "Sub") || !strcmp(op, "Mul") || !strcmp(op, "Div"))
         return fold_binary(im, x, y);
     if (!strcmp(op, "Slice") && x->shape.rank == 1) return fold_slice(im, x);
+    if (!strcmp(op, "Neg")) return fold_neg(im, x);
+    if (!strcmp(op, "DequantizeLinear")) return fold_dequantize(im, x, y);
+    if (!strcmp(op, "QuantizeLinear")) return fold_quantize(im, x, y);
     if (!strcmp(op, "Reshape") && im->opset >= 5) return fold_reshape(im, x, y);
     if (!strcmp(op, "Unsqueeze")) {
         if (kx_unsqueeze_shape(im, &x->shape, &s) != KN_OK) return KN_ERR;

@@ -21,8 +21,9 @@
 
 /* The symbolic batch size inside folded i64 shape tensors. */
 #define KX_SYM_N INT64_MIN
-/* The opsets of the default domain kiln implements. */
-#define KX_OPSET_MIN 7
+/* The opsets of the default domain kiln implements; each converter states
+ * the first opset whose semantics it implements (kx_op_entry.since). */
+#define KX_OPSET_MIN 1
 #define KX_OPSET_MAX 21
 
 /* A host tensor: f32 or i64, row-major, `data` owned. */
@@ -31,6 +32,7 @@ typedef struct {
     kn_shape shape;
     int64_t numel;
     void *data;
+    int32_t onnx_type; /* element type in the file (QuantizeLinear's range); 0 when computed */
 } kx_const;
 
 typedef struct {

@@ -33,6 +33,36 @@ static kn_status cv_relu(kx_importer *im) { return unary(im, KN_OP_RELU); }
 static kn_status cv_sigmoid(kx_importer *im) { return unary(im, KN_OP_SIGMOID); }
 static kn_status cv_tanh(kx_importer *im) { return unary(im, KN_OP_TANH); }
 
+/* The table ops of ir/ops/unary.c: ONNX attributes carry the IR names
+ * (alpha, beta, gamma, lambd, bias) and defaults, read from the op's spec. */
+static const struct {
+    const char *op_type;
+    int op;
+} UNARY_MAP[] = {
+    {"Abs", KN_OP_ABS}, {"Neg", KN_OP_NEG}, {"Exp", KN_OP_EXP}, {"Log", KN_OP_LOG}, {"Sqrt", KN_OP_SQRT},
+    {"Reciprocal", KN_OP_RECIPROCAL}, {"Floor", KN_OP_FLOOR}, {"Ceil", KN_OP_CEIL}, {"Round", KN_OP_ROUND},
+    {"Sign", KN_OP_SIGN}, {"Sin", KN_OP_SIN}, {"Cos", KN_OP_COS}, {"Tan", KN_OP_TAN}, {"Asin", KN_OP_ASIN},
+    {"Acos", KN_OP_ACOS}, {"Atan", KN_OP_ATAN}, {"Sinh", KN_OP_SINH}, {"Cosh", KN_OP_COSH},
+    {"Asinh", KN_OP_ASINH}, {"Acosh", KN_OP_ACOSH}, {"Atanh", KN_OP_ATANH}, {"Erf", KN_OP_ERF},
+    {"Softsign", KN_OP_SOFTSIGN}, {"Softplus", KN_OP_SOFTPLUS}, {"Elu", KN_OP_ELU}, {"Selu", KN_OP_SELU},
+    {"Celu", KN_OP_CELU}, {"HardSigmoid", KN_OP_HARD_SIGMOID}, {"HardSwish", KN_OP_HARD_SWISH},
+    {"ThresholdedRelu", KN_OP_THRESHOLDED_RELU}, {"Shrink", KN_OP_SHRINK},
+};
+
+static kn_status cv_unary_table(kx_importer *im)
+{
+    int op = -1;
+    for (size_t i = 0; i < sizeof UNARY_MAP / sizeof UNARY_MAP[0]; i++)
+        if (!strcmp(UNARY_MAP[i].op_type, im->node->op_type)) op = UNARY_MAP[i].op;
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    if (op < 0) return kx_fail(im, "internal: no IR op for this op type");
+    kn_node *n = kx_node(im, op, "", &x, 1);
+    for (const kn_arg_spec *a = kn_op_get(op)->args; a && a->name; a++)
+        kn_node_set_attr_f(n, a->name, kx_attr_f(im, a->name, a->dflt_f));
+    return kx_finish_bind(im, n);
+}
+
 static kn_status cv_leaky_relu(kx_importer *im)
 {
     int x = kx_input_value(im, 0);
@@ -81,6 +111,41 @@ static kn_status cv_sum(kx_importer *im)
     return alias(im, acc);
 }
 
+/* Max/Min/Mean(a, b, c...) as a chain of binaries (Mean: a sum, scaled). */
+static kn_status variadic(kx_importer *im, int op, bool mean)
+{
+    int acc = kx_input_value(im, 0), n_in = (int)im->node->n_input;
+    if (acc < 0) return KN_ERR;
+    for (int i = 1; i < n_in; i++) {
+        int b = kx_input_value(im, i);
+        if (b < 0) return KN_ERR;
+        char sfx[32];
+        snprintf(sfx, sizeof sfx, i + 1 == n_in && !mean ? "" : ".acc%d", i);
+        int in[2] = {acc, b};
+        kn_node *n = kx_node(im, op, sfx, in, 2);
+        if (kx_finish(im, n) != KN_OK) return KN_ERR;
+        acc = n->out[0];
+    }
+    if (mean && n_in > 1) {
+        kn_shape sc = {.rank = 0};
+        kx_const *k = kx_const_new(KN_F32, &sc);
+        ((float *)k->data)[0] = (float)(1.0 / n_in);
+        char name[512];
+        snprintf(name, sizeof name, "%s.scale", im->node->output[0]);
+        int kv = kx_place_const(im, name, k, KN_VAL_PARAM, false);
+        kx_const_free(k);
+        if (kv < 0) return KN_ERR;
+        int in[2] = {acc, kv};
+        return kx_finish_bind(im, kx_node(im, KN_OP_MUL, "", in, 2));
+    }
+    return alias(im, acc);
+}
+
+static kn_status cv_max(kx_importer *im) { return variadic(im, KN_OP_MAX, false); }
+static kn_status cv_min(kx_importer *im) { return variadic(im, KN_OP_MIN, false); }
+static kn_status cv_mean(kx_importer *im) { return variadic(im, KN_OP_ADD, true); }
+static kn_status cv_pow(kx_importer *im) { return binary(im, KN_OP_POW); }
+
 static kn_status cv_identity(kx_importer *im)
 {
     int x = kx_input_value(im, 0);
@@ -105,12 +170,33 @@ static kn_status scalar_input(kx_importer *im, int i, double dflt, double *out)
     return KN_OK;
 }
 
+/* Clip with bounds computed at run time: min(max(x, lo), hi) with the
+ * broadcasting max/min ops (NaN in x stays NaN, as in Clip). */
+static kn_status clip_runtime(kx_importer *im)
+{
+    int y = kx_input_value(im, 0);
+    if (y < 0) return KN_ERR;
+    bool has_hi = kx_has_input(im, 2);
+    for (int i = 1; i <= 2; i++) {
+        if (!kx_has_input(im, i)) continue;
+        int b = kx_input_value(im, i);
+        if (b < 0) return KN_ERR;
+        int in[2] = {y, b};
+        kn_node *n = kx_node(im, i == 1 ? KN_OP_MAX : KN_OP_MIN, i == 1 && has_hi ? ".lo" : "", in, 2);
+        if (kx_finish(im, n) != KN_OK) return KN_ERR;
+        y = n->out[0];
+    }
+    return alias(im, y);
+}
+
 static kn_status cv_clip(kx_importer *im)
 {
     double lo = -INFINITY, hi = INFINITY;
     if (im->opset < 11) {
         lo = kx_attr_f(im, "min", -INFINITY);
         hi = kx_attr_f(im, "max", INFINITY);
+    } else if ((kx_has_input(im, 1) && !kx_input_const(im, 1)) || (kx_has_input(im, 2) && !kx_input_const(im, 2))) {
+        return clip_runtime(im);
     } else if (scalar_input(im, 1, -INFINITY, &lo) != KN_OK || scalar_input(im, 2, INFINITY, &hi) != KN_OK) {
         return KN_ERR;
     }
@@ -249,6 +335,54 @@ static int place_derived(kx_importer *im, const char *suffix, kx_const *c, int s
     return vid;
 }
 
+/* A node `op`(a, b) named after the current node plus `sfx`; its output or -1. */
+static int build2(kx_importer *im, int op, const char *sfx, int a, int b)
+{
+    int in[2] = {a, b};
+    kn_node *n = kx_node(im, op, sfx, in, b < 0 ? 1 : 2);
+    if (op == KN_OP_TRANSPOSE) {
+        int64_t perm[2] = {1, 0};
+        kn_node_set_attr_ints(n, "perm", perm, 2);
+    }
+    return kx_finish(im, n) == KN_OK ? n->out[0] : -1;
+}
+
+/* `v` times the scalar `s` (v itself when s is 1). */
+static int scaled(kx_importer *im, const char *sfx, int v, double s)
+{
+    if (s == 1.0) return v;
+    kn_shape sc = {.rank = 0};
+    kx_const *k = kx_const_new(KN_F32, &sc);
+    ((float *)k->data)[0] = (float)s;
+    char nm[64];
+    snprintf(nm, sizeof nm, "%s.scale", sfx);
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", im->node->output[0], nm);
+    int kv = kx_place_const(im, full, k, KN_VAL_PARAM, false);
+    kx_const_free(k);
+    return kv < 0 ? -1 : build2(im, KN_OP_MUL, sfx, v, kv);
+}
+
+/* Gemm on runtime operands: alpha * op(A) @ op(B) + beta * C with the IR's
+ * transpose, matmul, mul and (broadcasting) add. */
+static kn_status gemm_runtime(kx_importer *im, double alpha, double beta, bool ta, bool tb)
+{
+    int a = kx_input_value(im, 0), b = a < 0 ? -1 : kx_input_value(im, 1);
+    if (b < 0) return KN_ERR;
+    if (vshape(im, a)->rank != 2 || vshape(im, b)->rank != 2) return kx_fail(im, "A and B must be matrices");
+    if (ta && (a = build2(im, KN_OP_TRANSPOSE, ".At", a, -1)) < 0) return KN_ERR;
+    if (tb && (b = build2(im, KN_OP_TRANSPOSE, ".Bt", b, -1)) < 0) return KN_ERR;
+    bool has_c = kx_has_input(im, 2);
+    int y = build2(im, KN_OP_MATMUL, has_c || alpha != 1.0 ? ".AB" : "", a, b);
+    if (y < 0 || (y = scaled(im, has_c ? ".alphaAB" : "", y, alpha)) < 0) return KN_ERR;
+    if (has_c) {
+        int c = kx_input_value(im, 2);
+        if (c < 0 || (c = scaled(im, ".betaC", c, beta)) < 0 || (y = build2(im, KN_OP_ADD, "", y, c)) < 0)
+            return KN_ERR;
+    }
+    return alias(im, y);
+}
+
 /* Gemm with a constant B becomes linear (y = x W^T + b): W = alpha * op(B)
  * laid out [out, K], b = beta * C flattened to [out].  Otherwise matmul
  * (+ transpose, scale, bias) on runtime tensors. */
@@ -257,9 +391,7 @@ static kn_status cv_gemm(kx_importer *im)
     double alpha = kx_attr_f(im, "alpha", 1.0), beta = kx_attr_f(im, "beta", 1.0);
     bool ta = kx_attr_i(im, "transA", 0) != 0, tb = kx_attr_i(im, "transB", 0) != 0;
     const kx_const *B = kx_input_const(im, 1), *C = kx_input_const(im, 2);
-    if (ta) return kx_fail(im, "transA=1 is not supported");
-    if (!B || B->shape.rank != 2 || (kx_has_input(im, 2) && !C))
-        return kx_fail(im, "B and C must be constants (initializers)");
+    if (ta || !B || B->shape.rank != 2 || (kx_has_input(im, 2) && !C)) return gemm_runtime(im, alpha, beta, ta, tb);
     int x = kx_input_value(im, 0);
     if (x < 0) return KN_ERR;
     int64_t K = tb ? B->shape.d[1] : B->shape.d[0], out = tb ? B->shape.d[0] : B->shape.d[1];
@@ -463,6 +595,56 @@ static kn_status cv_slice(kx_importer *im)
     return alias(im, cur);
 }
 
+/* Split into one slice node per output; sizes from the `split` attribute
+ * (before opset 13) or constant input 1, else equal parts. */
+static kn_status cv_split(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    const kn_shape *xs = vshape(im, x);
+    int64_t axis = kx_attr_i(im, "axis", 0), sizes[64];
+    int n_out = (int)im->node->n_output, n = -1;
+    if (axis < 0) axis += xs->rank;
+    if (axis < 0 || axis >= xs->rank || xs->d[axis] == KN_DIM_N)
+        return kx_fail(im, "axis %lld is out of range or the batch dim", (long long)kx_attr_i(im, "axis", 0));
+    if (n_out < 1 || n_out > 64) return kx_fail(im, "expects 1 to 64 outputs");
+    if (im->opset < 13) {
+        n = kx_attr_ints(im, "split", sizes, 64);
+    } else if (kx_has_input(im, 1)) {
+        const kx_const *c = kx_input_const(im, 1);
+        if (!c || c->numel > 64) return kx_fail(im, "split sizes must be a constant");
+        n = (int)c->numel;
+        for (int i = 0; i < n; i++) sizes[i] = kx_const_i(c, i);
+    }
+    int64_t dim = xs->d[axis];
+    if (n < 0) {
+        if (dim % n_out) return kx_fail(im, "dim %lld does not split into %d equal parts", (long long)dim, n_out);
+        for (int i = 0; i < n_out; i++) sizes[i] = dim / n_out;
+        n = n_out;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) {
+        if (sizes[i] < 0) return kx_fail(im, "split size %lld is negative", (long long)sizes[i]);
+        total += sizes[i];
+    }
+    if (n != n_out || total != dim) return kx_fail(im, "split sizes do not add up to dim %lld over %d outputs",
+                                                   (long long)dim, n_out);
+    int64_t start = 0;
+    for (int i = 0; i < n; i++) {
+        if (!im->node->output[i][0]) { start += sizes[i]; continue; }
+        char name[512];
+        snprintf(name, sizeof name, "%s%s", im->prefix, im->node->output[i]);
+        kn_node *nd = kn_graph_add_node(im->g, KN_OP_SLICE, name, &x, 1, 1);
+        kn_node_set_attr_i(nd, "dim", axis);
+        kn_node_set_attr_i(nd, "start", start);
+        kn_node_set_attr_i(nd, "len", sizes[i]);
+        if (kx_finish(im, nd) != KN_OK) return KN_ERR;
+        kx_bind_value(im, im->node->output[i], nd->out[0]);
+        start += sizes[i];
+    }
+    return KN_OK;
+}
+
 static kn_status cv_pad(kx_importer *im)
 {
     char mode[32];
@@ -510,7 +692,7 @@ static kn_status cv_reduce_mean(kx_importer *im)
     } else if ((n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1) {
         return KN_ERR;
     }
-    kn_node *nd = kx_node(im, KN_OP_MEAN, "", &x, 1);
+    bool adjacent = true;
     if (n > 0) {
         int r = vshape(im, x)->rank;
         for (int i = 0; i < n; i++) axes[i] = axes[i] < 0 ? axes[i] + r : axes[i];
@@ -519,10 +701,167 @@ static kn_status cv_reduce_mean(kx_importer *im)
                 int64_t t = axes[k];
                 axes[k] = axes[k - 1], axes[k - 1] = t;
             }
-        kn_node_set_attr_ints(nd, "dim", axes, n);
+        for (int i = 1; i < n; i++) adjacent &= axes[i] == axes[i - 1] + 1;
     }
+    /* other axis sets go to reduce_mean, which takes any */
+    kn_node *nd = kx_node(im, adjacent ? KN_OP_MEAN : KN_OP_REDUCE_MEAN, "", &x, 1);
+    if (n > 0) kn_node_set_attr_ints(nd, "dim", axes, n);
     kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
     return kx_finish_bind(im, nd);
+}
+
+/* Reduce*: axes from the attribute, or from input 1 from the opset where
+ * they moved there (13 for ReduceSum, 18 for the others). */
+static const struct {
+    const char *op_type;
+    int op;
+} REDUCE_MAP[] = {
+    {"ReduceSum", KN_OP_REDUCE_SUM}, {"ReduceMax", KN_OP_REDUCE_MAX}, {"ReduceMin", KN_OP_REDUCE_MIN},
+    {"ReduceProd", KN_OP_REDUCE_PROD}, {"ReduceL1", KN_OP_REDUCE_L1}, {"ReduceL2", KN_OP_REDUCE_L2},
+    {"ReduceSumSquare", KN_OP_REDUCE_SUM_SQUARE}, {"ReduceLogSum", KN_OP_REDUCE_LOG_SUM},
+    {"ReduceLogSumExp", KN_OP_REDUCE_LOG_SUM_EXP},
+};
+
+static kn_status cv_reduce(kx_importer *im)
+{
+    int op = -1;
+    for (size_t i = 0; i < sizeof REDUCE_MAP / sizeof REDUCE_MAP[0]; i++)
+        if (!strcmp(REDUCE_MAP[i].op_type, im->node->op_type)) op = REDUCE_MAP[i].op;
+    if (op < 0) return kx_fail(im, "internal: no IR op for this op type");
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    int64_t axes[KN_MAX_RANK];
+    int n = -1;
+    if (im->opset >= (op == KN_OP_REDUCE_SUM ? 13 : 18)) {
+        if (kx_has_input(im, 1)) {
+            const kx_const *a = kx_input_const(im, 1);
+            if (!a || a->numel > KN_MAX_RANK) return kx_fail(im, "axes must be a constant");
+            n = (int)a->numel;
+            for (int i = 0; i < n; i++) axes[i] = kx_const_i(a, i);
+        }
+        if (n <= 0 && kx_attr_i(im, "noop_with_empty_axes", 0)) return alias(im, x);
+    } else if ((n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1) {
+        return KN_ERR;
+    }
+    kn_node *nd = kx_node(im, op, "", &x, 1);
+    if (n > 0) kn_node_set_attr_ints(nd, "dim", axes, n);
+    kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
+    return kx_finish_bind(im, nd);
+}
+
+static kn_status cv_arg(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    kn_node *nd = kx_node(im, !strcmp(im->node->op_type, "ArgMax") ? KN_OP_ARGMAX : KN_OP_ARGMIN, "", &x, 1);
+    int64_t axis = kx_attr_i(im, "axis", 0);
+    kn_node_set_attr_ints(nd, "dim", &axis, 1);
+    kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
+    kn_node_set_attr_b(nd, "last", kx_attr_i(im, "select_last_index", 0) != 0);
+    return kx_finish_bind(im, nd);
+}
+
+/* NegativeLogLikelihoodLoss(x, target[, weight]) -> nll_loss; with
+ * `log_softmax` (SoftmaxCrossEntropyLoss) x first goes through
+ * log_softmax over the class dim, whose result is the optional output 1. */
+static kn_status nll(kx_importer *im, bool log_softmax)
+{
+    int in[3] = {kx_input_value(im, 0), -1, -1};
+    if (in[0] < 0 || (in[1] = kx_input_value(im, 1)) < 0) return KN_ERR;
+    int n_in = 2;
+    if (kx_has_input(im, 2) && (in[n_in++] = kx_input_value(im, 2)) < 0) return KN_ERR;
+    char red[16];
+    kx_attr_s(im, "reduction", "mean", red, sizeof red);
+    if (log_softmax) {
+        kn_node *ls = kx_node(im, KN_OP_LOG_SOFTMAX, ".log_prob", in, 1);
+        kn_node_set_attr_i(ls, "dim", 1);
+        if (kx_finish(im, ls) != KN_OK) return KN_ERR;
+        in[0] = ls->out[0];
+        if (im->node->n_output > 1 && im->node->output[1][0]) kx_bind_value(im, im->node->output[1], in[0]);
+    }
+    kn_node *n = kx_node(im, KN_OP_NLL_LOSS, "", in, n_in);
+    kn_node_set_attr_s(n, "reduction", red);
+    const Onnx__AttributeProto *ii = kx_attr(im, "ignore_index");
+    if (ii && ii->has_i) kn_node_set_attr_i(n, "ignore_index", ii->i);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_nll(kx_importer *im) { return nll(im, false); }
+static kn_status cv_softmax_ce(kx_importer *im) { return nll(im, true); }
+
+/* A scalar f32 constant placed as a frozen parameter "<output><sfx>". */
+static int scalar_param(kx_importer *im, const char *sfx, double v)
+{
+    kn_shape sc = {.rank = 0};
+    kx_const *k = kx_const_new(KN_F32, &sc);
+    ((float *)k->data)[0] = (float)v;
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", im->node->output[0], sfx);
+    int vid = kx_place_const(im, full, k, KN_VAL_PARAM, false);
+    kx_const_free(k);
+    return vid;
+}
+
+/* LayerNormalization as IR ops (so it trains like any composition):
+ * mean = reduce_mean(x, axes), d = x - mean, var = reduce_mean(d * d),
+ * inv = reciprocal(sqrt(var + eps)), Y = d * inv * scale (+ bias), over the
+ * axes [axis, rank).  Mean and InvStdDev are the optional outputs 1, 2. */
+static kn_status cv_layer_norm(kx_importer *im)
+{
+    int x = kx_input_value(im, 0), scale = x < 0 ? -1 : kx_input_value(im, 1);
+    if (scale < 0) return KN_ERR;
+    int bias = -1;
+    if (kx_has_input(im, 2) && (bias = kx_input_value(im, 2)) < 0) return KN_ERR;
+    int r = vshape(im, x)->rank;
+    int64_t axis = kx_attr_i(im, "axis", -1), axes[KN_MAX_RANK];
+    if (axis < 0) axis += r;
+    if (axis < 0 || axis >= r) return kx_fail(im, "axis %lld is out of range", (long long)kx_attr_i(im, "axis", -1));
+    for (int64_t i = axis; i < r; i++) axes[i - axis] = i;
+    kn_node *mn = kx_node(im, KN_OP_REDUCE_MEAN, ".mean", &x, 1);
+    kn_node_set_attr_ints(mn, "dim", axes, (int)(r - axis));
+    if (kx_finish(im, mn) != KN_OK) return KN_ERR;
+    int mean = mn->out[0], d, var, inv, y;
+    if ((d = build2(im, KN_OP_SUB, ".centered", x, mean)) < 0) return KN_ERR;
+    int sq = build2(im, KN_OP_MUL, ".sq", d, d);
+    if (sq < 0) return KN_ERR;
+    kn_node *vn = kx_node(im, KN_OP_REDUCE_MEAN, ".var", &sq, 1);
+    kn_node_set_attr_ints(vn, "dim", axes, (int)(r - axis));
+    if (kx_finish(im, vn) != KN_OK) return KN_ERR;
+    int eps = scalar_param(im, ".epsilon", kx_attr_f(im, "epsilon", 1e-5));
+    if (eps < 0 || (var = build2(im, KN_OP_ADD, ".var_eps", vn->out[0], eps)) < 0) return KN_ERR;
+    if ((var = build2(im, KN_OP_SQRT, ".std", var, -1)) < 0) return KN_ERR;
+    if ((inv = build2(im, KN_OP_RECIPROCAL, ".inv_std", var, -1)) < 0) return KN_ERR;
+    if ((y = build2(im, KN_OP_MUL, ".normalized", d, inv)) < 0) return KN_ERR;
+    if ((y = build2(im, KN_OP_MUL, bias < 0 ? "" : ".scaled", y, scale)) < 0) return KN_ERR;
+    if (bias >= 0 && (y = build2(im, KN_OP_ADD, "", y, bias)) < 0) return KN_ERR;
+    if (im->node->n_output > 1 && im->node->output[1][0]) kx_bind_value(im, im->node->output[1], mean);
+    if (im->node->n_output > 2 && im->node->output[2][0]) kx_bind_value(im, im->node->output[2], inv);
+    return alias(im, y);
+}
+
+/* Trilu: k from a constant input becomes the attribute; a runtime k stays
+ * an input (the output shape does not depend on it). */
+static kn_status cv_trilu(kx_importer *im)
+{
+    int in[2] = {kx_input_value(im, 0), -1};
+    if (in[0] < 0) return KN_ERR;
+    const kx_const *k = kx_input_const(im, 1);
+    bool runtime_k = kx_has_input(im, 1) && !k;
+    if (runtime_k && (in[1] = kx_input_value(im, 1)) < 0) return KN_ERR;
+    if (k && k->numel != 1) return kx_fail(im, "k must be a single value");
+    kn_node *n = kx_node(im, KN_OP_TRILU, "", in, runtime_k ? 2 : 1);
+    kn_node_set_attr_b(n, "upper", kx_attr_i(im, "upper", 1) != 0);
+    kn_node_set_attr_i(n, "k", k ? kx_const_i(k, 0) : 0);
+    return kx_finish_bind(im, n);
+}
+
+static kn_status cv_hardmax(kx_importer *im)
+{
+    int x = kx_input_value(im, 0);
+    if (x < 0) return KN_ERR;
+    kn_node *n = kx_node(im, KN_OP_HARDMAX, "", &x, 1);
+    kn_node_set_attr_i(n, "dim", kx_attr_i(im, "axis", -1));
+    return kx_finish_bind(im, n);
 }
 
 static kn_status softmax(kx_importer *im, int op)
@@ -549,6 +888,12 @@ static kn_status cv_const_only(kx_importer *im)
     return kx_fail(im, "kiln evaluates this op only on constants; an input here is a runtime tensor");
 }
 
+static kn_status cv_quant(kx_importer *im)
+{
+    return kx_fail(im, "kiln (de)quantizes only constants (initializers) at import; an input here is a runtime "
+                       "tensor");
+}
+
 static kn_status cv_cast(kx_importer *im)
 {
     int x = kx_input_value(im, 0);
@@ -571,8 +916,26 @@ static const kx_op_entry kx_ops[] = {
     {"Squeeze", 1, cv_squeeze}, {"Transpose", 1, cv_transpose}, {"Concat", 4, cv_concat},
     {"Slice", 1, cv_slice}, {"Pad", 2, cv_pad}, {"ReduceMean", 1, cv_reduce_mean},
     {"Identity", 1, cv_identity}, {"Dropout", 7, cv_dropout}, {"Cast", 6, cv_cast},
-    {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Gather", 1, cv_const_only},
+    {"Constant", 1, cv_const_only}, {"Shape", 1, cv_const_only}, {"Size", 1, cv_const_only},
+    {"QuantizeLinear", 10, cv_quant}, {"DequantizeLinear", 10, cv_quant}, {"Gather", 1, cv_const_only},
     {"ConstantOfShape", 9, cv_const_only},
+    {"Abs", 1, cv_unary_table}, {"Neg", 1, cv_unary_table}, {"Exp", 1, cv_unary_table},
+    {"Log", 1, cv_unary_table}, {"Sqrt", 1, cv_unary_table}, {"Reciprocal", 1, cv_unary_table},
+    {"Floor", 1, cv_unary_table}, {"Ceil", 1, cv_unary_table}, {"Round", 11, cv_unary_table},
+    {"Sign", 9, cv_unary_table}, {"Sin", 7, cv_unary_table}, {"Cos", 7, cv_unary_table},
+    {"Tan", 7, cv_unary_table}, {"Asin", 7, cv_unary_table}, {"Acos", 7, cv_unary_table},
+    {"Atan", 7, cv_unary_table}, {"Sinh", 9, cv_unary_table}, {"Cosh", 9, cv_unary_table},
+    {"Asinh", 9, cv_unary_table}, {"Acosh", 9, cv_unary_table}, {"Atanh", 9, cv_unary_table},
+    {"Erf", 9, cv_unary_table}, {"Softsign", 1, cv_unary_table}, {"Softplus", 1, cv_unary_table},
+    {"Elu", 1, cv_unary_table}, {"Selu", 1, cv_unary_table}, {"Celu", 12, cv_unary_table},
+    {"HardSigmoid", 1, cv_unary_table}, {"HardSwish", 14, cv_unary_table},
+    {"ThresholdedRelu", 10, cv_unary_table}, {"Shrink", 9, cv_unary_table},
+    {"ReduceSum", 1, cv_reduce}, {"ReduceMax", 1, cv_reduce}, {"ReduceMin", 1, cv_reduce},
+    {"ReduceProd", 1, cv_reduce}, {"ReduceL1", 1, cv_reduce}, {"ReduceL2", 1, cv_reduce},
+    {"ReduceSumSquare", 1, cv_reduce}, {"ReduceLogSum", 1, cv_reduce}, {"ReduceLogSumExp", 1, cv_reduce},
+    {"ArgMax", 1, cv_arg}, {"ArgMin", 1, cv_arg},
+    {"Max", 8, cv_max}, {"Min", 8, cv_min}, {"Mean", 8, cv_mean}, {"Pow", 7, cv_pow},
+    {"Split", 2, cv_split}, {"Trilu", 14, cv_trilu}, {"Hardmax", 13, cv_hardmax}, {"LayerNormalization", 17, cv_layer_norm}, {"NegativeLogLikelihoodLoss", 12, cv_nll}, {"SoftmaxCrossEntropyLoss", 12, cv_softmax_ce},
 };
 
 const kx_op_entry *kx_find_op(const char *op_type, int64_t opset)

@@ -184,6 +184,7 @@ kn_status kx_tensor_load(kx_importer *im, const Onnx__TensorProto *t, kx_const *
                        (long long)numel);
     }
     kx_const *c = kx_const_new(is_float_type(t->data_type) ? KN_F32 : KN_I64, &s);
+    c->onnx_type = t->data_type;
     if (ext) convert_raw(ext, t->data_type, c);
     else if (t->has_raw_data) convert_raw(t->raw_data.data, t->data_type, c);
     else convert_typed(t, c);

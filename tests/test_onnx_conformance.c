@@ -39,7 +39,8 @@ static void test_expected_passes(void)
         char line[512];
         snprintf(line, sizeof line, "\n%s: pass", name);
         expected++;
-        if (!strstr(log, line)) {
+        /* the first test's line starts the log, without a newline before it */
+        if (!strstr(log, line) && strncmp(log, line + 1, strlen(line + 1)) != 0) {
             printf("regression: %s no longer passes\n", name);
             missing++;
         }

@@ -1,7 +1,7 @@
 /* test_onnx_splice.c — onnx(...) in model files through the real driver.
  *
  * 1. tests/golden/onnx_splice/mlp.onnx (gen_onnx.py: Gemm -> Relu = feat ->
- *    Gemm -> Hardmax, the last unsupported) cut at "feat": the executable's
+ *    Gemm -> Mod, the last unsupported) cut at "feat": the executable's
  *    feat.npy for x.npy matches numpy's within 1e-5 + 1e-4 |want|.
  * 2. The same backbone frozen under a trainable head on Fashion-MNIST:
  *    `train --steps 2 --dump-grads` writes gradients for the head only;

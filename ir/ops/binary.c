@@ -1,4 +1,5 @@
-/* binary.c — elementwise add, sub, mul, div with NumPy broadcasting.
+/* binary.c — elementwise add, sub, mul, div, max, min, pow with NumPy
+ * broadcasting.
  *
  * Shapes broadcast from the right (kn_broadcast_shapes); the batch dim N may
  * only end up as dim 0 of the result.  Emission walks the output with one
@@ -6,7 +7,12 @@
  * cases collapse to a single flat loop (same shapes, or a scalar operand) or
  * two loops (a [C] bias on [N, C]).  Both operands must be f32.
  * Gradients reduce back to each operand's shape with sum_to (defined here:
- * it is broadcasting run backwards, over the same loop nest).
+ * it is broadcasting run backwards, over the same loop nest).  max, min and
+ * pow need the operands in their gradients: binary_grad(dy, a, b, y) (attrs
+ * `fn` = forward op, `which` = operand) computes the full-shape gradient of
+ * one operand over the same nest, then sum_to reduces it.  max/min split
+ * the gradient of a tie evenly (torch.maximum's rule) and propagate NaN
+ * (numpy.maximum's rule, which ONNX follows).
  */
 #include "op_util.h"
 
@@ -126,6 +132,82 @@ static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, ch
     return KN_OK;
 }
 
+/* Function-like binaries: C[i] = <expr of a = A[ia], b = B[ib]>. */
+static const char *func_expr(int op)
+{
+    switch (op) {
+    case KN_OP_MAX: return "a > b || a != a ? a : b";
+    case KN_OP_MIN: return "a < b || a != a ? a : b";
+    default: return "powf(a, b)";
+    }
+}
+
+static kn_status emit_func(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_shape *a = &kn_graph_value(g, n->in[0])->shape;
+    const kn_shape *b = &kn_graph_value(g, n->in[1])->shape;
+    const kn_shape *y = &kn_graph_value(g, n->out[0])->shape;
+    loop_dim L[KN_MAX_RANK];
+    int nl = plan_loops(a, b, y, L);
+    kn_emit_bind_in(e, "A", n->in[0]);
+    kn_emit_bind_in(e, "B", n->in[1]);
+    kn_emit_bind_out(e, "C", n->out[0]);
+    open_loops(e, L, nl);
+    char ia[256], ib[256], iy[256];
+    index_expr(L, nl, 0, ia, sizeof ia);
+    index_expr(L, nl, 1, ib, sizeof ib);
+    index_expr(L, nl, 2, iy, sizeof iy);
+    kn_emit_line(e, "{ const float a = A[%s], b = B[%s]; C[%s] = %s; }", ia, ib, iy, func_expr(n->op));
+    e->indent -= nl;
+    return KN_OK;
+}
+
+/* ---- binary_grad(dy, a, b, y): one operand's gradient before sum_to ---- */
+
+static const char *func_grad_expr(int op, int which)
+{
+    switch (op) {
+    case KN_OP_MAX: return which ? "b > a ? g : a == b ? 0.5f * g : 0.0f" : "a > b ? g : a == b ? 0.5f * g : 0.0f";
+    case KN_OP_MIN: return which ? "b < a ? g : a == b ? 0.5f * g : 0.0f" : "a < b ? g : a == b ? 0.5f * g : 0.0f";
+    default: /* pow, torch's rules: d/da = b a^(b-1); d/db = y log(a), 0 where a == 0 and b >= 0 */
+        return which ? "a == 0.0f && b >= 0.0f ? 0.0f : g * y * logf(a)" : "g * b * powf(a, b - 1.0f)";
+    }
+}
+
+static kn_status binary_grad_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    for (int i = 0; i < 4; i++)
+        if (kn_ops_want_f32(d, g, n, i, "operand") != KN_OK) return KN_ERR;
+    const kn_shape *y = &kn_graph_value(g, n->in[3])->shape;
+    if (!kn_shape_equal(y, &kn_graph_value(g, n->in[0])->shape))
+        return kn_op_error(d, g, n, "gradient and output shapes differ");
+    kn_ops_set_out(g, n, 0, KN_F32, y);
+    return KN_OK;
+}
+
+static kn_status binary_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_shape *a = &kn_graph_value(g, n->in[1])->shape;
+    const kn_shape *b = &kn_graph_value(g, n->in[2])->shape;
+    const kn_shape *y = &kn_graph_value(g, n->in[3])->shape;
+    loop_dim L[KN_MAX_RANK];
+    int nl = plan_loops(a, b, y, L);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_in(e, "A", n->in[1]);
+    kn_emit_bind_in(e, "B", n->in[2]);
+    kn_emit_bind_in(e, "Yf", n->in[3]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    open_loops(e, L, nl);
+    char ia[256], ib[256], iy[256];
+    index_expr(L, nl, 0, ia, sizeof ia);
+    index_expr(L, nl, 1, ib, sizeof ib);
+    index_expr(L, nl, 2, iy, sizeof iy);
+    kn_emit_line(e, "{ const float a = A[%s], b = B[%s], g = dY[%s], y = Yf[%s]; (void)y; dX[%s] = %s; }", ia, ib,
+                 iy, iy, iy, func_grad_expr((int)kn_node_attr_i(n, "fn", KN_OP_MAX), (int)kn_node_attr_i(n, "which", 0)));
+    e->indent -= nl;
+    return KN_OK;
+}
+
 static kn_status emit_add(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '+'); }
 static kn_status emit_sub(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '-'); }
 static kn_status emit_mul(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '*'); }
@@ -213,6 +295,18 @@ static kn_status binary_grad(kn_graph *g, const kn_node *n, const int *dy,
         if (need[0] && (ga = grad_binary(g, n, KN_OP_MUL, "a_full", gy, b, d)) < 0) return KN_ERR;
         if (need[1] && (gb = grad_binary(g, n, KN_OP_MUL, "b_full", gy, a, d)) < 0) return KN_ERR;
         break;
+    case KN_OP_MAX:
+    case KN_OP_MIN:
+    case KN_OP_POW:
+        for (int k = 0; k < 2; k++) {
+            if (!need[k]) continue;
+            int in[4] = {gy, a, b, y};
+            kn_node *gn = kn_ops_grad_node(g, n, KN_OP_BINARY_GRAD, k ? "b_full" : "a_full", in, 4, 1);
+            kn_node_set_attr_i(gn, "fn", n->op);
+            kn_node_set_attr_i(gn, "which", k);
+            if ((*(k ? &gb : &ga) = kn_ops_grad_done(g, gn, d)) < 0) return KN_ERR;
+        }
+        break;
     case KN_OP_DIV: /* da = dy / b, db = -dy * a / b^2 = -(dy / b) * y */
         if ((ga = grad_binary(g, n, KN_OP_DIV, "a_full", gy, b, d)) < 0) return KN_ERR;
         if (need[1] && (gb = grad_binary(g, n, KN_OP_MUL, "b_full", ga, y, d)) < 0) return KN_ERR;
@@ -240,6 +334,22 @@ const kn_op_def kn_op_def_mul = {
 const kn_op_def kn_op_def_div = {
     .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_div,
     .grad = binary_grad,
+};
+const kn_op_def kn_op_def_max = {
+    .name = "max", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .grad = binary_grad,
+};
+const kn_op_def kn_op_def_min = {
+    .name = "min", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .grad = binary_grad,
+};
+const kn_op_def kn_op_def_pow = {
+    .name = "pow", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .grad = binary_grad,
+};
+const kn_op_def kn_op_def_binary_grad = {
+    .name = "binary_grad", .min_inputs = 4, .max_inputs = 4,
+    .infer = binary_grad_infer, .emit_c = binary_grad_emit, .internal = true,
 };
 const kn_op_def kn_op_def_sum_to = {
     .name = "sum_to", .min_inputs = 1, .max_inputs = 1,

@@ -1,10 +1,12 @@
-/* reduce.c — sum, mean and argmax along dims.
+/* reduce.c — sum, mean, argmax and argmin along dims.
  *
  * sum(x, dim=..., keepdim=false) / mean(...): `dim` is one dim or a tuple of
  * adjacent dims; without it every element is reduced to a scalar f32[] (or to
  * all-ones dims with keepdim).  argmax(x, dim=d, keepdim=false) gives i64
  * indices of the first maximum (NaN counts as the maximum, as in PyTorch);
- * without dim it indexes the flattened tensor.  The reduced dims are viewed
+ * without dim it indexes the flattened tensor; argmin likewise.  With
+ * last=true both pick the last extreme instead of the first (ONNX's
+ * select_last_index).  The reduced dims are viewed
  * as [outer, R, inner]; sums accumulate in double so results do not depend
  * on the loop order the compiler picks.
  * Gradients: reduce_grad(dy, shape, lo, hi, mean) broadcasts dy back over
@@ -54,7 +56,7 @@ static kn_status reduce_range(const kn_graph *g, const kn_node *n, kn_diag *d, i
 
 static kn_status reduce_infer(kn_graph *g, kn_node *n, kn_diag *d)
 {
-    bool is_argmax = n->op == KN_OP_ARGMAX;
+    bool is_argmax = n->op == KN_OP_ARGMAX || n->op == KN_OP_ARGMIN;
     if (kn_ops_want_f32(d, g, n, 0, "input") != KN_OK) return KN_ERR;
     if (is_argmax) {
         const kn_attr *a = kn_node_attr(n, "dim");
@@ -104,12 +106,14 @@ static kn_status reduce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         e->indent++;
     }
     kn_emit_line(e, "const float *x = X%s;", xo);
-    if (n->op == KN_OP_ARGMAX) {
+    if (n->op == KN_OP_ARGMAX || n->op == KN_OP_ARGMIN) {
+        const char *bi = contiguous ? "" : " * INNER";
+        bool last = kn_node_attr_i(n, "last", 0) != 0;
+        const char *cmp = n->op == KN_OP_ARGMAX ? (last ? ">=" : ">") : (last ? "<=" : "<");
         kn_emit_line(e, "size_t best = 0;");
         kn_emit_line(e, "for (size_t r = 1; r < R; r++)");
-        kn_emit_line(e, "    if (x[%s] > x[best%s] || (x[%s] != x[%s] && x[best%s] == x[best%s])) best = r;",
-                     at, contiguous ? "" : " * INNER", at, at,
-                     contiguous ? "" : " * INNER", contiguous ? "" : " * INNER");
+        kn_emit_line(e, "    if (x[%s] %s x[best%s] || (x[%s] != x[%s] && x[best%s] == x[best%s])) best = r;",
+                     at, cmp, bi, at, at, bi, bi);
         kn_emit_line(e, "Y[%s] = (int64_t)best;", yo);
     } else {
         kn_emit_line(e, "double acc = 0.0;");
@@ -202,8 +206,19 @@ const kn_op_def kn_op_def_mean = {
     .name = "mean", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
     .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,
 };
+static const kn_arg_spec arg_args[] = {
+    {"dim", KN_ATTR_INTS, false, 0, 0, NULL},
+    {"keepdim", KN_ATTR_BOOL, false, 0, 0, NULL},
+    {"last", KN_ATTR_BOOL, false, 0, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
 const kn_op_def kn_op_def_argmax = {
-    .name = "argmax", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
+    .name = "argmax", .min_inputs = 1, .max_inputs = 1, .args = arg_args,
+    .infer = reduce_infer, .emit_c = reduce_emit,
+};
+const kn_op_def kn_op_def_argmin = {
+    .name = "argmin", .min_inputs = 1, .max_inputs = 1, .args = arg_args,
     .infer = reduce_infer, .emit_c = reduce_emit,
 };
 const kn_op_def kn_op_def_reduce_grad = {

@@ -28,6 +28,11 @@ extern const kn_op_def kn_op_def_max_pool2d, kn_op_def_avg_pool2d, kn_op_def_glo
 extern const kn_op_def kn_op_def_sgd_step, kn_op_def_adam_step;
 extern const kn_op_def kn_op_def_clip, kn_op_def_clip_grad, kn_op_def_transpose;
 extern const kn_op_def kn_op_def_concat, kn_op_def_slice, kn_op_def_pad;
+extern const kn_op_def kn_op_def_abs, kn_op_def_neg, kn_op_def_exp, kn_op_def_log, kn_op_def_sqrt, kn_op_def_reciprocal, kn_op_def_floor, kn_op_def_ceil, kn_op_def_round, kn_op_def_sign, kn_op_def_sin, kn_op_def_cos, kn_op_def_tan, kn_op_def_asin, kn_op_def_acos, kn_op_def_atan, kn_op_def_sinh, kn_op_def_cosh, kn_op_def_asinh, kn_op_def_acosh, kn_op_def_atanh, kn_op_def_erf, kn_op_def_softsign, kn_op_def_softplus, kn_op_def_elu, kn_op_def_selu, kn_op_def_celu, kn_op_def_hard_sigmoid, kn_op_def_hard_swish, kn_op_def_thresholded_relu, kn_op_def_shrink, kn_op_def_unary_grad;
+extern const kn_op_def kn_op_def_reduce_sum, kn_op_def_reduce_mean, kn_op_def_reduce_max, kn_op_def_reduce_min, kn_op_def_reduce_prod, kn_op_def_reduce_l1, kn_op_def_reduce_l2, kn_op_def_reduce_sum_square, kn_op_def_reduce_log_sum, kn_op_def_reduce_log_sum_exp, kn_op_def_reduce_axes_grad, kn_op_def_argmin;
+extern const kn_op_def kn_op_def_nll_loss, kn_op_def_nll_loss_grad;
+extern const kn_op_def kn_op_def_max, kn_op_def_min, kn_op_def_pow, kn_op_def_binary_grad;
+extern const kn_op_def kn_op_def_trilu, kn_op_def_hardmax;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -84,6 +89,58 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_CONCAT] = &kn_op_def_concat,
     [KN_OP_SLICE] = &kn_op_def_slice,
     [KN_OP_PAD] = &kn_op_def_pad,
+    [KN_OP_ABS] = &kn_op_def_abs,
+    [KN_OP_NEG] = &kn_op_def_neg,
+    [KN_OP_EXP] = &kn_op_def_exp,
+    [KN_OP_LOG] = &kn_op_def_log,
+    [KN_OP_SQRT] = &kn_op_def_sqrt,
+    [KN_OP_RECIPROCAL] = &kn_op_def_reciprocal,
+    [KN_OP_FLOOR] = &kn_op_def_floor,
+    [KN_OP_CEIL] = &kn_op_def_ceil,
+    [KN_OP_ROUND] = &kn_op_def_round,
+    [KN_OP_SIGN] = &kn_op_def_sign,
+    [KN_OP_SIN] = &kn_op_def_sin,
+    [KN_OP_COS] = &kn_op_def_cos,
+    [KN_OP_TAN] = &kn_op_def_tan,
+    [KN_OP_ASIN] = &kn_op_def_asin,
+    [KN_OP_ACOS] = &kn_op_def_acos,
+    [KN_OP_ATAN] = &kn_op_def_atan,
+    [KN_OP_SINH] = &kn_op_def_sinh,
+    [KN_OP_COSH] = &kn_op_def_cosh,
+    [KN_OP_ASINH] = &kn_op_def_asinh,
+    [KN_OP_ACOSH] = &kn_op_def_acosh,
+    [KN_OP_ATANH] = &kn_op_def_atanh,
+    [KN_OP_ERF] = &kn_op_def_erf,
+    [KN_OP_SOFTSIGN] = &kn_op_def_softsign,
+    [KN_OP_SOFTPLUS] = &kn_op_def_softplus,
+    [KN_OP_ELU] = &kn_op_def_elu,
+    [KN_OP_SELU] = &kn_op_def_selu,
+    [KN_OP_CELU] = &kn_op_def_celu,
+    [KN_OP_HARD_SIGMOID] = &kn_op_def_hard_sigmoid,
+    [KN_OP_HARD_SWISH] = &kn_op_def_hard_swish,
+    [KN_OP_THRESHOLDED_RELU] = &kn_op_def_thresholded_relu,
+    [KN_OP_SHRINK] = &kn_op_def_shrink,
+    [KN_OP_UNARY_GRAD] = &kn_op_def_unary_grad,
+    [KN_OP_REDUCE_SUM] = &kn_op_def_reduce_sum,
+    [KN_OP_REDUCE_MEAN] = &kn_op_def_reduce_mean,
+    [KN_OP_REDUCE_MAX] = &kn_op_def_reduce_max,
+    [KN_OP_REDUCE_MIN] = &kn_op_def_reduce_min,
+    [KN_OP_REDUCE_PROD] = &kn_op_def_reduce_prod,
+    [KN_OP_REDUCE_L1] = &kn_op_def_reduce_l1,
+    [KN_OP_REDUCE_L2] = &kn_op_def_reduce_l2,
+    [KN_OP_REDUCE_SUM_SQUARE] = &kn_op_def_reduce_sum_square,
+    [KN_OP_REDUCE_LOG_SUM] = &kn_op_def_reduce_log_sum,
+    [KN_OP_REDUCE_LOG_SUM_EXP] = &kn_op_def_reduce_log_sum_exp,
+    [KN_OP_REDUCE_AXES_GRAD] = &kn_op_def_reduce_axes_grad,
+    [KN_OP_ARGMIN] = &kn_op_def_argmin,
+    [KN_OP_NLL_LOSS] = &kn_op_def_nll_loss,
+    [KN_OP_NLL_LOSS_GRAD] = &kn_op_def_nll_loss_grad,
+    [KN_OP_MAX] = &kn_op_def_max,
+    [KN_OP_MIN] = &kn_op_def_min,
+    [KN_OP_POW] = &kn_op_def_pow,
+    [KN_OP_BINARY_GRAD] = &kn_op_def_binary_grad,
+    [KN_OP_TRILU] = &kn_op_def_trilu,
+    [KN_OP_HARDMAX] = &kn_op_def_hardmax,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,

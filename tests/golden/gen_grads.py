@@ -260,6 +260,146 @@ def conv_pool_cases(rs):
     unary("global_avg_pool", x, "global_avg_pool(x)", lambda t: F.adaptive_avg_pool2d(t, 1))
 
 
+# ==== ONNX-import ops: layout (clip.c, transpose.c, concat.c, pad.c) ====
+def model(name, decls, call, inputs, fn):
+    """A one-op model with the given input declarations (f32 unless stated)."""
+    src = f"model g_{name}\n" + "".join(f"{d}\n" for d in decls) + f"y = {call}\noutput y\n"
+    emit(name, src, inputs, fn)
+
+
+@case
+def layout_cases(rs):
+    x = rand(rs, N, 3, 5)
+    x[np.abs(x + 0.5) < 0.05] += 0.2  # keep finite differences off the bounds
+    x[np.abs(x - 0.8) < 0.05] += 0.2
+    unary("clip", x, "clip(x, min=-0.5, max=0.8)", lambda t: torch.clamp(t, -0.5, 0.8))
+    unary("clip_min_only", x, "clip(x, min=-0.5)", lambda t: torch.clamp(t, min=-0.5))
+    unary("transpose_021", rand(rs, N, 3, 4), "transpose(x, perm=(0, 2, 1))", lambda t: t.permute(0, 2, 1))
+    unary("transpose_0312", rand(rs, N, 2, 3, 4), "transpose(x, perm=(0, 3, 1, 2))",
+          lambda t: t.permute(0, 3, 1, 2))
+    a, b = rand(rs, N, 2, 4), rand(rs, N, 3, 4)
+    model("concat_dim1", [f"input a: f32[{dims(a.shape)}]", f"input b: f32[{dims(b.shape)}]"],
+          "concat(a, b, dim=1)", {"a": a, "b": b}, lambda t: torch.cat([t["a"], t["b"]], 1))
+    a, b = rand(rs, N, 3, 2), rand(rs, N, 3, 5)
+    model("concat_last", [f"input a: f32[{dims(a.shape)}]", f"input b: f32[{dims(b.shape)}]"],
+          "concat(a, b, dim=-1)", {"a": a, "b": b}, lambda t: torch.cat([t["a"], t["b"]], -1))
+    unary("slice_mid", rand(rs, N, 3, 6), "slice(x, dim=2, start=1, len=3)", lambda t: t[:, :, 1:4])
+    unary("pad_const", rand(rs, N, 3, 4), "pad(x, pads=(0, 1, 2, 0, 0, 1), value=0.5)",
+          lambda t: F.pad(t, (2, 1, 1, 0), value=0.5))
+
+
+# ==== table-driven elementwise math (ir/ops/unary.c) ====
+def off_points(x, points, margin=0.05):
+    """Moves elements away from kinks and jumps of piecewise functions."""
+    x = x.copy()
+    for p in points:
+        x[np.abs(x - p) < margin] += 2 * margin
+    return x
+
+
+@case
+def unary_table_cases(rs):
+    def u(name, call, fn, lo=-2.0, hi=2.0, kinks=(0.0,), shape=(N, 3, 4)):
+        unary(name, off_points(rand(rs, *shape, lo=lo, hi=hi), kinks), call, fn)
+
+    u("abs", "abs(x)", torch.abs)
+    u("neg", "neg(x)", torch.neg)
+    u("exp", "exp(x)", torch.exp)
+    u("log", "log(x)", torch.log, lo=0.3, hi=3.0)
+    u("sqrt", "sqrt(x)", torch.sqrt, lo=0.3, hi=3.0)
+    u("reciprocal", "reciprocal(x)", torch.reciprocal, lo=0.5, hi=3.0)
+    steps = [k + 0.5 * j for k in range(-3, 4) for j in range(2)]  # integers and halves
+    u("floor", "floor(x)", torch.floor, kinks=steps)
+    u("ceil", "ceil(x)", torch.ceil, kinks=steps)
+    u("round", "round(x)", torch.round, kinks=steps)
+    u("sign", "sign(x)", torch.sign)
+    u("sin", "sin(x)", torch.sin)
+    u("cos", "cos(x)", torch.cos)
+    u("tan", "tan(x)", torch.tan, lo=-1.2, hi=1.2)
+    u("asin", "asin(x)", torch.asin, lo=-0.9, hi=0.9)
+    u("acos", "acos(x)", torch.acos, lo=-0.9, hi=0.9)
+    u("atan", "atan(x)", torch.atan)
+    u("sinh", "sinh(x)", torch.sinh)
+    u("cosh", "cosh(x)", torch.cosh)
+    u("asinh", "asinh(x)", torch.asinh)
+    u("acosh", "acosh(x)", torch.acosh, lo=1.2, hi=3.0)
+    u("atanh", "atanh(x)", torch.atanh, lo=-0.9, hi=0.9)
+    u("erf", "erf(x)", torch.erf)
+    u("softsign", "softsign(x)", F.softsign)
+    u("softplus", "softplus(x)", F.softplus, lo=-4.0, hi=4.0)
+    u("elu", "elu(x, alpha=0.7)", lambda t: F.elu(t, 0.7))
+    u("selu", "selu(x)", torch.selu)
+    u("celu", "celu(x, alpha=1.5)", lambda t: F.celu(t, 1.5))
+    u("hard_sigmoid", "hard_sigmoid(x)", lambda t: torch.clamp(0.2 * t + 0.5, 0.0, 1.0),
+      lo=-4.0, hi=4.0, kinks=(-2.5, 2.5))
+    u("hard_swish", "hard_swish(x)", F.hardswish, lo=-5.0, hi=5.0, kinks=(-3.0, 3.0))
+    u("thresholded_relu", "thresholded_relu(x, alpha=0.5)", lambda t: torch.where(t > 0.5, t, 0.0 * t),
+      kinks=(0.5,))
+    u("shrink", "shrink(x, lambd=0.5, bias=0.2)",
+      lambda t: torch.where(t < -0.5, t + 0.2, torch.where(t > 0.5, t - 0.2, 0.0 * t)), kinks=(-0.5, 0.5))
+
+
+# ==== reductions over any axes (ir/ops/reduce_axes.c), nll_loss (ir/ops/nll.c) ====
+@case
+def reduce_axes_cases(rs):
+    # distinct values: max/min have no ties, so finite differences stay on one branch
+    x = (rs.permutation(N * 3 * 4 * 5).reshape(N, 3, 4, 5) * 0.02 - 2.0).astype(np.float32)
+    unary("reduce_max_13", x, "reduce_max(x, dim=(1, 3), keepdim=false)", lambda t: t.amax((1, 3)))
+    unary("reduce_min_2_keep", x, "reduce_min(x, dim=2)", lambda t: t.amin(2, keepdim=True))
+    unary("reduce_sum_batch_and_2", x, "reduce_sum(x, dim=(0, 2), keepdim=false)", lambda t: t.sum((0, 2)))
+    unary("reduce_mean_13", x, "reduce_mean(x, dim=(1, 3))", lambda t: t.mean((1, 3), keepdim=True))
+    p = rand(rs, N, 3, 4, lo=0.5, hi=1.5)
+    p[1, 2, 1] = 0.0  # one zero: the product of the others is its gradient
+    unary("reduce_prod_last", p, "reduce_prod(x, dim=2, keepdim=false)", lambda t: t.prod(2))
+    y = off_points(rand(rs, N, 3, 4), (0.0,))
+    unary("reduce_l1", y, "reduce_l1(x, dim=(1, 2), keepdim=false)", lambda t: t.abs().sum((1, 2)))
+    unary("reduce_l2", y, "reduce_l2(x, dim=2)", lambda t: t.pow(2).sum(2, keepdim=True).sqrt())
+    unary("reduce_sum_square", y, "reduce_sum_square(x, dim=1, keepdim=false)", lambda t: t.pow(2).sum(1))
+    unary("reduce_log_sum", rand(rs, N, 3, 4, lo=0.2, hi=2.0), "reduce_log_sum(x, dim=(1, 2))",
+          lambda t: t.sum((1, 2), keepdim=True).log())
+    unary("reduce_log_sum_exp", rand(rs, N, 3, 4, lo=-3, hi=3), "reduce_log_sum_exp(x, dim=1, keepdim=false)",
+          lambda t: torch.logsumexp(t, 1))
+
+
+@case
+def nll_cases(rs):
+    for name, red in [("nll_loss_mean", "mean"), ("nll_loss_sum", "sum"), ("nll_loss_none", "none")]:
+        x = rand(rs, N, 5, 3, lo=-3, hi=0)
+        t = rs.randint(0, 5, size=(N, 3)).astype(np.int64)
+        src = (f"model g_{name}\ninput x: f32[N, 5, 3]\nlabel t: i64[N, 3]\n"
+               f"y = nll_loss(x, t, reduction=\"{red}\")\noutput y\n")
+        emit(name, src, {"x": x, "t": t}, lambda tt, red=red: F.nll_loss(tt["x"], tt["t"], reduction=red))
+
+
+# ==== max / min / pow (ir/ops/binary.c) ====
+@case
+def binary_func_cases(rs):
+    a = rand(rs, N, 3, 4)
+    b = rand(rs, 4)
+    b_near = np.abs(a - b) < 0.05  # keep finite differences off the ties
+    a[b_near] += 0.2
+    binary("max_bcast", "max", a, b, torch.maximum, b_batched=False)
+    binary("min_bcast", "min", a, b, torch.minimum, b_batched=False)
+    binary("pow_same", "pow", rand(rs, N, 3, 4, lo=0.5, hi=2.0), rand(rs, N, 3, 4, lo=-2, hi=2), torch.pow)
+    binary("pow_scalar_exp", "pow", rand(rs, N, 3, 4, lo=0.5, hi=2.0), rand(rs, 1, lo=1, hi=3), torch.pow,
+           b_batched=False)
+
+
+# ==== trilu (ir/ops/trilu.c) ====
+@case
+def trilu_cases(rs):
+    unary("triu_k1", rand(rs, N, 3, 4), "trilu(x, k=1)", lambda t: torch.triu(t, 1))
+    unary("tril_km1", rand(rs, N, 4, 3), "trilu(x, upper=false, k=-1)", lambda t: torch.tril(t, -1))
+
+
+@case
+def hardmax_cases(rs):
+    # distinct values keep finite differences from moving the maximum; the gradient is 0
+    x = (rs.permutation(N * 3 * 5).reshape(N, 3, 5) * 0.05 - 1.0).astype(np.float32)
+    unary("hardmax_dim1", x, "hardmax(x, dim=1)",
+          lambda t: F.one_hot(t.argmax(1), 3).permute(0, 2, 1).float() + 0.0 * t)
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)

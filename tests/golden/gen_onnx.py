@@ -156,6 +156,27 @@ def pool_matmul():
          [init("w", w), init("sq", np.array([2, 3], np.int64))], {"x": x}, {"y": y.numpy()})
 
 
+def qdq_weights():
+    """Quantized weights fold at import: DequantizeLinear(QuantizeLinear(W))
+    per axis with uint8 zero points, and an int8 initializer dequantized per
+    tensor, feeding MatMul and Add."""
+    x, w = rand(2, 4), rand(4, 3)
+    s, zp = np.array([0.01, 0.02, 0.015], np.float32), np.array([120, 128, 135], np.uint8)
+    b8, bs, bzp = np.array([-7, 0, 100], np.int8), np.array(0.05, np.float32), np.array(3, np.int8)
+    nodes = [helper.make_node("QuantizeLinear", ["w", "s", "zp"], ["wq"], axis=1),
+             helper.make_node("DequantizeLinear", ["wq", "s", "zp"], ["wd"], axis=1),
+             helper.make_node("DequantizeLinear", ["b8", "bs", "bzp"], ["bd"]),
+             helper.make_node("MatMul", ["x", "wd"], ["mm"]),
+             helper.make_node("Add", ["mm", "bd"], ["y"])]
+    q = np.clip(np.round(w / s) + zp.astype(np.float32), 0, 255)  # np.round is half-to-even, as ONNX
+    wd = ((q - zp.astype(np.float32)) * s).astype(np.float32)
+    bd = ((b8.astype(np.float32) - float(bzp)) * bs).astype(np.float32)
+    y = x @ wd + bd
+    save("qdq_weights", nodes, [("x", ["N", 4])], ["y"],
+         [init("w", w), init("s", s), init("zp", zp), init("b8", b8), init("bs", bs), init("bzp", bzp)],
+         {"x": x}, {"y": y})
+
+
 def bad_models():
     d = os.path.join(OUT, "bad")
     os.makedirs(d)
@@ -172,7 +193,7 @@ def bad_models():
 def splice_mlp():
     """A Fashion-MNIST-sized MLP backbone for onnx(..., until="feat"):
     x[N,784] -> Gemm(784->32, transB) -> Relu = feat -> Gemm(32->10) = logits
-    -> Hardmax = hard.  kiln has no Hardmax, so only a cut before it builds;
+    -> Mod(logits, 2, fmod=1) = hard.  kiln has no Mod, so only a cut before it builds;
     feat.npy is the expected cut output for x.npy (numpy, float32)."""
     d = os.path.join(HERE, "onnx_splice")
     shutil.rmtree(d, ignore_errors=True)
@@ -186,9 +207,10 @@ def splice_mlp():
     nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"], transB=1, name="fc1"),
              helper.make_node("Relu", ["h"], ["feat"], name="act1"),
              helper.make_node("Gemm", ["feat", "w2", "b2"], ["logits"], transB=1, name="fc2"),
-             helper.make_node("Hardmax", ["logits"], ["hard"], axis=1, name="hardmax")]
+             helper.make_node("Mod", ["logits", "two"], ["hard"], fmod=1, name="mod")]
     g = helper.make_graph(nodes, "splice_mlp", [vi("x", ["N", 784])], [vi("hard", ["N", 10])],
-                          [init("w1", w1), init("b1", b1), init("w2", w2), init("b2", b2)])
+                          [init("w1", w1), init("b1", b1), init("w2", w2), init("b2", b2),
+                           init("two", np.array(2.0, np.float32))])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)], producer_name="kiln gen_onnx.py")
     m.ir_version = 7
     onnx.checker.check_model(m)
@@ -200,6 +222,7 @@ def splice_mlp():
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
-    for fn in (gemm, conv_groups, reshape_shape_chain, concat_transpose, pool_matmul, bad_models, splice_mlp):
+    for fn in (gemm, conv_groups, reshape_shape_chain, concat_transpose, pool_matmul, bad_models, splice_mlp,
+               qdq_weights):
         fn()
     print("wrote", OUT)
