@@ -420,6 +420,206 @@ static int check_train_ios(trainer *t)
     return 0;
 }
 
+/* ---- one epoch ---- */
+
+typedef struct {
+    double loss_sum;
+    long long correct, seen;
+} epoch_sums;
+
+/* --steps N reached: says so (and as JSON) and ends the run. */
+static void report_steps_stop(trainer *t, int e, int b, int nb, const epoch_sums *s)
+{
+    fprintf(t->c.out, "train: stopped after %" PRIu64 " steps (epoch %d, batch %d/%d)  loss %.4f\n", t->steps_done, e,
+            b + 1, nb, s->loss_sum / s->seen);
+    if (!t->json) return;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "event", "stop");
+    cJSON_AddStringToObject(j, "reason", "steps");
+    cJSON_AddNumberToObject(j, "epoch", e);
+    cJSON_AddNumberToObject(j, "step", (double)t->steps_done);
+    cJSON_AddNumberToObject(j, "train_loss", s->loss_sum / s->seen);
+    kn_cli_json(j);
+}
+
+/* The optimizer step after `micro` micro-batches. */
+static int optimizer_step(trainer *t, int micro)
+{
+    int rc;
+    t->ctx.grad_scale = 1.0f / (float)micro;
+    if (t->dump && (rc = dump_step(t))) return rc;
+    t->ctx.step = t->steps_done + 1;
+    t->m->update->run(&t->ctx, 0);
+    t->steps_done++;
+    return 0;
+}
+
+/* Forward + backward of batch b; adds its loss and hits to the sums. */
+static int train_batch(trainer *t, int e, int b, int nb, int micro, const kn_fcache *cache, epoch_sums *s)
+{
+    const kn_rt_phase *tp = t->tp;
+    int start = b * t->batch, n = t->ntrain - start < t->batch ? t->ntrain - start : t->batch;
+    const int *idx = t->order + start;
+    if (load_batch(t, &t->dtrain, cache, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n))) return KN_EXIT_FAIL;
+    /* The next batch decodes (image folders) while this one computes. */
+    if (!cache && b + 1 < nb) {
+        int s2 = start + t->batch;
+        kn_data_prefetch(&t->dtrain, t->order + s2, 0, t->ntrain - s2 < t->batch ? t->ntrain - s2 : t->batch);
+    }
+    kn_data_labels(&t->dtrain, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tlab, n));
+    t->ctx.step = t->steps_done;
+    t->ctx.sample0 = (uint32_t)(micro * t->batch);
+    t->ctx.training = 1;
+    t->ctx.lr = lr_at(t, t->steps_done, e);
+    tp->run(&t->ctx, n);
+    float loss = *(const float *)kn_rt_io_ptr(&t->ctx, tp, t->tloss, n);
+    if (!isfinite(loss))
+        return kn_cli_fail(&t->c, "loss is %s at epoch %d step %" PRIu64 " (batch %lld)",
+                           isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", e, t->steps_done + 1,
+                           (long long)(e - 1) * nb + b);
+    s->loss_sum += (double)loss * n;
+    s->seen += n;
+    if (t->tout) {
+        const float *lg = kn_rt_io_ptr(&t->ctx, tp, t->tout, n);
+        for (int i = 0; i < n; i++)
+            s->correct += argmax(lg + (size_t)i * t->inf.classes, t->inf.classes) == t->dtrain.labels[idx[i]];
+    }
+    return 0;
+}
+
+/* The batches of epoch e; *stopped when --steps ran out. */
+static int run_epoch(trainer *t, int e, progress *pr, epoch_sums *s, int *stopped)
+{
+    const kn_fcache *cache = t->use_cache ? &t->cache[0] : NULL;
+    int nb = (t->ntrain + t->batch - 1) / t->batch, micro = 0, rc;
+    memset(s, 0, sizeof *s);
+    pr->t0 = pr->last = kn_rt_now_ms(); /* first update after one interval: short epochs stay quiet */
+    shuffle(t, e, t->order);
+    kn_data_set_epoch(&t->dtrain, e);
+    if (!cache) kn_data_prefetch(&t->dtrain, t->order, 0, t->ntrain < t->batch ? t->ntrain : t->batch);
+    for (int b = 0; b < nb; b++) {
+        if ((rc = train_batch(t, e, b, nb, micro, cache, s))) {
+            progress_clear(t, pr);
+            return rc;
+        }
+        if (++micro == t->accumulate || b == nb - 1) {
+            rc = optimizer_step(t, micro);
+            micro = 0;
+            if (rc) return rc;
+            if (t->steps_max > 0 && t->steps_done >= (uint64_t)t->steps_max) {
+                progress_clear(t, pr);
+                report_steps_stop(t, e, b, nb, s);
+                *stopped = 1;
+                return 0;
+            }
+        }
+        progress_show(t, pr, e, b + 1, nb, s->seen, s->loss_sum, s->correct, b == nb - 1);
+    }
+    progress_clear(t, pr);
+    return 0;
+}
+
+static void report_epoch_json(const trainer *t, const kn_train_row *row)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "event", "epoch");
+    cJSON_AddNumberToObject(j, "epoch", row->epoch);
+    cJSON_AddNumberToObject(j, "train_loss", row->train_loss);
+    if (t->tout) cJSON_AddNumberToObject(j, "train_acc", row->train_acc);
+    if (!isnan(row->val_loss)) cJSON_AddNumberToObject(j, "val_loss", row->val_loss);
+    cJSON_AddNumberToObject(j, "val_acc", row->val_acc);
+    cJSON_AddNumberToObject(j, "seconds", round(row->seconds * 1000) / 1000);
+    char lrs[32];
+    snprintf(lrs, sizeof lrs, "%.7g", row->lr); /* the float's digits, not its binary tail */
+    cJSON_AddNumberToObject(j, "lr", strtod(lrs, NULL));
+    cJSON_AddNumberToObject(j, "step", (double)t->steps_done);
+    kn_cli_json(j);
+}
+
+/* Validation, history, best weights, the epoch line, checkpoint and logs,
+ * patience; *stop when patience runs out. */
+static int end_epoch(trainer *t, int e, const epoch_sums *s, double t0, int *stop)
+{
+    int rc;
+    double vloss, vacc;
+    t->ctx.training = 0;
+    if ((rc = evaluate(t, &t->dval, t->use_cache ? &t->cache[1] : NULL, &vloss, &vacc, NULL))) return rc;
+    t->epoch_done = e;
+    kn_train_row row = {e, s->loss_sum / s->seen, t->tout ? (double)s->correct / s->seen : NAN, vloss, vacc,
+                        (kn_rt_now_ms() - t0 + t->cache_ms) / 1000.0, t->ctx.lr};
+    t->cache_ms = 0; /* the first epoch paid for the cache */
+    kn_train_row *h = realloc(t->hist, sizeof *h * (size_t)(t->n_hist + 1));
+    if (!h) return kn_cli_fail(&t->c, "out of memory");
+    t->hist = h;
+    t->hist[t->n_hist++] = row;
+    int improved = vacc > t->best_acc;
+    if (improved) {
+        size_t bytes = t->m->weights_numel * sizeof(float);
+        t->best_acc = vacc;
+        t->best_epoch = e;
+        if (!t->best) t->best = malloc(bytes + 1);
+        if (t->best) memcpy(t->best, t->ctx.weights, bytes);
+    }
+    FILE *o = t->c.out;
+    fprintf(o, "epoch %d/%d  train loss %.4f", e, t->epochs, row.train_loss);
+    if (t->tout) fprintf(o, " acc %.4f", row.train_acc);
+    fprintf(o, "  val loss %.4f acc %.4f%s  lr %.3g  %.1f s\n", vloss, vacc, improved ? " *" : "", (double)row.lr,
+            row.seconds);
+    fflush(o);
+    if (t->json) report_epoch_json(t, &row);
+    if (t->save && (rc = write_logs(t, improved))) return rc;
+    if (t->patience > 0 && e - t->best_epoch >= t->patience && e < t->epochs) {
+        fprintf(o, "train: early stop at epoch %d: val accuracy has not improved for %d epochs (best %.4f at epoch "
+                   "%d)\n", e, t->patience, t->best_acc, t->best_epoch);
+        *stop = 1;
+    }
+    return 0;
+}
+
+/* Test accuracy with the best-val weights when known, else the final ones. */
+static int report_test(trainer *t, kn_train_result *res, double start_ms)
+{
+    int rc, use_best = t->best != NULL;
+    if (use_best) memcpy(t->ctx.weights, t->best, t->m->weights_numel * sizeof(float));
+    double tloss, tacc;
+    long long tcorrect;
+    if ((rc = evaluate(t, &t->dtest, t->use_cache ? &t->cache[2] : NULL, &tloss, &tacc, &tcorrect))) return rc;
+    FILE *o = t->c.out;
+    if (t->dtrain.imgs) {
+        int a = kn_imgset_skipped(t->dtrain.imgs), b = kn_imgset_skipped(t->dval.imgs),
+            k = kn_imgset_skipped(t->dtest.imgs);
+        if (a + b + k) fprintf(o, "train: %d unreadable images skipped (train %d, val %d, test %d)\n", a + b + k, a, b, k);
+    }
+    int epoch = use_best ? t->best_epoch : t->epoch_done;
+    const char *which = use_best ? "best" : "final";
+    if (!isnan(tloss))
+        fprintf(o, "test: loss %.4f  accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tloss, tacc,
+                t->dtest.count, tcorrect, which, epoch);
+    else
+        fprintf(o, "test: accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tacc, t->dtest.count,
+                tcorrect, which, epoch);
+    if (res) {
+        res->best_val_acc = t->best_acc;
+        res->best_epoch = t->best_epoch;
+        res->epochs_run = t->epoch_done;
+        res->test_acc = tacc;
+        res->seconds = (kn_rt_now_ms() - start_ms) / 1000.0;
+    }
+    if (t->json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "event", "eval");
+        cJSON_AddStringToObject(j, "split", "test");
+        if (!isnan(tloss)) cJSON_AddNumberToObject(j, "loss", tloss);
+        cJSON_AddNumberToObject(j, "accuracy", tacc);
+        cJSON_AddNumberToObject(j, "correct", (double)tcorrect);
+        cJSON_AddNumberToObject(j, "n", t->dtest.count);
+        cJSON_AddStringToObject(j, "weights", which);
+        cJSON_AddNumberToObject(j, "epoch", epoch);
+        kn_cli_json(j);
+    }
+    return 0;
+}
+
 /* Caches larger than this (MiB, KILN_FCACHE_MB) are not worth the memory. */
 #define FCACHE_DEFAULT_MB 4096
 
@@ -645,173 +845,19 @@ int kn_cmd_train_ex(const kn_rt_model *m, int argc, char **argv, kn_fcache_pool 
         fprintf(c->out, "train: checkpoint already at epoch %d of %d; nothing to train\n", t->epoch_done, t->epochs);
 
     if (t->use_cache && t->epoch_done < t->epochs && (rc = fill_caches(t))) goto done;
-    const kn_rt_phase *tp = t->tp;
-    const kn_fcache *ctrain = t->use_cache ? &t->cache[0] : NULL;
     progress pr = {isatty(2), 0, 0};
-    int nb = (t->ntrain + t->batch - 1) / t->batch;
-    int stopped_steps = 0;
-    for (int e = t->epoch_done + 1; e <= t->epochs && !stopped_steps; e++) {
+    int stopped = 0;
+    for (int e = t->epoch_done + 1; e <= t->epochs && !stopped; e++) {
+        epoch_sums sums;
         double t0 = kn_rt_now_ms();
-        pr.t0 = t0;
-        pr.last = t0; /* first update after one interval: short epochs stay quiet */
-        shuffle(t, e, t->order);
-        kn_data_set_epoch(&t->dtrain, e);
-        if (!ctrain) kn_data_prefetch(&t->dtrain, t->order, 0, t->ntrain < t->batch ? t->ntrain : t->batch);
-        double loss_sum = 0;
-        long long correct = 0, seen = 0;
-        int micro = 0;
-        for (int b = 0; b < nb; b++) {
-            int start = b * t->batch, n = t->ntrain - start < t->batch ? t->ntrain - start : t->batch;
-            const int *idx = t->order + start;
-            if (load_batch(t, &t->dtrain, ctrain, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tin, n))) {
-                progress_clear(t, &pr);
-                rc = KN_EXIT_FAIL;
-                goto done;
-            }
-            /* The next batch decodes (image folders) while this one computes. */
-            if (!ctrain && b + 1 < nb) {
-                int s2 = start + t->batch;
-                kn_data_prefetch(&t->dtrain, t->order + s2, 0, t->ntrain - s2 < t->batch ? t->ntrain - s2 : t->batch);
-            }
-            kn_data_labels(&t->dtrain, idx, 0, n, kn_rt_io_ptr(&t->ctx, tp, t->tlab, n));
-            t->ctx.step = t->steps_done;
-            t->ctx.sample0 = (uint32_t)(micro * t->batch);
-            t->ctx.training = 1;
-            t->ctx.lr = lr_at(t, t->steps_done, e);
-            tp->run(&t->ctx, n);
-            float loss = *(const float *)kn_rt_io_ptr(&t->ctx, tp, t->tloss, n);
-            if (!isfinite(loss)) {
-                progress_clear(t, &pr);
-                rc = kn_cli_fail(c, "loss is %s at epoch %d step %" PRIu64 " (batch %lld)",
-                                 isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", e, t->steps_done + 1,
-                                 (long long)(e - 1) * nb + b);
-                goto done;
-            }
-            loss_sum += (double)loss * n;
-            seen += n;
-            if (t->tout) {
-                const float *lg = kn_rt_io_ptr(&t->ctx, tp, t->tout, n);
-                for (int i = 0; i < n; i++)
-                    correct += argmax(lg + (size_t)i * t->inf.classes, t->inf.classes) == t->dtrain.labels[idx[i]];
-            }
-            if (++micro == t->accumulate || b == nb - 1) {
-                t->ctx.grad_scale = 1.0f / (float)micro;
-                if (t->dump && (rc = dump_step(t))) goto done;
-                t->ctx.step = t->steps_done + 1;
-                m->update->run(&t->ctx, 0);
-                t->steps_done++;
-                micro = 0;
-                if (t->steps_max > 0 && t->steps_done >= (uint64_t)t->steps_max) {
-                    stopped_steps = 1;
-                    progress_clear(t, &pr);
-                    fprintf(c->out, "train: stopped after %" PRIu64 " steps (epoch %d, batch %d/%d)  loss %.4f\n",
-                            t->steps_done, e, b + 1, nb, loss_sum / seen);
-                    if (json) {
-                        cJSON *j = cJSON_CreateObject();
-                        cJSON_AddStringToObject(j, "event", "stop");
-                        cJSON_AddStringToObject(j, "reason", "steps");
-                        cJSON_AddNumberToObject(j, "epoch", e);
-                        cJSON_AddNumberToObject(j, "step", (double)t->steps_done);
-                        cJSON_AddNumberToObject(j, "train_loss", loss_sum / seen);
-                        kn_cli_json(j);
-                    }
-                    break;
-                }
-            }
-            progress_show(t, &pr, e, b + 1, nb, seen, loss_sum, correct, b == nb - 1);
-        }
-        if (stopped_steps) break;
-        progress_clear(t, &pr);
-        t->ctx.training = 0;
-        double vloss, vacc;
-        if ((rc = evaluate(t, &t->dval, t->use_cache ? &t->cache[1] : NULL, &vloss, &vacc, NULL))) goto done;
-        t->epoch_done = e;
-        kn_train_row row = {e, loss_sum / seen, t->tout ? (double)correct / seen : NAN, vloss, vacc,
-                            (kn_rt_now_ms() - t0 + t->cache_ms) / 1000.0, t->ctx.lr};
-        t->cache_ms = 0; /* the first epoch paid for the cache */
-        kn_train_row *h = realloc(t->hist, sizeof *h * (size_t)(t->n_hist + 1));
-        if (!h) {
-            rc = kn_cli_fail(c, "out of memory");
-            goto done;
-        }
-        t->hist = h;
-        t->hist[t->n_hist++] = row;
-        int improved = vacc > t->best_acc;
-        if (improved) {
-            t->best_acc = vacc;
-            t->best_epoch = e;
-            if (!t->best) t->best = malloc(m->weights_numel * sizeof(float) + 1);
-            if (t->best) memcpy(t->best, t->ctx.weights, m->weights_numel * sizeof(float));
-        }
-        fprintf(c->out, "epoch %d/%d  train loss %.4f", e, t->epochs, row.train_loss);
-        if (t->tout) fprintf(c->out, " acc %.4f", row.train_acc);
-        fprintf(c->out, "  val loss %.4f acc %.4f%s  lr %.3g  %.1f s\n", vloss, vacc, improved ? " *" : "",
-                (double)row.lr, row.seconds);
-        fflush(c->out);
-        if (json) {
-            cJSON *j = cJSON_CreateObject();
-            cJSON_AddStringToObject(j, "event", "epoch");
-            cJSON_AddNumberToObject(j, "epoch", e);
-            cJSON_AddNumberToObject(j, "train_loss", row.train_loss);
-            if (t->tout) cJSON_AddNumberToObject(j, "train_acc", row.train_acc);
-            if (!isnan(vloss)) cJSON_AddNumberToObject(j, "val_loss", vloss);
-            cJSON_AddNumberToObject(j, "val_acc", vacc);
-            cJSON_AddNumberToObject(j, "seconds", round(row.seconds * 1000) / 1000);
-            char lrs[32];
-            snprintf(lrs, sizeof lrs, "%.7g", row.lr); /* the float's digits, not its binary tail */
-            cJSON_AddNumberToObject(j, "lr", strtod(lrs, NULL));
-            cJSON_AddNumberToObject(j, "step", (double)t->steps_done);
-            kn_cli_json(j);
-        }
-        if (save && (rc = write_logs(t, improved))) goto done;
-        if (patience > 0 && e - t->best_epoch >= patience && e < t->epochs) {
-            fprintf(c->out, "train: early stop at epoch %d: val accuracy has not improved for %d epochs "
-                            "(best %.4f at epoch %d)\n", e, patience, t->best_acc, t->best_epoch);
-            break;
-        }
+        if ((rc = run_epoch(t, e, &pr, &sums, &stopped))) goto done;
+        if (!stopped && (rc = end_epoch(t, e, &sums, t0, &stopped))) goto done;
     }
-    if (stopped_steps) {
-        rc = 0;
+    if (t->steps_max > 0 && t->steps_done >= (uint64_t)t->steps_max) {
+        rc = 0; /* --steps: no test evaluation */
         goto done;
     }
-
-    /* Test with the best-val weights when known, else the final ones. */
-    int use_best = t->best != NULL;
-    if (use_best) memcpy(t->ctx.weights, t->best, m->weights_numel * sizeof(float));
-    double tloss, tacc;
-    long long tcorrect;
-    if ((rc = evaluate(t, &t->dtest, t->use_cache ? &t->cache[2] : NULL, &tloss, &tacc, &tcorrect))) goto done;
-    if (t->dtrain.imgs) {
-        int a = kn_imgset_skipped(t->dtrain.imgs), b = kn_imgset_skipped(t->dval.imgs),
-            k = kn_imgset_skipped(t->dtest.imgs);
-        if (a + b + k)
-            fprintf(c->out, "train: %d unreadable images skipped (train %d, val %d, test %d)\n", a + b + k, a, b, k);
-    }
-    if (!isnan(tloss))
-        fprintf(c->out, "test: loss %.4f  accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tloss,
-                tacc, t->dtest.count, tcorrect, use_best ? "best" : "final", use_best ? t->best_epoch : t->epoch_done);
-    else
-        fprintf(c->out, "test: accuracy %.4f  (%d samples, %lld correct; %s weights, epoch %d)\n", tacc,
-                t->dtest.count, tcorrect, use_best ? "best" : "final", use_best ? t->best_epoch : t->epoch_done);
-    if (res) {
-        res->best_val_acc = t->best_acc;
-        res->best_epoch = t->best_epoch;
-        res->epochs_run = t->epoch_done;
-        res->test_acc = tacc;
-        res->seconds = (kn_rt_now_ms() - start_ms) / 1000.0;
-    }
-    if (json) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "event", "eval");
-        cJSON_AddStringToObject(j, "split", "test");
-        if (!isnan(tloss)) cJSON_AddNumberToObject(j, "loss", tloss);
-        cJSON_AddNumberToObject(j, "accuracy", tacc);
-        cJSON_AddNumberToObject(j, "correct", (double)tcorrect);
-        cJSON_AddNumberToObject(j, "n", t->dtest.count);
-        cJSON_AddStringToObject(j, "weights", use_best ? "best" : "final");
-        cJSON_AddNumberToObject(j, "epoch", use_best ? t->best_epoch : t->epoch_done);
-        kn_cli_json(j);
-    }
+    if ((rc = report_test(t, res, start_ms))) goto done;
     rc = 0;
 done:
     if (!t->pool)
