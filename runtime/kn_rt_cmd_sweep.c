@@ -267,7 +267,7 @@ int kn_cmd_sweep(const kn_rt_model *m, int argc, char **argv)
         if (r->rc == KN_EXIT_USAGE) { /* the same for every run */
             kn_fcache_pool_free(&pool);
             free(runs);
-            return r->rc;
+            return KN_EXIT_USAGE;
         }
     }
     kn_fcache_pool_free(&pool);
