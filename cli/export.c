@@ -49,7 +49,7 @@ static const void *from_checkpoint(ex_weights *w, const kn_value *v, kn_diag *d)
     char have[96], want[96];
     kn_st_shape_str(t->dtype, t->rank, t->dims, have, sizeof have);
     kn_shape_format(v->dtype, &v->shape, want, sizeof want);
-    kn_diag_fail(d, "%s: error: tensor '%s' is %s, the model needs %s", w->ckpt, v->name, have, want);
+    kn_diag_fail(d, "%s: tensor '%s' is %s, the model needs %s", w->ckpt, v->name, have, want);
     return NULL;
 }
 
@@ -75,13 +75,13 @@ static const void *weights_of(void *ctx, const kn_value *v, kn_diag *d)
         const void *p = from_checkpoint(w, v, d);
         if (p || d->text[0]) return p;
         if (v->init == KN_INIT_DATA && v->data) return v->data;
-        kn_diag_fail(d, "%s: error: checkpoint has no tensor '%s' (%s)", w->ckpt, v->name, want);
+        kn_diag_fail(d, "%s: checkpoint has no tensor '%s' (%s)", w->ckpt, v->name, want);
         return NULL;
     }
     if (v->init == KN_INIT_DATA && v->data) return v->data;
     const void *p = constant_init(w, v);
     if (!p)
-        kn_diag_fail(d, "error: parameter '%s' (%s) has no values before training (random init): "
+        kn_diag_fail(d, "parameter '%s' (%s) has no values before training (random init): "
                      "pass --weights CKPT (a checkpoint from EXE train --save)", v->name, want);
     return p;
 }
@@ -95,7 +95,7 @@ static void weights_free(ex_weights *w)
 
 static int fail(const kn_diag *d)
 {
-    fprintf(stderr, "%s\n", d->text[0] ? d->text : "kiln: export failed");
+    fprintf(stderr, "kiln: export: %s\n", d->text[0] ? d->text : "failed");
     return 1;
 }
 

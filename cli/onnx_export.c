@@ -539,7 +539,7 @@ static kn_status check_supported(ex_ctx *x, const bool *live)
         kn_sb_printf(&sb, "%s node '%s' (%s)", bad++ ? "," : "", n->name, kn_op_get(n->op)->name);
     }
     kn_status st = KN_OK;
-    if (bad) st = kn_diag_fail(x->d, "error: cannot export to ONNX: unsupported op%s:%s", bad > 1 ? "s" : "", sb.s);
+    if (bad) st = kn_diag_fail(x->d, "cannot export to ONNX: unsupported op%s:%s", bad > 1 ? "s" : "", sb.s);
     kn_sb_free(&sb);
     return st;
 }
@@ -566,7 +566,7 @@ static kn_status add_sources(ex_ctx *x, const bool *live)
             }
             int64_t numel;
             if (kn_shape_is_batched(&v->shape) || !kn_shape_numel(&v->shape, 1, &numel)) {
-                st = kn_diag_fail(x->d, "error: cannot export '%s': a weight with a batch dim", v->name);
+                st = kn_diag_fail(x->d, "cannot export '%s': a weight with a batch dim", v->name);
                 break;
             }
             const void *data = v->kind == KN_VAL_CONST ? v->data : x->weights(x->wctx, v, x->d);
@@ -619,20 +619,20 @@ static kn_status write_model(const Onnx__ModelProto *m, const char *path, kn_dia
 {
     size_t len = onnx__model_proto__get_packed_size(m);
     uint8_t *buf = malloc(len ? len : 1);
-    if (!buf) return kn_diag_fail(d, "error: out of memory packing %zu bytes of ONNX", len);
+    if (!buf) return kn_diag_fail(d, "out of memory packing %zu bytes of ONNX", len);
     onnx__model_proto__pack(m, buf);
     const void *chunks[1] = {buf};
     char err[512];
     int rc = kn_rt_write_atomic(path, chunks, &len, 1, err, sizeof err);
     free(buf);
-    if (rc != 0) return kn_diag_fail(d, "error: cannot write %s: %s", path, err);
+    if (rc != 0) return kn_diag_fail(d, "%s", err);
     return KN_OK;
 }
 
 kn_status kn_onnx_export(const kn_graph *g, kn_export_weights_fn weights, void *ctx, const char *path, kn_diag *d)
 {
     ex_ctx x = {.g = g, .weights = weights, .wctx = ctx, .d = d};
-    if (g->n_outputs == 0) return kn_diag_fail(d, "error: cannot export '%s': the model has no output", g->name);
+    if (g->n_outputs == 0) return kn_diag_fail(d, "cannot export '%s': the model has no output", g->name);
     bool *live = live_nodes(g);
     Onnx__ModelProto *m = new_model(&x);
     kn_status st = check_supported(&x, live);
