@@ -10,7 +10,8 @@
  *    1e-4 of PyTorch's; skipped with one line without node or the package.
  * 4. mnist_cnn (conv, pool, flatten) with a checkpoint written here exports
  *    and, re-imported, reproduces the compiled .kiln model's own `EXE run`
- *    output (1e-5 + 1e-4 relative).
+ *    output (1e-5 + 1e-4 relative); the checker and onnxruntime-node (1e-4)
+ *    check it too when available.
  * 5. Errors: a missing --weights file, a checkpoint missing a tensor, an
  *    unwritable -o path, and no --weights for a randomly initialised model
  *    each exit 1 with one clear message.
@@ -42,16 +43,18 @@ static int kiln_export(char **log, const char *model, const char *ckpt, const ch
     return kt_run(log, "'%s' export '%s' -o '%s'", kt_kiln_bin(), model, out);
 }
 
+/* Exports fmnist_mlp once; g_fmnist is set only when that succeeded. */
 static void export_fmnist(void)
 {
     if (g_fmnist[0]) return;
-    char model[4096], ckpt[4096], *log = NULL;
+    char model[4096], ckpt[4096], out[4096], *log = NULL;
     kt_pathf(model, sizeof model, "%s/models/fmnist_mlp.kiln", kt_src_dir());
-    kt_pathf(g_fmnist, sizeof g_fmnist, "%s/fmnist_mlp.onnx", g_dir);
-    int rc = kiln_export(&log, model, golden("fmnist_mlp.safetensors", ckpt, sizeof ckpt), g_fmnist);
+    kt_pathf(out, sizeof out, "%s/fmnist_mlp.onnx", g_dir);
+    int rc = kiln_export(&log, model, golden("fmnist_mlp.safetensors", ckpt, sizeof ckpt), out);
     if (rc) printf("%s\n", log);
     free(log);
     CU_ASSERT_EQUAL_FATAL(rc, 0);
+    snprintf(g_fmnist, sizeof g_fmnist, "%s", out);
 }
 
 /* Builds `onnx` with kiln's importer and runs it on x.npy; the first output lands in outdir/NAME.npy. */
@@ -209,6 +212,19 @@ static void test_cnn_roundtrip(void)
     kt_pathf(want, sizeof want, "%s/fc.npy", o1);
     kt_pathf(got, sizeof got, "%s/fc.npy", o2);
     CU_ASSERT_EQUAL(kt_compare_npy("cnn_export", "logits vs .kiln build", want, got, 1e-5, 1e-4), 0);
+    char mod[4096];
+    if (kt_run(NULL, "/usr/bin/python3 -c 'import onnx'") == 0) {
+        rc = kt_run(&log, "/usr/bin/python3 -c \"import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), "
+                    "full_check=True)\" '%s'", onnx);
+        if (rc) printf("%s\n", log);
+        free(log);
+        CU_ASSERT_EQUAL(rc, 0);
+    }
+    if (!ort_module(mod, sizeof mod)) return;
+    rc = kt_run(&log, "node '%s/tests/onnx_export_ort.js' '%s' '%s' '%s' '%s' 1e-4", kt_src_dir(), mod, onnx, x, want);
+    printf("  cnn_export vs the .kiln build, %s", log ? log : "");
+    free(log);
+    CU_ASSERT_EQUAL(rc, 0);
 }
 
 /* ---- errors ---- */
