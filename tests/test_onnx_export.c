@@ -13,8 +13,9 @@
  *    output (1e-5 + 1e-4 relative); the checker and onnxruntime-node (1e-4)
  *    check it too when available.
  * 5. Errors: a missing --weights file, a checkpoint missing a tensor, an
- *    unwritable -o path, and no --weights for a randomly initialised model
- *    each exit 1 with one clear message.
+ *    unwritable -o path, no --weights for a randomly initialised model, and
+ *    unsupported ops (all named in one message) each exit 1 with one clear
+ *    message; no output file is left behind.
  */
 #define _GNU_SOURCE
 #include "testlib.h"
@@ -268,6 +269,15 @@ static void test_errors(void)
 
     rc = kiln_export(&log, model, NULL, out);
     expect_error("no --weights, random init", rc, log, "pass --weights");
+    free(log);
+
+    /* every unsupported node in one message */
+    kt_pathf(model, sizeof model, "%s/unsupported.kiln", g_dir);
+    const char *src = "model t\ninput x: f32[N, 4]\nh = softmax(x)\na = argmax(h, dim=1)\n"
+                      "b = reduce_sum(h, dim=1)\noutput a\noutput b\n";
+    CU_ASSERT_EQUAL_FATAL(kt_write_file(model, src, strlen(src)), 0);
+    rc = kiln_export(&log, model, NULL, out);
+    expect_error("unsupported ops", rc, log, "node 'a' (argmax), node 'b' (reduce_sum)");
     free(log);
     CU_ASSERT_FALSE(kt_file_exists(out));
 }
