@@ -1,8 +1,9 @@
 /* main.c — the `kiln` driver: argument parsing and the subcommands
- * check, build and run.  Exit codes: 0 success, 1 failure (bad model file,
+ * check, build, run and export.  Exit codes: 0 success, 1 failure (bad model file,
  * build error), 2 usage error. */
 #define _GNU_SOURCE
 #include "compile.h"
+#include "export.h"
 #include "onnx_test.h"
 #include "sweep.h"
 #include "kiln_config.h"
@@ -28,6 +29,8 @@ static const char *USAGE =
     "  run MODEL [--set P=V] SUBCOMMAND [ARGS]\n"
     "                                 build into a content-addressed cache, then run the executable\n"
     "                                 (e.g. kiln run models/fmnist_mlp.kiln train --json)\n"
+    "  export MODEL [--set P=V] [--weights CKPT] -o OUT.onnx\n"
+    "                                 write the inference graph with trained weights as ONNX (opset 17)\n"
     "  gradcheck MODEL [ARGS]         compiled gradients vs central finite differences, per parameter\n"
     "  onnx-test [DIR]                ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
     "  sweep MODEL [--set P=A,B] [--lr X,Y ...]\n"
@@ -354,6 +357,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "check")) return cmd_check(argc - 1, argv + 1);
     if (!strcmp(cmd, "build")) return cmd_build(argc - 1, argv + 1);
     if (!strcmp(cmd, "run")) return cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return kn_cli_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "onnx-test")) return kn_cli_onnx_test(argc - 1, argv + 1);
     if (!strcmp(cmd, "sweep")) return kn_cli_sweep(argc - 1, argv + 1, cached_exe);
     if (!strcmp(cmd, "gradcheck")) {
