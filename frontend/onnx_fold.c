@@ -58,9 +58,13 @@ static kn_status fold_constant(kx_importer *im)
 /* The shape of input 0, runtime or constant. */
 static kn_status input_shape(kx_importer *im, kn_shape *s)
 {
-    kx_entry *e = kx_lookup(im, im->node->input[0]);
+    kx_entry *e = im->node->n_input > 0 ? kx_lookup(im, im->node->input[0]) : NULL;
+    if (!e) return kx_fail(im, "input 0 %s%s%s is not defined by an earlier node or the graph inputs",
+                           im->node->n_input > 0 ? "'" : "", im->node->n_input > 0 ? im->node->input[0] : "",
+                           im->node->n_input > 0 ? "'" : "(missing)");
     if (e->c) *s = e->c->shape;
-    else *s = im->g->values[e->vid]->shape;
+    else if (e->vid >= 0) *s = im->g->values[e->vid]->shape;
+    else return kx_fail(im, "input 0 '%s' has no value yet", im->node->input[0]);
     return KN_OK;
 }
 
@@ -68,7 +72,7 @@ static kn_status input_shape(kx_importer *im, kn_shape *s)
 static kn_status fold_size(kx_importer *im)
 {
     kn_shape s, sc = {.rank = 0};
-    input_shape(im, &s);
+    if (input_shape(im, &s) != KN_OK) return KN_ERR;
     int64_t numel = 1;
     for (int i = 0; i < s.rank; i++) {
         if (s.d[i] == KN_DIM_N) return kx_fail(im, "the size depends on the batch size, which kiln only knows at run time");
@@ -82,7 +86,7 @@ static kn_status fold_size(kx_importer *im)
 static kn_status fold_shape(kx_importer *im)
 {
     kn_shape s;
-    input_shape(im, &s);
+    if (input_shape(im, &s) != KN_OK) return KN_ERR;
     int64_t start = kx_attr_i(im, "start", 0), end = kx_attr_i(im, "end", s.rank);
     if (start < 0) start += s.rank;
     if (end < 0) end += s.rank;
@@ -241,6 +245,16 @@ static kn_status fold_reshape(kx_importer *im, const kx_const *x, const kx_const
     return fold_reshape_to(im, x, &s);
 }
 
+/* float -> int64 as C casts it, but defined for NaN and out-of-range
+ * values (0 and saturation) instead of undefined behaviour. */
+static int64_t float_to_i64(double v)
+{
+    if (v != v) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
 static kn_status fold_cast(kx_importer *im, const kx_const *x)
 {
     int64_t to = kx_attr_i(im, "to", 0);
@@ -248,7 +262,7 @@ static kn_status fold_cast(kx_importer *im, const kx_const *x)
     kx_const *c = kx_const_new(dt, &x->shape);
     for (int64_t i = 0; i < x->numel; i++) {
         if (dt == KN_F32) ((float *)c->data)[i] = (float)kx_const_f(x, i);
-        else ((int64_t *)c->data)[i] = x->dtype == KN_I64 ? kx_const_i(x, i) : (int64_t)kx_const_f(x, i);
+        else ((int64_t *)c->data)[i] = x->dtype == KN_I64 ? kx_const_i(x, i) : float_to_i64(kx_const_f(x, i));
     }
     return bind_out(im, c);
 }
