@@ -253,11 +253,15 @@ static void test_unfreeze_last_layers(void)
                     "--quiet --lr 0 --save '%s' && '%s' train --epochs 1 --limit 64 --quiet --save '%s'",
                     exe, dir, exe, ck0, exe, ck1);
     if (rc) printf("%s\n", log);
+    free(log);
+    log = NULL;
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     CU_ASSERT_TRUE(exists_in(dir, "feat.w1.grad.npy"));
     kt_pathf(exe, sizeof exe, "%s/thaw_full", tmp);
     CU_ASSERT_EQUAL_FATAL(build(model, "--set scale=1.0", exe), 0);
     rc = kt_run(&log, "'%s' train --epochs 1 --limit 64 --quiet --save '%s'", exe, ck2);
+    free(log);
+    log = NULL;
     CU_ASSERT_EQUAL_FATAL(rc, 0);
     double half = max_delta(ck0, ck1, "feat.w1"), full = max_delta(ck0, ck2, "feat.w1");
     double head_half = max_delta(ck0, ck1, "head.weight"), head_full = max_delta(ck0, ck2, "head.weight");

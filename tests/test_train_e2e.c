@@ -156,8 +156,10 @@ static void test_resume_compiled_bit_identical(void)
     const char *common = "--limit 2000 --batch 64 --seed 3 --quiet";
     char *out = NULL;
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --epochs 2 %s --save '%s'", fmnist, common, a), 0);
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --epochs 1 %s --save '%s'", fmnist, common, b), 0);
     CU_ASSERT_FALSE(kt_same_tensors(a, b, 0));
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --epochs 2 --limit 2000 --quiet --resume '%s' --save '%s'",
                                  fmnist, b, b), 0);
     /* Params, running statistics and Adam's moments, bit for bit. */
@@ -206,8 +208,11 @@ static void test_frozen_layers(void)
     KT_ASSERT_CONTAINS(out, "128 frozen (+128 buf)");
     KT_ASSERT_CONTAINS(out, "trainable 650 · frozen 50,368 · buffers 128");
     KT_ASSERT_CONTAINS(out, "(train;");
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' build '%s' -o '%s'", kt_kiln_bin(), model, exe), 0);
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 640 --quiet --no-cache --save '%s'", exe, a), 0);
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 1280 --quiet --no-cache --save '%s'", exe, b), 0);
     /* Frozen: never touched, and a frozen batchnorm keeps its running
      * statistics (it is a fixed function); trainable: moved. */
@@ -218,6 +223,7 @@ static void test_frozen_layers(void)
     /* No optimizer state and no gradient for frozen parameters. */
     CU_ASSERT_EQUAL(same_tensor(a, b, "optim.fc0.weight.m"), -1);
     CU_ASSERT_EQUAL(same_tensor(a, a, "optim.fc1.weight.m"), 1);
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 64 --steps 1 --quiet --dump-grads '%s'", exe, dump), 0);
     snprintf(p, sizeof p, "%s/fc1.weight.grad.npy", dump);
     CU_ASSERT(kt_file_exists(p));
@@ -249,11 +255,14 @@ static void test_frozen_prefix_cache(void)
     CU_ASSERT_EQUAL_FATAL(kt_write_file(model, src, strlen(src)), 0);
     char *out = NULL;
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' build '%s' -o '%s'", kt_kiln_bin(), model, exe), 0);
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' info", exe), 0);
     KT_ASSERT_CONTAINS(out, "features");
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 3000 --quiet --save '%s'", exe, a), 0);
     KT_ASSERT_CONTAINS(out, "frozen prefix computed once: 'h' (128 floats per sample) for 3000 train");
     char *cached_out = strdup(out);
+    free(out);
     CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' train --limit 3000 --quiet --no-cache --save '%s'", exe, b), 0);
     CU_ASSERT_PTR_NULL(strstr(out, "computed once"));
     CU_ASSERT(kt_same_tensors(a, b, 1));
@@ -262,11 +271,14 @@ static void test_frozen_prefix_cache(void)
     CU_ASSERT(ta && tb && strncmp(ta, tb, 40) == 0);
     /* --augment and --dump-grads need the whole model; models without a
      * frozen prefix have no features phase. */
+    free(out);
     CU_ASSERT_EQUAL(kt_run(&out, "'%s' train --limit 200 --epochs 1 --quiet --dump-grads '%s/cg'", exe, tmp), 0);
     CU_ASSERT_PTR_NULL(strstr(out, "computed once"));
+    free(out);
     CU_ASSERT_EQUAL(kt_run(&out, "'%s' info", fmnist), 0);
     CU_ASSERT_PTR_NULL(strstr(out, "features"));
     /* A sweep computes the prefix once for all its runs. */
+    free(out);
     CU_ASSERT_EQUAL(kt_run(&out, "'%s' sweep --lr 0.001,0.01 --epochs 1 --limit 1000", exe), 0);
     KT_ASSERT_CONTAINS(out, "frozen prefix computed once");
     KT_ASSERT_CONTAINS(out, "reused from the sweep's first run");
@@ -299,6 +311,7 @@ static void test_kiln_sweep(void)
     char p[4400];
     snprintf(p, sizeof p, "%s/sw/hidden=32/sweep.csv", tmp);
     CU_ASSERT(kt_file_exists(p));
+    free(out);
     rc = kt_run(&out, "'%s' sweep '%s' --set hidden=8,32 --set hidden=1,2 2>&1", kt_kiln_bin(), model);
     CU_ASSERT_EQUAL(rc, 2);
     KT_ASSERT_CONTAINS(out, "only one --set may list several values");
@@ -332,6 +345,7 @@ static void test_kill_during_save(void)
     srand((unsigned)time(NULL));
     char leftover[4400];
     snprintf(leftover, sizeof leftover, "rm -f '%s'/.ck.safetensors.tmp-*", dir);
+    free(out);
     kt_run(&out, "%s", leftover);
     int kills = 0, intact = 0, replaced = 0;
     long last_epoch = 1;
@@ -378,6 +392,7 @@ static void test_kill_during_save(void)
     CU_ASSERT_EQUAL(intact, 6);
     CU_ASSERT(count_prefixed(dir, ".ck.safetensors.tmp-") >= 2); /* some kills did land mid-save */
     /* A later run resumes from what the killed ones left. */
+    free(out);
     int rc = kt_run(&out, "'%s' train --epochs %ld --limit 64 --quiet --resume '%s'", fmnist, last_epoch + 1, ck);
     if (rc) printf("%s\n", out ? out : "");
     CU_ASSERT_EQUAL(rc, 0);

@@ -247,6 +247,7 @@ static void test_dump_grads_and_retain(void)
     rc = kt_run(&out, "'%s' train --steps 1 --dump-grads '%s' --retain bn9", exe, dump);
     CU_ASSERT_EQUAL(rc, 2);
     KT_ASSERT_CONTAINS(out, "no value 'bn9' (did you mean 'bn0'?)");
+    free(out);
     rc = kt_run(&out, "'%s' train --steps 1 --retain fc0", exe);
     CU_ASSERT_EQUAL(rc, 2);
     KT_ASSERT_CONTAINS(out, "--retain NAME needs --dump-grads DIR");
