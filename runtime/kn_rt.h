@@ -175,6 +175,10 @@ void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
 /* Counter-based RNG (Philox-style): a uniform float in [0,1) that depends
  * only on (seed, stream, index), so any backend reproduces the same mask. */
 float kn_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index);
+/* The four uniforms of one Philox block: out[k] is the value of counter
+ * 4 * block + k.  Dropout draws masks through it, a quarter of the
+ * rounds of one kn_rt_uniform per element. */
+void kn_rt_uniform4(uint64_t seed, uint64_t stream, uint64_t block, float out[4]);
 
 /* A standard normal from the same counter space (Box-Muller on one Philox
  * block), so init and noise are reproducible from (seed, stream, index). */

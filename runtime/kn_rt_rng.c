@@ -43,6 +43,12 @@ float kn_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index)
     return to_unit(block(seed, stream, index).v[0]);
 }
 
+void kn_rt_uniform4(uint64_t seed, uint64_t stream, uint64_t blk, float out[4])
+{
+    philox_ctr r = block(seed, stream, blk);
+    for (int k = 0; k < 4; k++) out[k] = to_unit(r.v[k]);
+}
+
 float kn_rt_normal(uint64_t seed, uint64_t stream, uint64_t index)
 {
     philox_ctr r = block(seed, stream, index);

@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 static void test_uniform_deterministic(void)
 {
@@ -19,6 +20,29 @@ static void test_uniform_deterministic(void)
     }
     CU_ASSERT(same_seed < 5);
     CU_ASSERT(same_stream < 5);
+}
+
+/* kn_rt_uniform4: the four words of one Philox block (word 0 is
+ * kn_rt_uniform of the same counter), each uniform on [0,1) and distinct. */
+static void test_uniform4(void)
+{
+    double sum[4] = {0};
+    const int n = 100000;
+    int equal_neighbours = 0;
+    for (uint64_t b = 0; b < (uint64_t)n; b++) {
+        float u[4], v[4];
+        kn_rt_uniform4(9, 5, b, u);
+        kn_rt_uniform4(9, 5, b, v);
+        CU_ASSERT_FATAL(memcmp(u, v, sizeof u) == 0);
+        CU_ASSERT_EQUAL(u[0], kn_rt_uniform(9, 5, b));
+        for (int k = 0; k < 4; k++) {
+            CU_ASSERT_FATAL(u[k] >= 0.0f && u[k] < 1.0f);
+            sum[k] += u[k];
+        }
+        equal_neighbours += u[1] == u[2];
+    }
+    for (int k = 0; k < 4; k++) CU_ASSERT(fabs(sum[k] / n - 0.5) < 5e-3);
+    CU_ASSERT(equal_neighbours < 5);
 }
 
 static void test_uniform_distribution(void)
@@ -153,6 +177,7 @@ int main(void)
     CU_TestInfo tests[] = {
         {"uniform is a pure function of its counter", test_uniform_deterministic},
         {"uniform is uniform on [0,1)", test_uniform_distribution},
+        {"uniform4: four uniforms per Philox block", test_uniform4},
         {"normal has mean 0, std 1", test_normal_distribution},
         {"init kinds respect PyTorch bounds", test_init_bounds},
         {"init is reproducible from the seed", test_init_reproducible},
