@@ -242,8 +242,8 @@ static int cmd_build(int argc, char **argv)
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("usage: kiln build MODEL [-o EXE] [--target cpu] [--emit DIR] [--set P=V]...\n\n"
-                   "Compiles MODEL (.kiln) into a standalone executable with the commands\n"
-                   "info, eval, predict, bench and run (see EXE --help).\n"
+                   "Compiles MODEL (.kiln, or an ONNX model .onnx) into a standalone executable with the commands\n"
+                   "info, eval, predict, bench, run, train, sweep and gradcheck (see EXE --help).\n"
                    "  -o EXE        output executable (default: model file name without extension)\n"
                    "  --target T    code generation target (cpu)\n"
                    "  --emit DIR    keep the generated C source in DIR\n"
