@@ -71,6 +71,16 @@ static void ex_free(ex_ctx *x)
 
 /* ---- building blocks ---- */
 
+/* `arr` with room for one more element: doubled (arena memory) when full. */
+static void *ex_room(ex_ctx *x, void *arr, size_t n, size_t *cap, size_t elem)
+{
+    if (n < *cap) return arr;
+    void *grown = ex_alloc(x, elem * *cap * 2);
+    memcpy(grown, arr, elem * n);
+    *cap *= 2;
+    return grown;
+}
+
 static Onnx__NodeProto *ex_node(ex_ctx *x, const char *op_type, const char *name, const char *const *in, int n_in,
                                 const char *out)
 {
@@ -86,11 +96,7 @@ static Onnx__NodeProto *ex_node(ex_ctx *x, const char *op_type, const char *name
     nd->output[0] = ex_strdup(x, out);
     nd->attribute = ex_alloc(x, sizeof(Onnx__AttributeProto *) * 8);
     Onnx__GraphProto *gp = x->graph;
-    if (gp->n_node == x->cap_nodes) {
-        Onnx__NodeProto **nn = ex_alloc(x, sizeof *nn * x->cap_nodes * 2);
-        memcpy(nn, gp->node, sizeof *nn * gp->n_node);
-        gp->node = nn, x->cap_nodes *= 2;
-    }
+    gp->node = ex_room(x, gp->node, gp->n_node, &x->cap_nodes, sizeof *gp->node);
     gp->node[gp->n_node++] = nd;
     return nd;
 }
@@ -144,11 +150,7 @@ static void ex_init(ex_ctx *x, const char *name, kn_dtype dt, const int64_t *dim
     t->raw_data.len = numel * kn_dtype_size(dt);
     t->raw_data.data = (uint8_t *)data;
     Onnx__GraphProto *gp = x->graph;
-    if (gp->n_initializer == x->cap_inits) {
-        Onnx__TensorProto **ni = ex_alloc(x, sizeof *ni * x->cap_inits * 2);
-        memcpy(ni, gp->initializer, sizeof *ni * gp->n_initializer);
-        gp->initializer = ni, x->cap_inits *= 2;
-    }
+    gp->initializer = ex_room(x, gp->initializer, gp->n_initializer, &x->cap_inits, sizeof *gp->initializer);
     gp->initializer[gp->n_initializer++] = t;
 }
 
