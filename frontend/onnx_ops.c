@@ -674,24 +674,29 @@ static kn_status cv_pad(kx_importer *im)
 
 /* ---- reductions, softmax ---- */
 
+/* The axes of a Reduce* node, from the attribute or, from `input_opset` on,
+ * from constant input 1 (*n = -1: all axes).  Returns 0, -1 on error, or 1
+ * when empty axes with noop_with_empty_axes make the node an identity. */
+static int reduce_axes(kx_importer *im, int input_opset, int64_t *axes, int *n)
+{
+    *n = -1;
+    if (im->opset < input_opset) return (*n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1 ? -1 : 0;
+    if (kx_has_input(im, 1)) {
+        const kx_const *a = kx_input_const(im, 1);
+        if (!a || a->numel > KN_MAX_RANK) return kx_fail(im, "axes must be a constant"), -1;
+        *n = (int)a->numel;
+        for (int i = 0; i < *n; i++) axes[i] = kx_const_i(a, i);
+    }
+    return *n <= 0 && kx_attr_i(im, "noop_with_empty_axes", 0) ? 1 : 0;
+}
+
 static kn_status cv_reduce_mean(kx_importer *im)
 {
     int x = kx_input_value(im, 0);
     if (x < 0) return KN_ERR;
     int64_t axes[KN_MAX_RANK];
-    int n;
-    if (im->opset >= 18) {
-        n = -1;
-        if (kx_has_input(im, 1)) {
-            const kx_const *a = kx_input_const(im, 1);
-            if (!a || a->numel > KN_MAX_RANK) return kx_fail(im, "axes must be a constant");
-            n = (int)a->numel;
-            for (int i = 0; i < n; i++) axes[i] = kx_const_i(a, i);
-        }
-        if (n <= 0 && kx_attr_i(im, "noop_with_empty_axes", 0)) return alias(im, x);
-    } else if ((n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1) {
-        return KN_ERR;
-    }
+    int n, rc = reduce_axes(im, 18, axes, &n);
+    if (rc) return rc < 0 ? KN_ERR : alias(im, x);
     bool adjacent = true;
     if (n > 0) {
         int r = vshape(im, x)->rank;
@@ -731,18 +736,8 @@ static kn_status cv_reduce(kx_importer *im)
     int x = kx_input_value(im, 0);
     if (x < 0) return KN_ERR;
     int64_t axes[KN_MAX_RANK];
-    int n = -1;
-    if (im->opset >= (op == KN_OP_REDUCE_SUM ? 13 : 18)) {
-        if (kx_has_input(im, 1)) {
-            const kx_const *a = kx_input_const(im, 1);
-            if (!a || a->numel > KN_MAX_RANK) return kx_fail(im, "axes must be a constant");
-            n = (int)a->numel;
-            for (int i = 0; i < n; i++) axes[i] = kx_const_i(a, i);
-        }
-        if (n <= 0 && kx_attr_i(im, "noop_with_empty_axes", 0)) return alias(im, x);
-    } else if ((n = kx_attr_ints(im, "axes", axes, KN_MAX_RANK)) < -1) {
-        return KN_ERR;
-    }
+    int n, rc = reduce_axes(im, op == KN_OP_REDUCE_SUM ? 13 : 18, axes, &n);
+    if (rc) return rc < 0 ? KN_ERR : alias(im, x);
     kn_node *nd = kx_node(im, op, "", &x, 1);
     if (n > 0) kn_node_set_attr_ints(nd, "dim", axes, n);
     kn_node_set_attr_b(nd, "keepdim", kx_attr_i(im, "keepdims", 1) != 0);
