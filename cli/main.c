@@ -7,6 +7,7 @@
 #include "onnx_test.h"
 #include "sweep.h"
 #include "kiln_config.h"
+#include "kn_rt_afile.h" /* mkdir -p */
 
 #include <errno.h>
 #include <stdio.h>
@@ -160,20 +161,6 @@ static const char *base_name_no_ext(const char *path, char *buf, size_t cap)
     return buf;
 }
 
-static int mkdir_p(const char *dir)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 /* Builds MODEL to EXE; keeps the C source in emit_dir when given. */
 static int build_model(const char *model, const kn_frontend_opts *fo, const char *exe, const char *target,
                        const char *emit_dir, bool quiet)
@@ -192,7 +179,7 @@ static int build_model(const char *model, const kn_frontend_opts *fo, const char
     kn_c_ident(base, ident, sizeof ident);
     bool keep = emit_dir != NULL;
     if (keep) {
-        if (mkdir_p(emit_dir) != 0) {
+        if (kn_rt_mkdir_p(emit_dir) != 0) {
             fprintf(stderr, "kiln: cannot create --emit folder %s: %s\n", emit_dir, strerror(errno));
             kn_cli_compiled_free(&c);
             return 1;
@@ -293,7 +280,7 @@ static int cached_exe(const char *model, const char *const *sets, int n_sets, ch
     kn_c_ident(base_name_no_ext(model, base, sizeof base), ident, sizeof ident);
     snprintf(exe, cap, "%s/%s", dir, ident);
     if (access(exe, X_OK) == 0) return 0;
-    if (mkdir_p(dir) != 0) {
+    if (kn_rt_mkdir_p(dir) != 0) {
         fprintf(stderr, "kiln: cannot create cache folder %s: %s\n", dir, strerror(errno));
         return 1;
     }

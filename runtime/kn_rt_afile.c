@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int kn_rt_afile_begin(kn_rt_afile *a, const char *path, char *err, size_t errcap)
@@ -96,4 +97,17 @@ int kn_rt_write_atomic(const char *path, const void *const *chunks, const size_t
     for (int i = 0; i < n; i++)
         if (kn_rt_afile_write(&a, chunks[i], lens[i], err, errcap)) return -1;
     return kn_rt_afile_commit(&a, err, errcap);
+}
+
+int kn_rt_mkdir_p(const char *dir)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+            *p = '/';
+        }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
 }

@@ -26,4 +26,7 @@ void kn_rt_afile_abort(kn_rt_afile *a);
 int kn_rt_write_atomic(const char *path, const void *const *chunks, const size_t *lens,
                        int n, char *err, size_t errcap);
 
+/* mkdir -p; 0 or -1 with errno. */
+int kn_rt_mkdir_p(const char *dir);
+
 #endif

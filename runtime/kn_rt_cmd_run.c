@@ -1,6 +1,7 @@
 /* kn_rt_cmd_run.c — `run`: any model as a function of .npy files, so op
  * golden tests can drive single-op models without a dataset. */
 #include "kn_rt_arena.h"
+#include "kn_rt_afile.h"
 #include "kn_rt_cli.h"
 #include "kn_rt_inspect.h"
 #include "kn_rt_opt.h"

@@ -4,6 +4,7 @@
  * transfer-learning sweep pays for the backbone once.  Compile-time settings
  * (layer sizes) need one executable each: `kiln sweep MODEL --set k=a,b`
  * builds them and runs this command in each. */
+#include "kn_rt_afile.h"
 #include "kn_rt_cli.h"
 #include "kn_rt_fcache.h"
 #include "kn_rt_inspect.h"

@@ -1,6 +1,7 @@
 /* kn_rt_inspect.c — --dump-grads and --retain for `train`. */
 #include "kn_rt_inspect.h"
 
+#include "kn_rt_afile.h"
 #include "kn_rt_arena.h"
 #include "npy.h"
 
@@ -9,19 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-int kn_rt_mkdir_p(const char *dir)
-{
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", dir);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-            *p = '/';
-        }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
 
 void kn_rt_npy_path(char *buf, size_t cap, const char *dir, const char *name, const char *suffix)
 {

@@ -32,8 +32,6 @@ void kn_rt_retain_close(kn_rt_retain *r);
  * (the mean gradient the optimizer is about to apply). */
 int kn_rt_dump_grads(const kn_rt_model *m, const float *grads, float scale, const char *dir, char *err, size_t cap);
 
-/* mkdir -p; 0 or -1 with errno. */
-int kn_rt_mkdir_p(const char *dir);
 /* DIR/NAME.npy with '/' in NAME (ONNX names) turned into '_', so the file
  * stays inside DIR. */
 void kn_rt_npy_path(char *buf, size_t cap, const char *dir, const char *name, const char *suffix);
