@@ -7,11 +7,30 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* C[1,N] = alpha * op(A)[1,K] op(B)[K,N] + beta * C.  Batch-1 inference is
+ * all such products; OpenBLAS's sgemm runs them on one thread with its small
+ * kernel, its sgemv splits the rows of B over the threads (fmnist_mlp's five
+ * layers: 45 us -> 17 us on 2 cores). */
+static void kn_rt_sgemm_row(int trans_a, int trans_b, int N, int K, float alpha,
+                            const float *A, int lda, const float *B, int ldb,
+                            float beta, float *C)
+{
+    const int inc_a = trans_a ? lda : 1; /* op(A) = A^T: A is [K,1] */
+    if (trans_b) /* B is [N,K]: C = B a */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, inc_a, beta, C, 1);
+    else         /* B is [K,N]: C = B^T a */
+        cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, inc_a, beta, C, 1);
+}
+
 void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
+    if (M == 1) { /* one row: a matrix-vector product */
+        kn_rt_sgemm_row(trans_a, trans_b, N, K, alpha, A, lda, B, ldb, beta, C);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
                 B, ldb, beta, C, ldc);

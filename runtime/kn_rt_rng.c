@@ -49,6 +49,62 @@ void kn_rt_uniform4(uint64_t seed, uint64_t stream, uint64_t blk, float out[4])
     for (int k = 0; k < 4; k++) out[k] = to_unit(r.v[k]);
 }
 
+/* KN_RT_LANES consecutive Philox blocks: u[4 * l + w] is word w of block
+ * first + l, i.e. u[k] belongs to counter 4 * first + k.  The lanes are independent, so the rounds
+ * vectorize (32x32->64-bit multiplies); the clones pick AVX-512 or AVX2 by
+ * the CPU it runs on.  Same numbers as kn_rt_uniform4, block by block. */
+#define KN_RT_LANES 16
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void uniform_lanes(uint64_t seed, uint64_t stream, uint64_t first, float *u)
+{
+    uint32_t c0[KN_RT_LANES], c1[KN_RT_LANES], c2[KN_RT_LANES], c3[KN_RT_LANES];
+    for (int l = 0; l < KN_RT_LANES; l++) {
+        uint64_t index = first + (uint64_t)l;
+        c0[l] = (uint32_t)index;
+        c1[l] = (uint32_t)(index >> 32);
+        c2[l] = (uint32_t)stream;
+        c3[l] = (uint32_t)(stream >> 32);
+    }
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        for (int l = 0; l < KN_RT_LANES; l++) {
+            uint64_t p0 = (uint64_t)0xD2511F53u * c0[l];
+            uint64_t p1 = (uint64_t)0xCD9E8D57u * c2[l];
+            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
+            uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
+            c1[l] = (uint32_t)p1;
+            c3[l] = (uint32_t)p0;
+            c0[l] = n0;
+            c2[l] = n2;
+        }
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    for (int l = 0; l < KN_RT_LANES; l++) {
+        u[4 * l + 0] = to_unit(c0[l]);
+        u[4 * l + 1] = to_unit(c1[l]);
+        u[4 * l + 2] = to_unit(c2[l]);
+        u[4 * l + 3] = to_unit(c3[l]);
+    }
+}
+
+void kn_rt_dropout(uint64_t seed, uint64_t stream, uint64_t base, size_t n, float p,
+                   float scale, const float *in, float *out)
+{
+    float u[4 * KN_RT_LANES];
+    size_t i = 0;
+    while (i < n) {
+        const uint64_t g = base + i;
+        const size_t off = (size_t)(g & 3); /* counters need not start a block */
+        uniform_lanes(seed, stream, g >> 2, u);
+        size_t take = 4 * KN_RT_LANES - off;
+        if (take > n - i) take = n - i;
+        for (size_t k = 0; k < take; k++)
+            out[i + k] = u[off + k] >= p ? in[i + k] * scale : 0.0f;
+        i += take;
+    }
+}
+
 float kn_rt_normal(uint64_t seed, uint64_t stream, uint64_t index)
 {
     philox_ctr r = block(seed, stream, index);

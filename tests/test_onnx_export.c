@@ -4,7 +4,8 @@
  *    built again by kiln's own importer (`kiln build OUT.onnx`) and run on
  *    tests/golden/fmnist/x_first256.npy: logits match PyTorch's within 1e-4.
  * 2. The ONNX checker (python3-onnx, full_check) accepts the export; skipped
- *    with one line when `import onnx` fails.
+ *    with one line when `import onnx.checker` fails (libonnx-testdata alone
+ *    leaves an empty `onnx` namespace package behind).
  * 3. An independent runtime: onnxruntime-node (npm, installed into the build
  *    tree on first use) runs the export on the same inputs, logits within
  *    1e-4 of PyTorch's; skipped with one line without node or the package.
@@ -85,7 +86,7 @@ static void test_fmnist_roundtrip(void)
 static void test_onnx_checker(void)
 {
     export_fmnist();
-    if (kt_run(NULL, "/usr/bin/python3 -c 'import onnx'") != 0) {
+    if (kt_run(NULL, "/usr/bin/python3 -c 'import onnx.checker'") != 0) {
         printf("SKIP onnx checker: /usr/bin/python3 cannot import onnx (Debian python3-onnx)\n");
         return;
     }
@@ -214,7 +215,7 @@ static void test_cnn_roundtrip(void)
     kt_pathf(got, sizeof got, "%s/fc.npy", o2);
     CU_ASSERT_EQUAL(kt_compare_npy("cnn_export", "logits vs .kiln build", want, got, 1e-5, 1e-4), 0);
     char mod[4096];
-    if (kt_run(NULL, "/usr/bin/python3 -c 'import onnx'") == 0) {
+    if (kt_run(NULL, "/usr/bin/python3 -c 'import onnx.checker'") == 0) {
         rc = kt_run(&log, "/usr/bin/python3 -c \"import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), "
                     "full_check=True)\" '%s'", onnx);
         if (rc) printf("%s\n", log);

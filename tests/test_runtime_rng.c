@@ -172,6 +172,64 @@ static void test_sgemm(void)
     CU_ASSERT(D[0] == 117 && D[1] == 129 && D[2] == 279 && D[3] == 309);
 }
 
+/* kn_rt_dropout draws 16 blocks at a time; every element must still be
+ * decided by word g % 4 of block g / 4, for bases that start mid-block and
+ * runs that cross the 2^32 boundary of the block index's low word. */
+static void test_dropout_matches_uniform4(void)
+{
+    const uint64_t bases[] = {0, 1, 3, 7, 64, 1000003, ((uint64_t)1 << 34) - 37,
+                              ((uint64_t)5 << 32) + 2};
+    const size_t n = 1000;
+    float in[1000], out[1000];
+    for (size_t i = 0; i < n; i++) in[i] = (float)i + 0.5f;
+    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+        kn_rt_dropout(11, 77, bases[b], n, 0.3f, 2.0f, in, out);
+        int kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            uint64_t g = bases[b] + i;
+            float u[4];
+            kn_rt_uniform4(11, 77, g >> 2, u);
+            float want = u[g & 3] >= 0.3f ? in[i] * 2.0f : 0.0f;
+            CU_ASSERT_FATAL(out[i] == want);
+            kept += out[i] != 0;
+        }
+        CU_ASSERT(kept > 600 && kept < 800); /* ~70% kept */
+    }
+    /* In place gives the same. */
+    float io[1000];
+    memcpy(io, in, sizeof io);
+    kn_rt_dropout(11, 77, 5, n, 0.3f, 2.0f, io, io);
+    kn_rt_dropout(11, 77, 5, n, 0.3f, 2.0f, in, out);
+    CU_ASSERT(memcmp(io, out, sizeof io) == 0);
+}
+
+/* One-row products go through sgemv; compare all transpose combinations
+ * with a plain triple loop. */
+static void test_sgemm_one_row(void)
+{
+    enum { N = 37, K = 53 };
+    float a[K * 3], b[N * K], c[N], want[N];
+    for (int i = 0; i < K * 3; i++) a[i] = (float)((i * 7) % 11) - 5.0f;
+    for (int i = 0; i < N * K; i++) b[i] = (float)((i * 13) % 17) * 0.25f - 2.0f;
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            const int lda = ta ? 3 : K; /* op(A) = A^T reads a column of a [K,3] matrix */
+            const int ldb = tb ? K : N;
+            for (int j = 0; j < N; j++) {
+                double acc = 0;
+                for (int k = 0; k < K; k++) {
+                    float av = ta ? a[k * lda] : a[k];
+                    float bv = tb ? b[j * ldb + k] : b[k * ldb + j];
+                    acc += (double)av * bv;
+                }
+                c[j] = 1.0f;
+                want[j] = (float)(2.0 * acc + 0.5);
+            }
+            kn_rt_sgemm(ta, tb, 1, N, K, 2.0f, a, lda, b, ldb, 0.5f, c, N);
+            for (int j = 0; j < N; j++) CU_ASSERT_DOUBLE_EQUAL(c[j], want[j], 1e-3);
+        }
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -182,6 +240,8 @@ int main(void)
         {"init kinds respect PyTorch bounds", test_init_bounds},
         {"init is reproducible from the seed", test_init_reproducible},
         {"sgemm row-major with transposes", test_sgemm},
+        {"sgemm with one row (sgemv) and transposes", test_sgemm_one_row},
+        {"dropout draws the uniform4 words of each counter", test_dropout_matches_uniform4},
         CU_TEST_INFO_NULL,
     };
     return kt_main("runtime_rng", tests);

@@ -4,7 +4,7 @@
  * inverted dropout: element i is kept when
  *     u(g) >= p,  g = (ctx->step << 32) + ctx->sample0 * S + i,
  * where u(g) is word g % 4 of the Philox block g / 4 (kn_rt_uniform4: one
- * block serves four elements).
+ * block serves four elements; kn_rt_dropout draws 16 blocks at a time).
  * and kept elements are scaled by 1/(1-p).  STREAM is the node's int
  * attribute `stream`, fixed when the node is created (tag "drop" in the high
  * 32 bits, the node id in the low 32) and copied to dropout_grad, which
@@ -67,13 +67,7 @@ static void dropout_emit_mask(kn_emit *e, const kn_node *n, int vid, const char 
     kn_emit_line(e, "const uint64_t stream = %lluull;", (unsigned long long)kn_node_attr_i(n, "stream", 0));
     kn_emit_line(e, "const uint64_t base = ((uint64_t)ctx->step << 32) + (uint64_t)ctx->sample0 * %lldu;",
                  (long long)per_sample);
-    kn_emit_line(e, "float u[4];");
-    kn_emit_line(e, "kn_rt_uniform4(ctx->seed, stream, base >> 2, u);");
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", numel);
-    kn_emit_line(e, "    const uint64_t g = base + i;");
-    kn_emit_line(e, "    if (i > 0 && (g & 3) == 0) kn_rt_uniform4(ctx->seed, stream, g >> 2, u);");
-    kn_emit_line(e, "    %s[i] = u[g & 3] >= %s ? %s[i] * %s : 0.0f;", out, pl, in, sl);
-    kn_emit_line(e, "}");
+    kn_emit_line(e, "kn_rt_dropout(ctx->seed, stream, base, %s, %s, %s, %s, %s);", numel, pl, sl, in, out);
 }
 
 static kn_status dropout_emit(kn_emit *e, const kn_graph *g, const kn_node *n)

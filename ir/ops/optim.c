@@ -96,6 +96,7 @@ static kn_status sgd_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     }
     emit_lr(e, n);
     kn_emit_line(e, "const float scale = ctx->grad_scale;");
+    kn_emit_line(e, "KN_IVDEP");
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
     e->indent++;
     kn_emit_line(e, "float g = G[i] * scale;");
@@ -152,6 +153,7 @@ static kn_status adam_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "const float bc2_sqrt = (float)sqrt(bc2);");
     if (decoupled && wd != 0)
         kn_emit_line(e, "const float decay = (float)(1.0 - (double)lr * %.17g); /* AdamW */", wd);
+    kn_emit_line(e, "KN_IVDEP");
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
     e->indent++;
     kn_emit_line(e, "float g = G[i] * scale;");
