@@ -347,6 +347,23 @@ static int emit_value_table(kn_strbuf *o, const kn_codegen_phase *ph, const char
     return count;
 }
 
+/* "name (op)" of every node, by the index KN_RT_PROBE passes: what
+ * `bench --profile` prints. */
+static void emit_node_names(kn_strbuf *o, const kn_codegen_phase *ph, const char *fname)
+{
+    const kn_graph *g = ph->graph;
+    kn_sb_printf(o, "static const char *const phase_%s_node_names[] = {\n", fname);
+    for (int i = 0; i < g->n_nodes; i++) {
+        char label[300];
+        snprintf(label, sizeof label, "%s (%s)", g->nodes[i]->name, kn_op_get(g->nodes[i]->op)->name);
+        kn_sb_puts(o, "    ");
+        kn_sb_c_string(o, label);
+        kn_sb_puts(o, ",\n");
+    }
+    if (g->n_nodes == 0) kn_sb_puts(o, "    \"\"\n");
+    kn_sb_puts(o, "};\n");
+}
+
 static const char *io_role(const kn_graph *g, int vid, bool *is_io)
 {
     const kn_value *v = g->values[vid];
@@ -393,9 +410,11 @@ static void emit_phase_tables(kn_strbuf *o, const kn_codegen_phase *ph)
     kn_sb_printf(o, "static const kn_rt_io_role phase_%s_roles[] = {%s};\n", fname,
                  count ? roles.s : "KN_RT_IO_INPUT");
     int n_values = emit_value_table(o, ph, fname);
+    emit_node_names(o, ph, fname);
     kn_sb_printf(o, "static const kn_rt_phase phase_%s_desc = {\"%s\", phase_%s, PHASE_%s_PER_SAMPLE, PHASE_%s_FIXED, %d, phase_%s_io, phase_%s_roles,\n"
-                    "    %d, phase_%s_values, phase_%s_value_node};\n\n",
-                 fname, fname, fname, fname, fname, count, fname, fname, n_values, fname, fname);
+                    "    %d, phase_%s_values, phase_%s_value_node, %d, phase_%s_node_names};\n\n",
+                 fname, fname, fname, fname, fname, count, fname, fname, n_values, fname, fname,
+                 ph->graph->n_nodes, fname);
     kn_sb_free(&roles);
 }
 

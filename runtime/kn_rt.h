@@ -127,6 +127,8 @@ typedef struct {
     int n_values;
     const kn_rt_io *values;
     const int *value_node;
+    int n_nodes;             /* node i is "name (op)" node_names[i] */
+    const char *const *node_names;
 } kn_rt_phase;
 
 typedef struct {

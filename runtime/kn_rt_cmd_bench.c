@@ -5,6 +5,7 @@
 #include "kn_rt_cli.h"
 #include "kn_rt_inputs.h"
 #include "kn_rt_opt.h"
+#include "kn_rt_profile.h"
 #include "kn_rt_time.h"
 
 #include <math.h>
@@ -12,12 +13,14 @@
 
 static const char HELP[] =
     "usage: bench [--mode infer|train] [--batch B] [--iters N] [--warmup W] [--threads T]\n"
-    "             [--seed S] [--device cpu] [--json]\n"
+    "             [--seed S] [--device cpu] [--profile] [--json]\n"
     "  times the infer phase (or, with --mode train, one optimizer step: the\n"
     "  train phase then the update phase) at batch B (default: the model's\n"
     "  batch) on random inputs: W untimed calls (default 5), then N timed ones\n"
     "  (default 50).\n"
     "  --threads T  OpenBLAS threads (default: OpenBLAS's choice)\n"
+    "  --profile    after the timing, N more calls timed node by node: the\n"
+    "               heaviest nodes of each phase, with their share\n"
     "  reports median and min ms per call, items/s, peak RSS and arena bytes.\n";
 
 static int cmp_double(const void *a, const void *b)
@@ -26,9 +29,51 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* One timed call: the infer phase, or a training step (train phase, then
+ * update phase, with the step protocol of `train`: 0-based for the
+ * micro-batch, 1-based for the update).  prof, when given, times the nodes
+ * of each phase (prof[0] the phase, prof[1] the update). */
+static void bench_call(const kn_rt_model *m, kn_rt_ctx *ctx, const kn_rt_phase *ph, int batch,
+                       int train, uint64_t i, kn_rt_profile *prof)
+{
+    if (train) {
+        ctx->training = 1;
+        ctx->step = i;
+    }
+    if (prof) kn_rt_profile_begin(&prof[0], ctx);
+    ph->run(ctx, batch);
+    if (prof) kn_rt_profile_end(&prof[0], ctx);
+    if (!train) return;
+    ctx->step = i + 1;
+    if (prof) kn_rt_profile_begin(&prof[1], ctx);
+    m->update->run(ctx, 0);
+    if (prof) kn_rt_profile_end(&prof[1], ctx);
+}
+
+/* --profile: `iters` more calls, node by node; prints the 12 heaviest nodes
+ * of each phase. */
+static void bench_profile(const kn_rt_model *m, kn_rt_ctx *ctx, const kn_rt_phase *ph, int batch,
+                          int train, int first, int iters, kn_rt_inputs *inputs, FILE *out)
+{
+    kn_rt_profile prof[2];
+    if (kn_rt_profile_init(&prof[0], ph)) return;
+    if (kn_rt_profile_init(&prof[1], train ? m->update : ph)) {
+        kn_rt_profile_free(&prof[0]);
+        return;
+    }
+    for (int i = 0; i < iters; i++) {
+        kn_rt_inputs_restore(inputs, ctx);
+        bench_call(m, ctx, ph, batch, train, (uint64_t)(first + i), prof);
+    }
+    kn_rt_profile_print(&prof[0], out, 12);
+    if (train) kn_rt_profile_print(&prof[1], out, 12);
+    kn_rt_profile_free(&prof[0]);
+    kn_rt_profile_free(&prof[1]);
+}
+
 int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
 {
-    int json = 0, batch = m->batch > 0 ? m->batch : 1, iters = 50, warmup = 5, threads = 0;
+    int json = 0, profile = 0, batch = m->batch > 0 ? m->batch : 1, iters = 50, warmup = 5, threads = 0;
     uint64_t seed = (uint64_t)m->seed;
     const char *mode = "infer", *device = NULL;
     kn_opt opts[] = {
@@ -36,6 +81,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         {"--iters", KN_OPT_INT, &iters, 1},    {"--warmup", KN_OPT_INT, &warmup, 0},
         {"--threads", KN_OPT_INT, &threads, 1}, {"--seed", KN_OPT_U64, &seed, 0},
         {"--device", KN_OPT_STR, &device, 0},  {"--json", KN_OPT_FLAG, &json, 0},
+        {"--profile", KN_OPT_FLAG, &profile, 0},
     };
     int rc = kn_opt_parse("bench", argc, argv, opts, sizeof opts / sizeof opts[0], NULL);
     if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
@@ -73,17 +119,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
     for (int i = 0; i < warmup + iters; i++) {
         kn_rt_inputs_restore(&inputs, &ctx);
         double t0 = kn_rt_now_ms();
-        if (train) {
-            /* Same step protocol as `train`: 0-based for the micro-batch,
-             * 1-based for the update. */
-            ctx.training = 1;
-            ctx.step = (uint64_t)i;
-            ph->run(&ctx, batch);
-            ctx.step = (uint64_t)i + 1;
-            m->update->run(&ctx, 0);
-        } else {
-            ph->run(&ctx, batch);
-        }
+        bench_call(m, &ctx, ph, batch, train, (uint64_t)i, NULL);
         if (i >= warmup) ms[i - warmup] = kn_rt_now_ms() - t0;
     }
     qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
@@ -110,6 +146,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         cJSON_AddStringToObject(j, "blas_core", kn_rt_blas_core());
         kn_cli_json(j);
     }
+    if (profile) bench_profile(m, &ctx, ph, batch, train, warmup + iters, iters, &inputs, c.out);
     free(ms);
     kn_rt_inputs_free(&inputs);
     kn_rt_ctx_close(&ctx);

@@ -297,6 +297,21 @@ static void test_bench(void)
     free(out);
 }
 
+/* --profile names the nodes of both phases of a training step, heaviest
+ * first: the first layer's GEMMs must be among the named nodes. */
+static void test_bench_profile(void)
+{
+    CU_ASSERT_FATAL(ensure_built());
+    char *out = NULL;
+    int rc = kt_run(&out, "'%s' bench --mode train --batch 64 --iters 3 --warmup 1 --profile", g_exe);
+    CU_ASSERT_EQUAL(rc, 0);
+    KT_ASSERT_CONTAINS(out, "profile of phase 'train'");
+    KT_ASSERT_CONTAINS(out, "profile of phase 'update'");
+    KT_ASSERT_CONTAINS(out, "fc0 (linear)");
+    KT_ASSERT_CONTAINS(out, "fc0.weight.adam_step (adam_step)");
+    free(out);
+}
+
 /* ---- bad checkpoints: exit 1, one line naming the culprit, never a crash --- */
 
 /* The golden checkpoint's bytes, with its header split out. */
@@ -472,6 +487,7 @@ int main(void)
         {"eval: test accuracy equals PyTorch's", test_eval_matches_pytorch_accuracy},
         {"info shows parameter count", test_info},
         {"bench --json has ms_median", test_bench},
+        {"bench --profile names nodes of both phases", test_bench_profile},
         {"bad checkpoint: renamed tensor", test_bad_ckpt_renamed_tensor},
         {"bad checkpoint: wrong shape", test_bad_ckpt_wrong_shape},
         {"bad checkpoint: truncated", test_bad_ckpt_truncated},

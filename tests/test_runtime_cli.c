@@ -51,7 +51,7 @@ static const kn_rt_io IO[] = {
     {"loss", KN_RT_F32, 0, {0}, 0, 1, 0},
 };
 static const kn_rt_io_role ROLES[] = {KN_RT_IO_INPUT, KN_RT_IO_LABEL, KN_RT_IO_OUTPUT, KN_RT_IO_LOSS};
-static const kn_rt_phase INFER = {"infer", lin_run, PER_SAMPLE, 4, 4, IO, ROLES, 0, NULL, NULL};
+static const kn_rt_phase INFER = {"infer", lin_run, PER_SAMPLE, 4, 4, IO, ROLES, 0, NULL, NULL, 0, NULL};
 static const float NORM[2] = {0.2860f, 0.3530f};
 static const kn_rt_model MODEL = {
     .name = "lin", .hash = "feedface", .target = "cpu",

@@ -277,7 +277,7 @@ static const kn_rt_io IIO[] = {
     {"logits", KN_RT_F32, 2, {-1, 3}, 1, 3, LOGITS},
 };
 static const kn_rt_io_role ROLES[] = {KN_RT_IO_INPUT, KN_RT_IO_OUTPUT};
-static const kn_rt_phase INFER = {"infer", infer_run, LOGITS + 12, 0, 2, IIO, ROLES, 0, NULL, NULL};
+static const kn_rt_phase INFER = {"infer", infer_run, LOGITS + 12, 0, 2, IIO, ROLES, 0, NULL, NULL, 0, NULL};
 static kn_rt_model MODEL = {
     .name = "chanmean", .hash = "1mage", .target = "cpu", .summary = "",
     .infer = &INFER, .data_kind = "image_folder", .data_path = "ds", .labels = "",

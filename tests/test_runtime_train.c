@@ -135,9 +135,9 @@ static const kn_rt_io TIO[] = {
     {"loss", KN_RT_F32, 0, {0}, 0, 1, 0},
 };
 static const kn_rt_io_role ROLES[] = {KN_RT_IO_INPUT, KN_RT_IO_LABEL, KN_RT_IO_OUTPUT, KN_RT_IO_LOSS};
-static const kn_rt_phase INFER = {"infer", infer_run, I_PER, 4, 4, IIO, ROLES, 0, NULL, NULL};
-static const kn_rt_phase TRAIN = {"train", train_run, T_PER, 4, 4, TIO, ROLES, 0, NULL, NULL};
-static const kn_rt_phase UPDATE = {"update", update_run, 0, 0, 0, NULL, NULL, 0, NULL, NULL};
+static const kn_rt_phase INFER = {"infer", infer_run, I_PER, 4, 4, IIO, ROLES, 0, NULL, NULL, 0, NULL};
+static const kn_rt_phase TRAIN = {"train", train_run, T_PER, 4, 4, TIO, ROLES, 0, NULL, NULL, 0, NULL};
+static const kn_rt_phase UPDATE = {"update", update_run, 0, 0, 0, NULL, NULL, 0, NULL, NULL, 0, NULL};
 static const float NORM[2] = {0.2860f, 0.3530f};
 static kn_rt_model MODEL = {
     .name = "softreg", .hash = "c0ffee", .target = "cpu",

@@ -98,6 +98,58 @@ static void bn_emit_header(kn_emit *e, long long c, long long inner, const char 
     kn_emit_line(e, "const double count = (double)ROWS * INNER;");
 }
 
+/* With INNER == 1 (batchnorm after a linear layer) a channel's values are a
+ * column of a row-major matrix: walking channel by channel strides through
+ * memory and cannot vectorize.  These variants walk rows, keeping per-channel
+ * sums in arrays.  Each channel's sums still add its rows in the same order,
+ * so the results are bit for bit those of the channel loops. */
+static bool bn_row_major(long long inner, long long c) { return inner == 1 && c <= 4096; }
+
+/* Emits S[c] = sum over rows of EXPR (EXPR indexes j = i * C + c). */
+static void bn_emit_col_sum(kn_emit *e, const char *sum, const char *expr)
+{
+    kn_emit_line(e, "for (size_t c = 0; c < C; c++) %s[c] = 0.0;", sum);
+    kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++) {");
+    kn_emit_line(e, "    KN_IVDEP");
+    kn_emit_line(e, "    for (size_t c = 0; c < C; c++) {");
+    kn_emit_line(e, "        const size_t j = i * C + c;");
+    kn_emit_line(e, "        %s[c] += %s;", sum, expr);
+    kn_emit_line(e, "    }");
+    kn_emit_line(e, "}");
+}
+
+/* Batch statistics MU, INVSTD (double per channel) as the channel loops compute them. */
+static void bn_emit_batch_stats(kn_emit *e, const char *eps, bool biased_var_out)
+{
+    kn_emit_line(e, "double MU[C], SS[C], INVSTD[C];");
+    bn_emit_col_sum(e, "MU", "X[j]");
+    kn_emit_line(e, "for (size_t c = 0; c < C; c++) MU[c] = MU[c] / count;");
+    bn_emit_col_sum(e, "SS", "(X[j] - MU[c]) * (X[j] - MU[c])");
+    if (biased_var_out)
+        kn_emit_line(e, "for (size_t c = 0; c < C; c++) INVSTD[c] = (float)(1.0 / sqrt(SS[c] / count + (double)%s));", eps);
+    else
+        kn_emit_line(e, "for (size_t c = 0; c < C; c++) INVSTD[c] = 1.0 / sqrt(SS[c] / count + (double)%s);", eps);
+}
+
+static kn_status bn_emit_train_rows(kn_emit *e, const char *eps, const char *mom)
+{
+    bn_emit_batch_stats(e, eps, true);
+    kn_emit_line(e, "float SC[C], SH[C];");
+    kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
+    kn_emit_line(e, "    const double var = SS[c] / count; /* biased: normalises the batch */");
+    kn_emit_line(e, "    SC[c] = SCALE[c] * (float)INVSTD[c];");
+    kn_emit_line(e, "    SH[c] = B[c] - (float)MU[c] * SC[c];");
+    kn_emit_line(e, "    const double unbiased = count > 1.0 ? SS[c] / (count - 1.0) : var;");
+    kn_emit_line(e, "    MEAN[c] = (1.0f - %s) * MEAN[c] + %s * (float)MU[c];", mom, mom);
+    kn_emit_line(e, "    VAR[c] = (1.0f - %s) * VAR[c] + %s * (float)unbiased;", mom, mom);
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++) {");
+    kn_emit_line(e, "    KN_IVDEP");
+    kn_emit_line(e, "    for (size_t c = 0; c < C; c++) Y[i * C + c] = X[i * C + c] * SC[c] + SH[c];");
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
 static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_value *x = kn_graph_value(g, n->in[0]);
@@ -120,6 +172,7 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "float *restrict VAR = %s;", var);
         kn_emit_bind_out(e, "Y", n->out[0]);
         bn_emit_header(e, c, inner, rows);
+        if (bn_row_major(inner, c)) return bn_emit_train_rows(e, eps, mom);
         kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
         e->indent++;
         kn_emit_line(e, "double s = 0.0, ss = 0.0;");
@@ -149,18 +202,25 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_in(e, "MEAN", n->in[3]);
     kn_emit_bind_in(e, "VAR", n->in[4]);
     kn_emit_bind_out(e, "Y", n->out[0]);
+    /* Scale and shift once per channel, not once per element. */
+    kn_emit_line(e, "float S[%lld], T[%lld];", c, c);
+    kn_emit_line(e, "for (size_t c = 0; c < %lld; c++) {", c);
+    kn_emit_line(e, "    S[c] = SCALE[c] / sqrtf(VAR[c] + %s);", eps);
+    kn_emit_line(e, "    T[c] = B[c] - MEAN[c] * S[c];");
+    kn_emit_line(e, "}");
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", rows);
-    kn_emit_line(e, "    for (size_t c = 0; c < %lld; c++) {", c);
-    kn_emit_line(e, "        const float s = SCALE[c] / sqrtf(VAR[c] + %s);", eps);
-    kn_emit_line(e, "        const float t = B[c] - MEAN[c] * s;");
     if (inner == 1) {
-        kn_emit_line(e, "        Y[i * %lld + c] = X[i * %lld + c] * s + t;", c, c);
+        kn_emit_line(e, "    KN_IVDEP");
+        kn_emit_line(e, "    for (size_t c = 0; c < %lld; c++) Y[i * %lld + c] = X[i * %lld + c] * S[c] + T[c];",
+                     c, c, c);
     } else {
+        kn_emit_line(e, "    for (size_t c = 0; c < %lld; c++) {", c);
         kn_emit_line(e, "        const size_t base = (i * %lld + c) * %lld;", c, inner);
-        kn_emit_line(e, "        for (size_t k = 0; k < %lld; k++) Y[base + k] = X[base + k] * s + t;",
+        kn_emit_line(e, "        KN_IVDEP");
+        kn_emit_line(e, "        for (size_t k = 0; k < %lld; k++) Y[base + k] = X[base + k] * S[c] + T[c];",
                      inner);
+        kn_emit_line(e, "    }");
     }
-    kn_emit_line(e, "    }");
     kn_emit_line(e, "}");
     return KN_OK;
 }
@@ -190,6 +250,39 @@ static kn_status bng_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* Row-walking batchnorm_grad for INNER == 1 (see bn_row_major). */
+static kn_status bng_emit_rows(kn_emit *e, const char *eps, bool train)
+{
+    if (train) {
+        bn_emit_batch_stats(e, eps, false);
+    } else {
+        kn_emit_line(e, "double MU[C], INVSTD[C];");
+        kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
+        kn_emit_line(e, "    MU[c] = MEAN[c];");
+        kn_emit_line(e, "    INVSTD[c] = 1.0 / sqrt((double)VAR[c] + (double)%s);", eps);
+        kn_emit_line(e, "}");
+    }
+    kn_emit_line(e, "double SDY[C], SDYX[C], W[C]; /* sum dy, sum dy * xhat */");
+    bn_emit_col_sum(e, "SDY", "dY[j]");
+    bn_emit_col_sum(e, "SDYX", "(double)dY[j] * ((X[j] - MU[c]) * INVSTD[c])");
+    kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
+    kn_emit_line(e, "    dB[c] = (float)SDY[c];");
+    kn_emit_line(e, "    dW[c] = (float)SDYX[c];");
+    kn_emit_line(e, "    W[c] = (double)SCALE[c] * INVSTD[c];");
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++) {");
+    kn_emit_line(e, "    KN_IVDEP");
+    kn_emit_line(e, "    for (size_t c = 0; c < C; c++) {");
+    kn_emit_line(e, "        const size_t j = i * C + c;");
+    if (train)
+        kn_emit_line(e, "        dX[j] = (float)(W[c] * (dY[j] - SDY[c] / count - (X[j] - MU[c]) * INVSTD[c] * (SDYX[c] / count)));");
+    else
+        kn_emit_line(e, "        dX[j] = (float)(W[c] * dY[j]);");
+    kn_emit_line(e, "    }");
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
 static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_value *x = kn_graph_value(g, n->in[1]);
@@ -211,6 +304,7 @@ static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_out(e, "dW", n->out[1]);
     kn_emit_bind_out(e, "dB", n->out[2]);
     bn_emit_header(e, c, inner, rows);
+    if (bn_row_major(inner, c)) return bng_emit_rows(e, eps, train);
     kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
     e->indent++;
     if (train) {
