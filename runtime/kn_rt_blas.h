@@ -6,5 +6,7 @@ void kn_rt_set_threads(int n); /* n <= 0 keeps the OpenBLAS default */
 int kn_rt_get_threads(void);
 /* The OpenBLAS kernel set in use ("SkylakeX", "Haswell", "Prescott"...). */
 const char *kn_rt_blas_core(void);
+/* The library matrix products go to: "oneDNN" or "OpenBLAS". */
+const char *kn_rt_gemm_library(void);
 
 #endif
