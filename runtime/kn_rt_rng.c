@@ -3,6 +3,7 @@
  * resumed runs and any evaluation order all draw identical numbers. */
 #include "kn_rt.h"
 
+#include <immintrin.h>
 #include <math.h>
 
 typedef struct { uint32_t v[4]; } philox_ctr;
@@ -58,8 +59,8 @@ void kn_rt_uniform4(uint64_t seed, uint64_t stream, uint64_t blk, float out[4])
 #define KN_RT_LANES 16
 typedef uint64_t kn_u64x8 __attribute__((vector_size(64)));
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void uniform_lanes(uint64_t seed, uint64_t stream, uint64_t first, float *u)
+__attribute__((target_clones("avx2", "default")))
+static void uniform_lanes_generic(uint64_t seed, uint64_t stream, uint64_t first, float *u)
 {
     const kn_u64x8 lo32 = {0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu,
                            0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu, 0xFFFFFFFFu};
@@ -94,10 +95,64 @@ static void uniform_lanes(uint64_t seed, uint64_t stream, uint64_t first, float 
     }
 }
 
+/* AVX-512: the 16 blocks' words in 32-bit lanes; _mm512_mul_epu32 gives
+ * the 64-bit products of the even lanes, and of the odd lanes once shifted
+ * down, so the high halves cost two multiplies per word instead of the
+ * generic path's emulated 64-bit ones. */
+__attribute__((target("avx512f")))
+static __m512i mulhi_epu32(__m512i a, __m512i k)
+{
+    __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, k), 32);
+    __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), k);
+    return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+}
+
+__attribute__((target("avx512f")))
+static void uniform_lanes_avx512(uint64_t seed, uint64_t stream, uint64_t first, float *u)
+{
+    uint32_t lo[16], hi[16];
+    for (int l = 0; l < 16; l++) {
+        lo[l] = (uint32_t)(first + (uint64_t)l);
+        hi[l] = (uint32_t)((first + (uint64_t)l) >> 32);
+    }
+    __m512i c0 = _mm512_loadu_si512(lo), c1 = _mm512_loadu_si512(hi);
+    __m512i c2 = _mm512_set1_epi32((int)(uint32_t)stream), c3 = _mm512_set1_epi32((int)(uint32_t)(stream >> 32));
+    const __m512i m0 = _mm512_set1_epi32((int)0xD2511F53u), m1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int r = 0; r < 10; r++) {
+        __m512i hi0 = mulhi_epu32(c0, m0), hi1 = mulhi_epu32(c2, m1);
+        __m512i lo0 = _mm512_mullo_epi32(c0, m0), lo1 = _mm512_mullo_epi32(c2, m1);
+        c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
+        c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
+        c1 = lo1;
+        c3 = lo0;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    const __m512 unit = _mm512_set1_ps(1.0f / 16777216.0f);
+    float w[4][16];
+    _mm512_storeu_ps(w[0], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c0, 8)), unit));
+    _mm512_storeu_ps(w[1], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c1, 8)), unit));
+    _mm512_storeu_ps(w[2], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c2, 8)), unit));
+    _mm512_storeu_ps(w[3], _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_srli_epi32(c3, 8)), unit));
+    for (int l = 0; l < 16; l++)
+        for (int k = 0; k < 4; k++) u[4 * l + k] = w[k][l];
+}
+
+typedef void (*uniform_lanes_fn)(uint64_t, uint64_t, uint64_t, float *);
+
+static uniform_lanes_fn pick_uniform_lanes(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? uniform_lanes_avx512 : uniform_lanes_generic;
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void kn_rt_dropout(uint64_t seed, uint64_t stream, uint64_t base, size_t n, float p,
                    float scale, const float *in, float *out)
 {
+    static uniform_lanes_fn uniform_lanes; /* idempotent: a race stores the same pointer */
+    if (!uniform_lanes) uniform_lanes = pick_uniform_lanes();
     float u[4 * KN_RT_LANES];
     size_t i = 0;
     while (i < n) {
