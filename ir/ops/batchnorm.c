@@ -131,17 +131,26 @@ static void bn_emit_batch_stats(kn_emit *e, const char *eps, bool biased_var_out
         kn_emit_line(e, "for (size_t c = 0; c < C; c++) INVSTD[c] = 1.0 / sqrt(SS[c] / count + (double)%s);", eps);
 }
 
+/* Running statistics, PyTorch's way: the unbiased batch variance (sum of
+ * squares SS over count - 1) goes into VAR; `var` is the biased one. */
+static void bn_emit_running_update(kn_emit *e, const char *mom, const char *mu, const char *ss)
+{
+    kn_emit_line(e, "const double unbiased = count > 1.0 ? %s / (count - 1.0) : var;", ss);
+    kn_emit_line(e, "MEAN[c] = (1.0f - %s) * MEAN[c] + %s * (float)%s;", mom, mom, mu);
+    kn_emit_line(e, "VAR[c] = (1.0f - %s) * VAR[c] + %s * (float)unbiased;", mom, mom);
+}
+
 static kn_status bn_emit_train_rows(kn_emit *e, const char *eps, const char *mom)
 {
     bn_emit_batch_stats(e, eps, true);
     kn_emit_line(e, "float SC[C], SH[C];");
     kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
-    kn_emit_line(e, "    const double var = SS[c] / count; /* biased: normalises the batch */");
-    kn_emit_line(e, "    SC[c] = SCALE[c] * (float)INVSTD[c];");
-    kn_emit_line(e, "    SH[c] = B[c] - (float)MU[c] * SC[c];");
-    kn_emit_line(e, "    const double unbiased = count > 1.0 ? SS[c] / (count - 1.0) : var;");
-    kn_emit_line(e, "    MEAN[c] = (1.0f - %s) * MEAN[c] + %s * (float)MU[c];", mom, mom);
-    kn_emit_line(e, "    VAR[c] = (1.0f - %s) * VAR[c] + %s * (float)unbiased;", mom, mom);
+    e->indent++;
+    kn_emit_line(e, "const double var = SS[c] / count; /* biased: normalises the batch */");
+    kn_emit_line(e, "SC[c] = SCALE[c] * (float)INVSTD[c];");
+    kn_emit_line(e, "SH[c] = B[c] - (float)MU[c] * SC[c];");
+    bn_emit_running_update(e, mom, "MU[c]", "SS[c]");
+    e->indent--;
     kn_emit_line(e, "}");
     kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++) {");
     kn_emit_line(e, "    KN_IVDEP");
@@ -192,9 +201,7 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "        const size_t j = (i * C + c) * INNER + k;");
         kn_emit_line(e, "        Y[j] = X[j] * sc + sh;");
         kn_emit_line(e, "    }");
-        kn_emit_line(e, "const double unbiased = count > 1.0 ? ss / (count - 1.0) : var;");
-        kn_emit_line(e, "MEAN[c] = (1.0f - %s) * MEAN[c] + %s * (float)mu;", mom, mom);
-        kn_emit_line(e, "VAR[c] = (1.0f - %s) * VAR[c] + %s * (float)unbiased;", mom, mom);
+        bn_emit_running_update(e, mom, "mu", "ss");
         e->indent--;
         kn_emit_line(e, "}");
         return KN_OK;
