@@ -15,6 +15,9 @@
 #include <jpeglib.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 void kn_img_free(kn_img *im)
 {
@@ -24,11 +27,12 @@ void kn_img_free(kn_img *im)
 
 static int img_alloc(kn_img *im, int w, int h, char *err, size_t errcap)
 {
-    im->w = w;
-    im->h = h;
-    im->dct_num = 8;
+    *im = (kn_img){.w = w, .h = h, .dct_num = 8, .full_w = w, .full_h = h};
+    /* One slack byte, zeroed: the SIMD resampler loads 4 bytes per pixel. */
     im->px = malloc((size_t)w * h * 3 + 1);
-    return im->px ? 0 : kn_rt_errf(err, errcap, "out of memory for a %dx%d image", w, h);
+    if (!im->px) return kn_rt_errf(err, errcap, "out of memory for a %dx%d image", w, h);
+    im->px[(size_t)w * h * 3] = 0;
+    return 0;
 }
 
 /* ---- files ---- */
@@ -133,6 +137,40 @@ static void jpeg_pick_scale(j_decompress_ptr ci, int min_short)
     ci->scale_num = 8;
 }
 
+/* A JPEG ends with FF D9; files with trailing bytes after it exist, so look
+ * at the last few KiB rather than the last two bytes. */
+static int jpeg_has_eoi(const unsigned char *b, size_t n)
+{
+    size_t from = n > 4096 ? n - 4096 : 0;
+    for (size_t i = n; i-- > from + 1;)
+        if (b[i - 1] == 0xFF && b[i] == 0xD9) return 1;
+    return 0;
+}
+
+static int crop_source_window(int W, int H, int dct_num, int in_w, int in_h, int resize, int crop, int win[4]);
+
+/* Narrows the decode to the window that resize + crop reads (o->resize >
+ * 0): columns with jpeg_crop_scanline, which widens them to whole iMCUs,
+ * rows by the caller skipping those above and stopping after the last.
+ * win gets [x0, y0, x1, y1) in decoded pixels; all of it without o. */
+static void jpeg_window(j_decompress_ptr ci, const kn_img_decode_opts *o, int win[4])
+{
+    int w[4];
+    win[0] = win[1] = 0;
+    win[2] = (int)ci->output_width;
+    win[3] = (int)ci->output_height;
+    if (!o || o->resize <= 0 ||
+        crop_source_window((int)ci->image_width, (int)ci->image_height, (int)ci->scale_num, win[2], win[3],
+                           o->resize, o->crop, w))
+        return;
+    JDIMENSION x = (JDIMENSION)w[0], cw = (JDIMENSION)(w[2] - w[0]);
+    if (cw < ci->output_width) jpeg_crop_scanline(ci, &x, &cw);
+    win[0] = (int)x;
+    win[2] = (int)(x + cw);
+    win[1] = w[1];
+    win[3] = w[3];
+}
+
 /* PIL's cmyk2rgb: (255 - k) scaled by (255 - c), with its MULDIV255. */
 static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, int w, int inverted)
 {
@@ -148,8 +186,8 @@ static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, int w, int inverted)
     }
 }
 
-static int jpeg_decode(const char *path, const unsigned char *buf, size_t len, int min_short, int header_only,
-                       kn_img *out, kn_img_size *orig, char *err, size_t errcap)
+static int jpeg_decode(const char *path, const unsigned char *buf, size_t len, const kn_img_decode_opts *o,
+                       int header_only, kn_img *out, kn_img_size *orig, char *err, size_t errcap)
 {
     struct jpeg_decompress_struct ci;
     jpeg_err je;
@@ -181,30 +219,39 @@ static int jpeg_decode(const char *path, const unsigned char *buf, size_t len, i
      * with PIL's formula.  ISLOW DCT and fancy upsampling are PIL's defaults. */
     ci.out_color_space = is_cmyk ? JCS_CMYK : JCS_RGB;
     ci.dct_method = JDCT_ISLOW;
-    jpeg_pick_scale(&ci, min_short);
+    jpeg_pick_scale(&ci, o ? o->min_short : 0);
     jpeg_start_decompress(&ci);
-    if (img_alloc(out, (int)ci.output_width, (int)ci.output_height, err, errcap)) {
+    int fw = (int)ci.output_width, fh = (int)ci.output_height, win[4];
+    jpeg_window(&ci, o, win);
+    if (img_alloc(out, win[2] - win[0], win[3] - win[1], err, errcap)) {
         jpeg_destroy_decompress(&ci);
         return -1;
     }
     out->dct_num = (int)ci.scale_num;
+    out->x0 = win[0];
+    out->y0 = win[1];
+    out->full_w = fw;
+    out->full_h = fh;
     if (is_cmyk && !(cmyk = malloc((size_t)out->w * 4))) longjmp(je.jb, 1);
-    while (ci.output_scanline < ci.output_height) {
-        uint8_t *row = out->px + (size_t)ci.output_scanline * out->w * 3;
+    /* Skipped rows still go through the entropy decoder (it has no other
+     * way to find where the next row starts), but not the IDCT. */
+    if (win[1] > 0) jpeg_skip_scanlines(&ci, (JDIMENSION)win[1]);
+    while (ci.output_scanline < (JDIMENSION)win[3] && !je.eof) {
+        uint8_t *row = out->px + (size_t)(ci.output_scanline - (JDIMENSION)win[1]) * out->w * 3;
         JSAMPROW rp = is_cmyk ? cmyk : row;
         jpeg_read_scanlines(&ci, &rp, 1);
         /* Adobe CMYK JPEGs store inverted values (PIL's "CMYK;I"). */
         if (is_cmyk) cmyk_to_rgb(cmyk, row, out->w, ci.saw_Adobe_marker);
-        if (je.eof) break;
     }
     free(cmyk);
-    if (je.eof) {
-        jpeg_destroy_decompress(&ci);
+    int stopped = ci.output_scanline < ci.output_height;
+    if (!je.eof && !stopped) jpeg_finish_decompress(&ci);
+    jpeg_destroy_decompress(&ci); /* also aborts a decode stopped early */
+    if (je.eof || (stopped && !jpeg_has_eoi(buf, len))) {
         kn_img_free(out);
-        return kn_rt_errf(err, errcap, "%s: truncated JPEG (premature end of data)", path);
+        return kn_rt_errf(err, errcap, "%s: truncated JPEG (%s)", path,
+                          je.eof ? "premature end of data" : "no end-of-image marker");
     }
-    jpeg_finish_decompress(&ci);
-    jpeg_destroy_decompress(&ci);
     return 0;
 }
 
@@ -345,23 +392,13 @@ int kn_image_decode(const char *path, const kn_img_decode_opts *o, kn_img *out, 
     if (read_all(path, &buf, &len, err, errcap)) return -1;
     int rc;
     switch (sniff(buf, len, &other)) {
-    case FMT_JPEG: rc = jpeg_decode(path, buf, len, o ? o->min_short : 0, 0, out, orig, err, errcap); break;
+    case FMT_JPEG: rc = jpeg_decode(path, buf, len, o, 0, out, orig, err, errcap); break;
     case FMT_PNG: rc = png_decode(path, buf, len, 0, out, orig, err, errcap); break;
     case FMT_BMP: rc = bmp_decode(path, buf, len, 0, out, orig, err, errcap); break;
     default: rc = fmt_error(path, len, other, err, errcap);
     }
     free(buf);
     return rc;
-}
-
-/* A JPEG ends with FF D9; files with trailing bytes after it exist, so look
- * at the last few KiB rather than the last two bytes. */
-static int jpeg_has_eoi(const unsigned char *b, size_t n)
-{
-    size_t from = n > 4096 ? n - 4096 : 0;
-    for (size_t i = n; i-- > from + 1;)
-        if (b[i - 1] == 0xFF && b[i] == 0xD9) return 1;
-    return 0;
 }
 
 static int png_has_iend(const unsigned char *b, size_t n)
@@ -382,7 +419,7 @@ int kn_image_probe(const char *path, kn_img_size *size, char *err, size_t errcap
     int rc;
     switch (sniff(buf, len, &other)) {
     case FMT_JPEG:
-        rc = jpeg_decode(path, buf, len, 0, 1, &none, size, err, errcap);
+        rc = jpeg_decode(path, buf, len, NULL, 1, &none, size, err, errcap);
         if (!rc && !jpeg_has_eoi(buf, len))
             rc = kn_rt_errf(err, errcap, "%s: truncated JPEG (no end-of-image marker)", path);
         break;
@@ -397,7 +434,16 @@ int kn_image_probe(const char *path, kn_img_size *size, char *err, size_t errcap
     return rc;
 }
 
-/* ---- resampling (PIL's ImagingResample, bilinear filter) ---- */
+/* ---- resampling (PIL's ImagingResample, bilinear filter, 8-bit path) ---- */
+
+/* PIL's fixed point (Resample.c): coefficients scaled by 2^22 (32 bits less
+ * 8 for the pixel and 2 of headroom), each sum starting at one half and
+ * shifted back, so every pass rounds to 8 bits exactly as PIL's does. */
+#define PREC_BITS 22
+#define HALF (1 << (PREC_BITS - 1))
+/* The SIMD passes split a coefficient k = hi * 2^11 + lo so both halves fit
+ * the 16-bit multiplier (pmaddwd); the two sums recombine exactly. */
+#define SPLIT_BITS 11
 
 static double triangle(double x)
 {
@@ -406,109 +452,328 @@ static double triangle(double x)
 }
 
 /* Filter taps of output pixels [first, first+count) of a resize of the
- * source span [in0, in1) (in_size pixels exist) to out_size pixels: PIL's
- * precompute_coeffs, in double, normalised to sum 1, stored as float. */
+ * source span [0, span) (in_size pixels exist) to out_size pixels.  Every
+ * output gets the same ksize taps, so inner loops have one trip count: the
+ * taps past PIL's (edge-clipped) window are zero, and the window moves left
+ * where it would run past the last pixel. */
 typedef struct {
     int ksize;
-    int *lo, *n;             /* first tap, tap count per output pixel */
-    float *k;                /* count * ksize */
+    int *lo;                 /* first tap per output pixel; lo + ksize <= in_size */
+    int32_t *k;              /* count * ksize, PIL's fixed-point coefficients */
 } taps;
 
 static void taps_free(taps *t)
 {
     free(t->lo);
-    free(t->n);
     free(t->k);
+    memset(t, 0, sizeof *t);
 }
 
-static int taps_make(int in_size, double in0, double in1, int out_size, int first, int count, taps *t)
+/* One output pixel's weights as PIL's precompute_coeffs (in double,
+ * normalised to sum 1) and normalize_coeffs_8bpc (rounded to fixed point). */
+static void taps_one(double center, double support, double fscale, int in_size, int ksize, double *w, int *at,
+                     int32_t *k)
 {
-    double scale = (in1 - in0) / out_size, fscale = scale < 1.0 ? 1.0 : scale;
+    double ww = 0, ss = 1.0 / fscale;
+    int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
+    if (lo < 0) lo = 0;
+    if (hi > in_size) hi = in_size;
+    int n = hi - lo;
+    for (int x = 0; x < n; x++) ww += (w[x] = triangle((x + lo - center + 0.5) * ss));
+    *at = lo + ksize > in_size ? in_size - ksize : lo;
+    for (int x = 0; x < n; x++) {
+        double v = (ww != 0.0 ? w[x] / ww : w[x]) * (1 << PREC_BITS);
+        k[lo - *at + x] = (int32_t)(v < 0 ? v - 0.5 : v + 0.5);
+    }
+}
+
+static int taps_make(int in_size, double span, int out_size, int first, int count, taps *t)
+{
+    double scale = span / out_size, fscale = scale < 1.0 ? 1.0 : scale;
     double support = 1.0 * fscale;
-    t->ksize = (int)ceil(support) * 2 + 1;
-    t->lo = malloc(sizeof(int) * (size_t)count);
-    t->n = malloc(sizeof(int) * (size_t)count);
-    t->k = calloc((size_t)count * t->ksize, sizeof(float));
-    double *w = malloc(sizeof(double) * (size_t)t->ksize);
-    if (!t->lo || !t->n || !t->k || !w) {
+    int kfull = (int)ceil(support) * 2 + 1; /* PIL's ksize; its windows never hold more */
+    t->ksize = kfull < in_size ? kfull : in_size;
+    t->lo = malloc(sizeof(int) * (size_t)count + 1);
+    t->k = calloc((size_t)count * t->ksize + 1, sizeof(int32_t));
+    double *w = malloc(sizeof(double) * (size_t)kfull);
+    if (!t->lo || !t->k || !w) {
         free(w);
         taps_free(t);
         return -1;
     }
-    for (int i = 0; i < count; i++) {
-        double center = in0 + (first + i + 0.5) * scale, ww = 0, ss = 1.0 / fscale;
-        int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
-        if (lo < 0) lo = 0;
-        if (hi > in_size) hi = in_size;
-        int n = hi - lo;
-        for (int x = 0; x < n; x++) ww += (w[x] = triangle((x + lo - center + 0.5) * ss));
-        for (int x = 0; x < n; x++) t->k[(size_t)i * t->ksize + x] = (float)(ww != 0.0 ? w[x] / ww : w[x]);
-        t->lo[i] = lo;
-        t->n[i] = n;
-    }
+    for (int i = 0; i < count; i++)
+        taps_one((first + i + 0.5) * scale, support, fscale, in_size, t->ksize, w, &t->lo[i],
+                 t->k + (size_t)i * t->ksize);
     free(w);
     return 0;
 }
 
-/* PIL rounds each pass to 8 bits: floor(v + 0.5) clipped to 0..255. */
-static inline uint8_t round8(float v)
+static inline uint8_t clip8(int32_t v)
 {
-    v += 0.5f;
-    return v <= 0.0f ? 0 : v >= 255.0f ? 255 : (uint8_t)v;
+    v >>= PREC_BITS;
+    return v < 0 ? 0 : v > 255 ? 255 : (uint8_t)v;
 }
 
-/* Resizes the src_w x src_h RGB region at src (row stride `stride` bytes),
- * whose extent in source pixels is [0, span_w) x [0, span_h), to out_w x
- * out_h, computing only the window (ox, oy, cw, ch) of that output. */
-static int resample(const uint8_t *src, size_t stride, int src_w, int src_h, double span_w, double span_h,
-                    int out_w, int out_h, int ox, int oy, int cw, int ch, kn_img *dst, char *err, size_t errcap)
+/* The source of a resize: rows of `stride` bytes holding the w x h window
+ * at (x0, y0) of an in_w x in_h picture that spans span_w x span_h of the
+ * output grid's source extent (a DCT-scaled decode spans less than its
+ * pixel count only by libjpeg's rounding up). */
+typedef struct {
+    const uint8_t *px;
+    size_t stride;
+    int x0, y0, w, h, in_w, in_h;
+    double span_w, span_h;
+} src_view;
+
+/* The resize of `v` to out_w x out_h, of which only the window (ox, oy,
+ * cw, ch) is computed. */
+typedef struct {
+    int out_w, out_h, ox, oy, cw, ch;
+} out_win;
+
+/* Taps of both passes for that window. */
+static int plan_taps(const src_view *v, const out_win *o, taps *th, taps *tv)
 {
-    taps th = {0}, tv = {0};
-    if (taps_make(src_w, 0, span_w, out_w, ox, cw, &th) || taps_make(src_h, 0, span_h, out_h, oy, ch, &tv))
-        goto oom;
-    /* Horizontal pass first (as PIL), over the source rows the window needs. */
-    int y0 = tv.lo[0], y1 = tv.lo[ch - 1] + tv.n[ch - 1];
+    memset(th, 0, sizeof *th);
+    memset(tv, 0, sizeof *tv);
+    if (!taps_make(v->in_w, v->span_w, o->out_w, o->ox, o->cw, th) &&
+        !taps_make(v->in_h, v->span_h, o->out_h, o->oy, o->ch, tv))
+        return 0;
+    taps_free(th);
+    taps_free(tv);
+    return -1;
+}
+
+/* Source pixels [*a, *b) the taps read (the edge shift can make lo step
+ * back, so scan them all). */
+static void taps_extent(const taps *t, int count, int *a, int *b)
+{
+    *a = t->lo[0];
+    *b = t->lo[0] + t->ksize;
+    for (int i = 1; i < count; i++) {
+        if (t->lo[i] < *a) *a = t->lo[i];
+        if (t->lo[i] + t->ksize > *b) *b = t->lo[i] + t->ksize;
+    }
+}
+
+/* Horizontal pass over one row: `count` RGB outputs from the RGB row s
+ * (whose first pixel is source pixel x0). */
+static void hpass_scalar(const uint8_t *s, int x0, const taps *t, int count, uint8_t *o)
+{
+    int K = t->ksize;
+    for (int x = 0; x < count; x++) {
+        const uint8_t *p = s + (size_t)(t->lo[x] - x0) * 3;
+        const int32_t *k = t->k + (size_t)x * K;
+        int32_t r = HALF, g = HALF, b = HALF;
+        for (int j = 0; j < K; j++, p += 3) {
+            r += p[0] * k[j];
+            g += p[1] * k[j];
+            b += p[2] * k[j];
+        }
+        o[3 * x] = clip8(r);
+        o[3 * x + 1] = clip8(g);
+        o[3 * x + 2] = clip8(b);
+    }
+}
+
+/* Vertical pass of bytes [from, n) of one output row from the rows r[j]. */
+static void vpass_scalar(const uint8_t *const *r, const int32_t *k, int K, size_t from, size_t n, uint8_t *o)
+{
+    for (size_t i = from; i < n; i++) {
+        int32_t acc = HALF;
+        for (int j = 0; j < K; j++) acc += r[j][i] * k[j];
+        o[i] = clip8(acc);
+    }
+}
+
+#ifdef __SSE2__
+/* SSE2 (every x86-64): pmaddwd multiplies 16-bit pairs, so two taps go
+ * through one instruction, pixel j and j+1 interleaved, each coefficient
+ * as its hi and lo halves.  Exact: the same integers as the scalar loops. */
+
+/* Coefficient pairs (k[2i], k[2i+1]) as 8 lanes of int16, hi then lo. */
+static int16_t *pairs_make(const taps *t, int count)
+{
+    int K = t->ksize, np = (K + 1) / 2;
+    int16_t *v = malloc(sizeof(int16_t) * 16 * (size_t)np * count + 1);
+    if (!v) return NULL;
+    for (int x = 0; x < count; x++)
+        for (int i = 0; i < np; i++) {
+            const int32_t *k = t->k + (size_t)x * K + 2 * i;
+            int32_t k0 = k[0], k1 = 2 * i + 1 < K ? k[1] : 0;
+            int16_t *d = v + ((size_t)x * np + i) * 16;
+            for (int l = 0; l < 8; l += 2) {
+                d[l] = (int16_t)(k0 >> SPLIT_BITS);
+                d[l + 1] = (int16_t)(k1 >> SPLIT_BITS);
+                d[8 + l] = (int16_t)(k0 & ((1 << SPLIT_BITS) - 1));
+                d[8 + l + 1] = (int16_t)(k1 & ((1 << SPLIT_BITS) - 1));
+            }
+        }
+    return v;
+}
+
+/* hi * 2^11 + lo + one half, shifted back and saturated to bytes. */
+static inline __m128i combine(__m128i hi, __m128i lo)
+{
+    __m128i s = _mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(hi, SPLIT_BITS), lo), _mm_set1_epi32(HALF));
+    return _mm_srai_epi32(s, PREC_BITS);
+}
+
+/* 4 bytes from p: one RGB pixel and the next byte, which the caller's
+ * buffer has (img_alloc's slack byte at the very end). */
+static inline __m128i load4(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtsi32_si128(v);
+}
+
+/* One output pixel of rows s0 and s1 (same taps): lanes R, G, B and a
+ * don't-care. */
+static inline __attribute__((always_inline)) void hpass_px(const uint8_t *p0, const uint8_t *p1, const int16_t *c,
+                                                           const int K, uint8_t *o0, uint8_t *o1)
+{
+    const __m128i z = _mm_setzero_si128();
+    __m128i h0 = z, l0 = z, h1 = z, l1 = z;
+    for (int j = 0; j < K; j += 2, p0 += 6, p1 += 6, c += 16) {
+        __m128i kh = _mm_loadu_si128((const __m128i *)c), kl = _mm_loadu_si128((const __m128i *)(c + 8));
+        __m128i b0 = j + 1 < K ? load4(p0 + 3) : z, b1 = j + 1 < K ? load4(p1 + 3) : z;
+        __m128i v0 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(load4(p0), b0), z); /* r0 r1 g0 g1 b0 b1 .. */
+        __m128i v1 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(load4(p1), b1), z);
+        h0 = _mm_add_epi32(h0, _mm_madd_epi16(v0, kh));
+        l0 = _mm_add_epi32(l0, _mm_madd_epi16(v0, kl));
+        h1 = _mm_add_epi32(h1, _mm_madd_epi16(v1, kh));
+        l1 = _mm_add_epi32(l1, _mm_madd_epi16(v1, kl));
+    }
+    __m128i r = _mm_packs_epi32(combine(h0, l0), combine(h1, l1));
+    r = _mm_packus_epi16(r, z);
+    int32_t a = _mm_cvtsi128_si32(r), b = _mm_cvtsi128_si32(_mm_srli_si128(r, 4));
+    memcpy(o0, &a, 3); /* 3: a 4th byte would clobber the other row's first */
+    memcpy(o1, &b, 3);
+}
+
+/* As hpass_scalar for two rows at once (they share the coefficient loads;
+ * s1 may equal s0).  K a constant here lets the tap loop unroll. */
+static inline __attribute__((always_inline)) void hpass_k(const uint8_t *s0, const uint8_t *s1, int x0, const int *lo,
+                                                          const int16_t *pk, int count, uint8_t *o0, uint8_t *o1,
+                                                          const int K)
+{
+    const int np = (K + 1) / 2;
+    for (int x = 0; x < count; x++) {
+        size_t at = (size_t)(lo[x] - x0) * 3;
+        hpass_px(s0 + at, s1 + at, pk + (size_t)x * np * 16, K, o0 + 3 * x, o1 + 3 * x);
+    }
+}
+
+static void hpass2(const uint8_t *s0, const uint8_t *s1, int x0, const taps *t, const int16_t *pk, int count,
+                   uint8_t *o0, uint8_t *o1)
+{
+    switch (t->ksize) { /* 3: up to 1x, 5: to 2x, 7: to 3x downscaling */
+    case 3: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, 3); break;
+    case 5: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, 5); break;
+    case 7: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, 7); break;
+    default: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, t->ksize);
+    }
+}
+
+/* As vpass_scalar over whole 8-byte groups, the rest scalar; c holds the
+ * row's coefficient pairs (pairs_make). */
+static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t n, uint8_t *o)
+{
+    const __m128i z = _mm_setzero_si128();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h0 = z, h1 = z, l0 = z, l1 = z;
+        for (int j = 0; j < K; j += 2) {
+            __m128i kh = _mm_loadu_si128((const __m128i *)(c + 8 * j)),
+                    kl = _mm_loadu_si128((const __m128i *)(c + 8 * j + 8));
+            __m128i a = _mm_loadl_epi64((const __m128i *)(r[j] + i));
+            __m128i b = j + 1 < K ? _mm_loadl_epi64((const __m128i *)(r[j + 1] + i)) : z;
+            __m128i ab = _mm_unpacklo_epi8(a, b), v0 = _mm_unpacklo_epi8(ab, z), v1 = _mm_unpackhi_epi8(ab, z);
+            h0 = _mm_add_epi32(h0, _mm_madd_epi16(v0, kh));
+            h1 = _mm_add_epi32(h1, _mm_madd_epi16(v1, kh));
+            l0 = _mm_add_epi32(l0, _mm_madd_epi16(v0, kl));
+            l1 = _mm_add_epi32(l1, _mm_madd_epi16(v1, kl));
+        }
+        __m128i w = _mm_packs_epi32(combine(h0, l0), combine(h1, l1));
+        _mm_storel_epi64((__m128i *)(o + i), _mm_packus_epi16(w, z));
+    }
+    vpass_scalar(r, k, K, i, n, o);
+}
+#else
+static int16_t *pairs_make(const taps *t, int count)
+{
+    (void)t;
+    (void)count;
+    return malloc(1);
+}
+
+static void hpass2(const uint8_t *s0, const uint8_t *s1, int x0, const taps *t, const int16_t *pk, int count,
+                   uint8_t *o0, uint8_t *o1)
+{
+    (void)pk;
+    hpass_scalar(s0, x0, t, count, o0);
+    if (s1 != s0) hpass_scalar(s1, x0, t, count, o1);
+}
+
+static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t n, uint8_t *o)
+{
+    (void)c;
+    vpass_scalar(r, k, K, 0, n, o);
+}
+#endif
+
+static int use_simd = 1;
+
+void kn_image_set_simd(int on) { use_simd = on; }
+
+/* Resizes v to o->out_w x o->out_h, computing only the window of o:
+ * horizontal pass first over the source rows the window needs, as PIL. */
+static int resample(const src_view *v, const out_win *o, kn_img *dst, char *err, size_t errcap)
+{
+    taps th, tv;
+    if (plan_taps(v, o, &th, &tv)) return kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
+    int xa, xb, y0, y1, K = tv.ksize, cw = o->cw, ch = o->ch, rc = 0;
+    taps_extent(&th, cw, &xa, &xb);
+    taps_extent(&tv, ch, &y0, &y1);
+    if (xa < v->x0 || xb > v->x0 + v->w || y0 < v->y0 || y1 > v->y0 + v->h) {
+        taps_free(&th);
+        taps_free(&tv);
+        return kn_rt_errf(err, errcap, "decoded window %dx%d at (%d,%d) misses source pixels [%d,%d)x[%d,%d)", v->w, v->h,
+                          v->x0, v->y0, xa, xb, y0, y1);
+    }
     size_t trow = (size_t)cw * 3;
     uint8_t *tmp = malloc(trow * (size_t)(y1 - y0) + 1);
-    float *acc = malloc(sizeof(float) * trow + 1);
-    if (!tmp || !acc || img_alloc(dst, cw, ch, err, errcap)) {
-        free(tmp);
-        free(acc);
-        goto oom;
+    const uint8_t **rows = malloc(sizeof *rows * (size_t)K + 1);
+    int16_t *pk = pairs_make(&th, cw), *pv = pairs_make(&tv, ch);
+    if (!tmp || !rows || !pk || !pv || img_alloc(dst, cw, ch, err, errcap)) {
+        rc = kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
+        goto done;
     }
-    for (int y = y0; y < y1; y++) {
-        const uint8_t *s = src + (size_t)y * stride;
-        uint8_t *o = tmp + (size_t)(y - y0) * trow;
-        for (int x = 0; x < cw; x++) {
-            const float *k = th.k + (size_t)x * th.ksize;
-            const uint8_t *p = s + (size_t)th.lo[x] * 3;
-            float rgb[3] = {0, 0, 0};
-            for (int j = 0; j < th.n[x]; j++, p += 3)
-                for (int c = 0; c < 3; c++) rgb[c] += (float)p[c] * k[j];
-            for (int c = 0; c < 3; c++) o[3 * x + c] = round8(rgb[c]);
+    for (int y = y0; y < y1; y += 2) {
+        int y2 = y + 1 < y1 ? y + 1 : y; /* an odd last row goes through twice */
+        const uint8_t *s0 = v->px + (size_t)(y - v->y0) * v->stride, *s1 = v->px + (size_t)(y2 - v->y0) * v->stride;
+        uint8_t *o0 = tmp + (size_t)(y - y0) * trow, *o1 = tmp + (size_t)(y2 - y0) * trow;
+        if (use_simd) hpass2(s0, s1, v->x0, &th, pk, cw, o0, o1);
+        else {
+            hpass_scalar(s0, v->x0, &th, cw, o0);
+            hpass_scalar(s1, v->x0, &th, cw, o1);
         }
     }
-    /* Vertical pass row by row: contiguous multiply-adds the compiler vectorises. */
     for (int y = 0; y < ch; y++) {
-        const float *k = tv.k + (size_t)y * tv.ksize;
-        for (size_t i = 0; i < trow; i++) acc[i] = 0;
-        for (int j = 0; j < tv.n[y]; j++) {
-            const uint8_t *r = tmp + (size_t)(tv.lo[y] + j - y0) * trow;
-            float kj = k[j];
-            for (size_t i = 0; i < trow; i++) acc[i] += r[i] * kj;
-        }
-        uint8_t *o = dst->px + (size_t)y * trow;
-        for (size_t i = 0; i < trow; i++) o[i] = round8(acc[i]);
+        const int32_t *k = tv.k + (size_t)y * K;
+        for (int j = 0; j < K; j++) rows[j] = tmp + (size_t)(tv.lo[y] + j - y0) * trow;
+        if (use_simd) vpass(rows, k, pv + (size_t)y * ((K + 1) / 2) * 16, K, trow, dst->px + (size_t)y * trow);
+        else vpass_scalar(rows, k, K, 0, trow, dst->px + (size_t)y * trow);
     }
+done:
     free(tmp);
-    free(acc);
+    free(rows);
+    free(pk);
+    free(pv);
     taps_free(&th);
     taps_free(&tv);
-    return 0;
-oom:
-    taps_free(&th);
-    taps_free(&tv);
-    return kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", src_w, src_h);
+    return rc;
 }
 
 void kn_image_resized_size(int w, int h, int resize, int *ow, int *oh)
@@ -524,22 +789,59 @@ void kn_image_resized_size(int w, int h, int resize, int *ow, int *oh)
     }
 }
 
-int kn_image_resize_crop(const kn_img *im, const kn_img_size *orig, int resize, int crop, kn_img *out,
-                         char *err, size_t errcap)
+/* Resize(resize) + CenterCrop(crop) of a W x H image as an out_win. */
+static int center_crop_win(int W, int H, int resize, int crop, out_win *o, char *err, size_t errcap)
 {
-    int W = orig ? orig->w : im->w, H = orig ? orig->h : im->h, rw = W, rh = H;
-    memset(out, 0, sizeof *out);
+    int rw = W, rh = H;
     if (resize > 0) kn_image_resized_size(W, H, resize, &rw, &rh);
     if (crop > rw || crop > rh)
         return kn_rt_errf(err, errcap, "a %dx%d image resized to %dx%d is smaller than the %dx%d crop", W, H, rw, rh,
                           crop, crop);
     int cw = crop > 0 ? crop : rw, ch = crop > 0 ? crop : rh;
     /* CenterCrop: int(round((size - crop) / 2.0)), Python rounds half to even. */
-    int ox = (int)nearbyint((rw - cw) / 2.0), oy = (int)nearbyint((rh - ch) / 2.0);
-    /* A DCT-scaled decode covers the file's extent at dct_num/8. */
-    double s = (im->dct_num > 0 ? im->dct_num : 8) / 8.0;
-    return resample(im->px, (size_t)im->w * 3, im->w, im->h, W * s, H * s, rw, rh, ox, oy, cw, ch, out, err,
-                    errcap);
+    *o = (out_win){rw, rh, (int)nearbyint((rw - cw) / 2.0), (int)nearbyint((rh - ch) / 2.0), cw, ch};
+    return 0;
+}
+
+/* The source extent of a picture decoded at dct_num/8 of W x H. */
+static void view_extent(src_view *v, int W, int H, int dct_num, int in_w, int in_h)
+{
+    double s = (dct_num > 0 ? dct_num : 8) / 8.0;
+    v->in_w = in_w;
+    v->in_h = in_h;
+    v->span_w = W * s;
+    v->span_h = H * s;
+}
+
+/* The window [x0, x1) x [y0, y1) of an in_w x in_h decode (at dct_num/8 of
+ * W x H) that resize + crop reads; -1 when the crop does not fit (the
+ * resize reports that). */
+static int crop_source_window(int W, int H, int dct_num, int in_w, int in_h, int resize, int crop, int win[4])
+{
+    char e[8];
+    out_win o;
+    src_view v = {0};
+    taps th, tv;
+    if (center_crop_win(W, H, resize, crop, &o, e, sizeof e)) return -1;
+    view_extent(&v, W, H, dct_num, in_w, in_h);
+    if (plan_taps(&v, &o, &th, &tv)) return -1;
+    taps_extent(&th, o.cw, &win[0], &win[2]);
+    taps_extent(&tv, o.ch, &win[1], &win[3]);
+    taps_free(&th);
+    taps_free(&tv);
+    return 0;
+}
+
+int kn_image_resize_crop(const kn_img *im, const kn_img_size *orig, int resize, int crop, kn_img *out,
+                         char *err, size_t errcap)
+{
+    int W = orig ? orig->w : im->w, H = orig ? orig->h : im->h;
+    out_win o;
+    memset(out, 0, sizeof *out);
+    if (center_crop_win(W, H, resize, crop, &o, err, errcap)) return -1;
+    src_view v = {im->px, (size_t)im->w * 3, im->x0, im->y0, im->w, im->h, 0, 0, 0, 0};
+    view_extent(&v, W, H, im->dct_num, im->full_w > 0 ? im->full_w : im->w, im->full_h > 0 ? im->full_h : im->h);
+    return resample(&v, &o, out, err, errcap);
 }
 
 /* ---- augmentation ---- */
@@ -581,9 +883,11 @@ int kn_image_augment(const kn_img *im, int size, uint64_t seed, uint64_t stream,
     int b[4];
     uint64_t base = index * 64;
     rrc_box(im->w, im->h, seed, stream, base, b);
-    const uint8_t *src = im->px + ((size_t)b[1] * im->w + b[0]) * 3;
-    if (resample(src, (size_t)im->w * 3, b[2], b[3], b[2], b[3], size, size, 0, 0, size, size, out, err, errcap))
-        return -1;
+    if (im->x0 || im->y0 || (im->full_w && im->full_w != im->w) || (im->full_h && im->full_h != im->h))
+        return kn_rt_errf(err, errcap, "augmentation needs the whole image, not a decoded window");
+    src_view v = {im->px + ((size_t)b[1] * im->w + b[0]) * 3, (size_t)im->w * 3, 0, 0, b[2], b[3], b[2], b[3], b[2], b[3]};
+    out_win o = {size, size, 0, 0, size, size};
+    if (resample(&v, &o, out, err, errcap)) return -1;
     int flip = kn_rt_uniform(seed, stream, base + 63) < 0.5f;
     if (flip)
         for (int y = 0; y < out->h; y++) {
@@ -613,9 +917,12 @@ void kn_image_to_chw(const kn_img *im, const float *norm, float *dst)
             lut[c][v] = norm ? (f - norm[2 * c]) / norm[2 * c + 1] : f;
         }
     size_t plane = (size_t)im->w * im->h;
-    for (int c = 0; c < 3; c++) {
-        float *o = dst + c * plane;
-        const uint8_t *p = im->px + c;
-        for (size_t i = 0; i < plane; i++) o[i] = lut[c][p[3 * i]];
+    float *r = dst, *g = dst + plane, *b = dst + 2 * plane;
+    const uint8_t *p = im->px;
+    /* One pass over the pixels, three output streams. */
+    for (size_t i = 0; i < plane; i++, p += 3) {
+        r[i] = lut[0][p[0]];
+        g[i] = lut[1][p[1]];
+        b[i] = lut[2][p[2]];
     }
 }

@@ -4,7 +4,8 @@
  * on PIL images, reproduced within a small tolerance:
  *   - resize is PIL's separable ImagingResample with the bilinear (triangle)
  *     filter, whose support widens with the downscale factor (antialiasing),
- *     each pass rounded to 8 bits as PIL does; computed in float;
+ *     in PIL's own fixed point (22-bit coefficients, each pass rounded to
+ *     8 bits), so a full-size decode gives PIL's pixels exactly;
  *   - the shorter side becomes `resize`, the longer int(resize*long/short),
  *     the crop offset round((size - crop) / 2) with Python's half-to-even.
  * Only the output pixels inside the crop are computed (same values: every
@@ -23,11 +24,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 8-bit RGB, rows of w*3 bytes, no padding. */
+/* 8-bit RGB, rows of w*3 bytes, no padding.  A decode may hold only a
+ * window of the image: px is then the w x h rectangle at (x0, y0) of the
+ * full_w x full_h decoded picture (kn_img_decode_opts.resize/crop). */
 typedef struct {
     int w, h;
     uint8_t *px;
     int dct_num;             /* decoded at dct_num/8 of the file's size (8: full) */
+    int x0, y0;              /* the window's place in the decoded picture */
+    int full_w, full_h;      /* the decoded picture's size (w, h when whole) */
 } kn_img;
 
 /* Decoding options. */
@@ -35,6 +40,13 @@ typedef struct {
     /* > 0: a JPEG may be decoded at a reduced size M/8 (libjpeg-turbo's DCT
      * scaling) as long as its shorter side stays >= min_short; 0 = full size. */
     int min_short;
+    /* resize > 0: the picture is only for kn_image_resize_crop(resize, crop),
+     * so a JPEG decodes just the source window that crop's filter taps read
+     * (libjpeg-turbo's jpeg_crop_scanline / jpeg_skip_scanlines, stopping
+     * after the last row needed): the same pixels, less work.  Data past the
+     * window is not decoded, so a corrupt tail goes unnoticed; a missing
+     * end-of-image marker is still an error. */
+    int resize, crop;
 } kn_img_decode_opts;
 
 /* Sizes of the source image before any DCT scaling. */
@@ -72,6 +84,11 @@ int kn_image_augment(const kn_img *im, int size, uint64_t seed, uint64_t stream,
 /* HWC u8 -> CHW f32: v/255, then (v - mean[c]) / std[c] when norm (mean,
  * std pairs, 3 of them) is non-NULL; float32 in torchvision's order. */
 void kn_image_to_chw(const kn_img *im, const float *norm, float *dst);
+
+/* on = 0: the resampler uses its portable scalar loops instead of SSE2
+ * (the same integers; tests compare the two).  Not thread-safe: set it
+ * before decoding starts. */
+void kn_image_set_simd(int on);
 
 /* Output size of Resize(resize) for a w x h image (torchvision's rule). */
 void kn_image_resized_size(int w, int h, int resize, int *ow, int *oh);

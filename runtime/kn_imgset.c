@@ -255,13 +255,15 @@ static int sample_crop(kn_imgset *s, int i, kn_img *crop, int *owned, char *err,
 {
     int sz = s->o.crop;
     if (s->cache[i]) {
-        *crop = (kn_img){sz, sz, s->cache[i], 8};
+        *crop = (kn_img){.w = sz, .h = sz, .px = s->cache[i], .dct_num = 8, .full_w = sz, .full_h = sz};
         *owned = 0;
         return 0;
     }
     kn_img im;
     kn_img_size orig;
-    kn_img_decode_opts d = {s->o.augment ? 0 : DCT_MIN_FACTOR * s->o.resize};
+    /* Eval: only the window the center crop reads is decoded. */
+    kn_img_decode_opts d = {0, 0, 0};
+    if (!s->o.augment) d = (kn_img_decode_opts){DCT_MIN_FACTOR * s->o.resize, s->o.resize, sz};
     if (kn_image_decode(s->files[i], &d, &im, &orig, err, errcap)) return -1;
     int rc = s->o.augment
                  ? kn_image_augment(&im, sz, s->o.seed, s->stream, (uint64_t)i, crop, NULL, err, errcap)

@@ -187,7 +187,8 @@ static int image_input(const kn_cli *c, const char *file, int chw_numel, float *
                            chw_numel, m->crop, m->crop);
     kn_img im, cr;
     kn_img_size orig;
-    kn_img_decode_opts o = {2 * m->resize}; /* the dataset's DCT-scaling policy */
+    /* The dataset's DCT-scaling policy, and only the window the crop reads. */
+    kn_img_decode_opts o = {2 * m->resize, m->resize, m->crop};
     if (kn_image_decode(file, &o, &im, &orig, err, sizeof err)) return kn_cli_fail(c, "%s", err);
     int rc = kn_image_resize_crop(&im, &orig, m->resize, m->crop, &cr, err, sizeof err);
     kn_img_free(&im);

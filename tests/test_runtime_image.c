@@ -47,7 +47,7 @@ static int pipeline_ex(const char *path, int full, float *dst, int *dct_num, cha
 {
     kn_img im, cr;
     kn_img_size orig;
-    kn_img_decode_opts o = {full ? 0 : 2 * RS};
+    kn_img_decode_opts o = full ? (kn_img_decode_opts){0, 0, 0} : (kn_img_decode_opts){2 * RS, RS, CR};
     if (kn_image_decode(path, &o, &im, &orig, err, cap)) return -1;
     if (dct_num) *dct_num = im.dct_num;
     int rc = kn_image_resize_crop(&im, &orig, RS, CR, &cr, err, cap);
