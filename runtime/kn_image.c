@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
-#include <emmintrin.h>
+#include <immintrin.h>
 #endif
 
 void kn_img_free(kn_img *im)
@@ -25,13 +25,15 @@ void kn_img_free(kn_img *im)
     memset(im, 0, sizeof *im);
 }
 
+#define IMG_SLACK 16
+
 static int img_alloc(kn_img *im, int w, int h, char *err, size_t errcap)
 {
     *im = (kn_img){.w = w, .h = h, .dct_num = 8, .full_w = w, .full_h = h};
-    /* One slack byte, zeroed: the SIMD resampler loads 4 bytes per pixel. */
-    im->px = malloc((size_t)w * h * 3 + 1);
+    /* Slack, zeroed: the SIMD resampler loads 4 or 16 bytes from a pixel. */
+    im->px = malloc((size_t)w * h * 3 + IMG_SLACK);
     if (!im->px) return kn_rt_errf(err, errcap, "out of memory for a %dx%d image", w, h);
-    im->px[(size_t)w * h * 3] = 0;
+    memset(im->px + (size_t)w * h * 3, 0, IMG_SLACK);
     return 0;
 }
 
@@ -163,7 +165,11 @@ static void jpeg_window(j_decompress_ptr ci, const kn_img_decode_opts *o, int wi
         crop_source_window((int)ci->image_width, (int)ci->image_height, (int)ci->scale_num, win[2], win[3],
                            o->resize, o->crop, w))
         return;
-    JDIMENSION x = (JDIMENSION)w[0], cw = (JDIMENSION)(w[2] - w[0]);
+    /* A cropped scanline's outermost columns are upsampled from replicated
+     * chroma, not their neighbours', so they differ from a full decode:
+     * ask for one more column each side and leave those unused. */
+    int a = w[0] > 0 ? w[0] - 1 : 0, b = w[2] < win[2] ? w[2] + 1 : win[2];
+    JDIMENSION x = (JDIMENSION)a, cw = (JDIMENSION)(b - a);
     if (cw < ci->output_width) jpeg_crop_scanline(ci, &x, &cw);
     win[0] = (int)x;
     win[2] = (int)(x + cw);
@@ -586,31 +592,36 @@ static void vpass_scalar(const uint8_t *const *r, const int32_t *k, int K, size_
     }
 }
 
+/* Coefficient pairs (k[2i], k[2i+1]) as 8 lanes of int16, hi then lo, for
+ * groups of g outputs side by side (g = 2: AVX2 does two outputs per
+ * register; a missing last one repeats its neighbour).  Per group and
+ * pair: g x 8 hi, then g x 8 lo. */
+static int16_t *pairs_make(const taps *t, int count, int g)
+{
+    int K = t->ksize, np = (K + 1) / 2, groups = (count + g - 1) / g;
+    int16_t *v = malloc(sizeof(int16_t) * 16 * (size_t)np * groups * g + 1);
+    if (!v) return NULL;
+    for (int gi = 0; gi < groups; gi++)
+        for (int i = 0; i < np; i++)
+            for (int m = 0; m < g; m++) {
+                int x = gi * g + m < count ? gi * g + m : count - 1;
+                const int32_t *k = t->k + (size_t)x * K + 2 * i;
+                int32_t k0 = k[0], k1 = 2 * i + 1 < K ? k[1] : 0;
+                int16_t *d = v + ((size_t)gi * np + i) * 16 * g + 8 * m;
+                for (int l = 0; l < 8; l += 2) {
+                    d[l] = (int16_t)(k0 >> SPLIT_BITS);
+                    d[l + 1] = (int16_t)(k1 >> SPLIT_BITS);
+                    d[8 * g + l] = (int16_t)(k0 & ((1 << SPLIT_BITS) - 1));
+                    d[8 * g + l + 1] = (int16_t)(k1 & ((1 << SPLIT_BITS) - 1));
+                }
+            }
+    return v;
+}
+
 #ifdef __SSE2__
 /* SSE2 (every x86-64): pmaddwd multiplies 16-bit pairs, so two taps go
  * through one instruction, pixel j and j+1 interleaved, each coefficient
  * as its hi and lo halves.  Exact: the same integers as the scalar loops. */
-
-/* Coefficient pairs (k[2i], k[2i+1]) as 8 lanes of int16, hi then lo. */
-static int16_t *pairs_make(const taps *t, int count)
-{
-    int K = t->ksize, np = (K + 1) / 2;
-    int16_t *v = malloc(sizeof(int16_t) * 16 * (size_t)np * count + 1);
-    if (!v) return NULL;
-    for (int x = 0; x < count; x++)
-        for (int i = 0; i < np; i++) {
-            const int32_t *k = t->k + (size_t)x * K + 2 * i;
-            int32_t k0 = k[0], k1 = 2 * i + 1 < K ? k[1] : 0;
-            int16_t *d = v + ((size_t)x * np + i) * 16;
-            for (int l = 0; l < 8; l += 2) {
-                d[l] = (int16_t)(k0 >> SPLIT_BITS);
-                d[l + 1] = (int16_t)(k1 >> SPLIT_BITS);
-                d[8 + l] = (int16_t)(k0 & ((1 << SPLIT_BITS) - 1));
-                d[8 + l + 1] = (int16_t)(k1 & ((1 << SPLIT_BITS) - 1));
-            }
-        }
-    return v;
-}
 
 /* hi * 2^11 + lo + one half, shifted back and saturated to bytes. */
 static inline __m128i combine(__m128i hi, __m128i lo)
@@ -676,12 +687,12 @@ static void hpass2(const uint8_t *s0, const uint8_t *s1, int x0, const taps *t, 
     }
 }
 
-/* As vpass_scalar over whole 8-byte groups, the rest scalar; c holds the
- * row's coefficient pairs (pairs_make). */
-static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t n, uint8_t *o)
+/* As vpass_scalar over whole 8-byte groups from i, the rest scalar; c
+ * holds the row's coefficient pairs (pairs_make, g = 1). */
+static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t i, size_t n,
+                  uint8_t *o)
 {
     const __m128i z = _mm_setzero_si128();
-    size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m128i h0 = z, h1 = z, l0 = z, l1 = z;
         for (int j = 0; j < K; j += 2) {
@@ -700,32 +711,140 @@ static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, i
     }
     vpass_scalar(r, k, K, i, n, o);
 }
-#else
-static int16_t *pairs_make(const taps *t, int count)
+
+/* AVX2, where the CPU has it: two outputs per register, one 16-byte load
+ * holding up to 5 source pixels, pshufb pairing their bytes; so taps
+ * (ksize) <= 5 here, which covers downscaling by up to 2x. */
+#define AVX2 __attribute__((target("avx2")))
+
+AVX2 static inline __m256i combine256(__m256i hi, __m256i lo)
 {
-    (void)t;
-    (void)count;
-    return malloc(1);
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi, SPLIT_BITS), lo), _mm256_set1_epi32(HALF));
+    return _mm256_srai_epi32(s, PREC_BITS);
 }
 
-static void hpass2(const uint8_t *s0, const uint8_t *s1, int x0, const taps *t, const int16_t *pk, int count,
-                   uint8_t *o0, uint8_t *o1)
+/* Pixel pairs (0,1), (2,3), (4,-) of 16 loaded bytes as int16
+ * [r0 r1 g0 g1 b0 b1 0 0] (-1: a zero byte). */
+#define PAIR_MASK(a, b)                                                                                          \
+    _mm256_setr_epi8(3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, \
+                     -1, 3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, -1)
+
+/* As hpass_scalar for ksize <= 5; pk from pairs_make(g = 2).  Reads up to
+ * 16 bytes from a pixel: img_alloc's slack covers the last row. */
+AVX2 static void hpass_avx2(const uint8_t *s, int x0, const taps *t, const int16_t *pk, int count, uint8_t *o)
 {
-    (void)pk;
-    hpass_scalar(s0, x0, t, count, o0);
-    if (s1 != s0) hpass_scalar(s1, x0, t, count, o1);
+    const int np = (t->ksize + 1) / 2;
+    const __m256i z = _mm256_setzero_si256(), m[3] = {PAIR_MASK(0, 1), PAIR_MASK(2, 3), PAIR_MASK(4, 5)};
+    for (int x = 0; x < count; x += 2) {
+        int x1 = x + 1 < count ? x + 1 : x;
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + (size_t)(t->lo[x] - x0) * 3));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + (size_t)(t->lo[x1] - x0) * 3));
+        __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1), hi = z, lo = z;
+        const int16_t *c = pk + (size_t)(x / 2) * np * 32;
+        for (int i = 0; i < np; i++, c += 32) {
+            __m256i pv = _mm256_shuffle_epi8(v, m[i]);
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)c)));
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)(c + 16))));
+        }
+        __m256i r = combine256(hi, lo);
+        r = _mm256_packus_epi16(_mm256_packs_epi32(r, z), z);
+        int32_t p0 = _mm256_extract_epi32(r, 0), p1 = _mm256_extract_epi32(r, 4);
+        memcpy(o + 3 * x1, &p1, 3);
+        memcpy(o + 3 * x, &p0, 3);
+    }
 }
 
-static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t n, uint8_t *o)
+/* As vpass over whole 16-byte groups, then vpass for the rest. */
+AVX2 static void vpass_avx2(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t n, uint8_t *o)
 {
-    (void)c;
-    vpass_scalar(r, k, K, 0, n, o);
+    const __m256i z = _mm256_setzero_si256();
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i h0 = z, h1 = z, l0 = z, l1 = z;
+        for (int j = 0; j < K; j += 2) {
+            __m256i kh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(c + 8 * j)));
+            __m256i kl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(c + 8 * j + 8)));
+            __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[j] + i)));
+            __m256i b = j + 1 < K ? _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[j + 1] + i))) : z;
+            __m256i v0 = _mm256_unpacklo_epi16(a, b), v1 = _mm256_unpackhi_epi16(a, b);
+            h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(v0, kh));
+            h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(v1, kh));
+            l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(v0, kl));
+            l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(v1, kl));
+        }
+        /* unpacklo/hi split each 128-bit lane; packs_epi32 puts it back. */
+        __m256i w = _mm256_packs_epi32(combine256(h0, l0), combine256(h1, l1));
+        w = _mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08);
+        _mm_storeu_si128((__m128i *)(o + i), _mm256_castsi256_si128(w));
+    }
+    vpass(r, k, c, K, i, n, o);
 }
 #endif
 
-static int use_simd = 1;
+/* AVX2's horizontal pass takes up to this many taps (1 load of 16 bytes). */
+#define AVX2_MAX_K 5
 
-void kn_image_set_simd(int on) { use_simd = on; }
+/* The SIMD level used: 0 scalar, 1 SSE2, 2 AVX2; kn_image_set_simd caps it. */
+static int simd_cap = 2;
+
+void kn_image_set_simd(int level) { simd_cap = level; }
+
+static int simd_level(void)
+{
+#ifdef __SSE2__
+    int hw = __builtin_cpu_supports("avx2") ? 2 : 1;
+#else
+    int hw = 0;
+#endif
+    return hw < simd_cap ? hw : simd_cap;
+}
+
+/* Horizontal pass of source rows [y0, y1) into tmp (rows of cw pixels),
+ * two rows at a time; pk from pairs_make(g = lvl == 2 ? 2 : 1). */
+static void hpass_rows(const src_view *v, const taps *t, const int16_t *pk, int lvl, int y0, int y1, int cw,
+                       uint8_t *tmp)
+{
+    size_t trow = (size_t)cw * 3;
+    for (int y = y0; y < y1; y += 2) {
+        int y2 = y + 1 < y1 ? y + 1 : y; /* an odd last row goes through twice */
+        const uint8_t *s0 = v->px + (size_t)(y - v->y0) * v->stride, *s1 = v->px + (size_t)(y2 - v->y0) * v->stride;
+        uint8_t *o0 = tmp + (size_t)(y - y0) * trow, *o1 = tmp + (size_t)(y2 - y0) * trow;
+#ifdef __SSE2__
+        if (lvl == 2) {
+            hpass_avx2(s0, v->x0, t, pk, cw, o0);
+            hpass_avx2(s1, v->x0, t, pk, cw, o1);
+            continue;
+        }
+        if (lvl == 1) {
+            hpass2(s0, s1, v->x0, t, pk, cw, o0, o1);
+            continue;
+        }
+#endif
+        hpass_scalar(s0, v->x0, t, cw, o0);
+        hpass_scalar(s1, v->x0, t, cw, o1);
+    }
+}
+
+/* Vertical pass: output rows [0, ch) from tmp, whose first row is source
+ * row y0; pv from pairs_make(g = 1). */
+static void vpass_rows(const uint8_t *tmp, int y0, const taps *t, const int16_t *pv, int lvl, int ch, int cw,
+                       const uint8_t **rows, uint8_t *dst)
+{
+    int K = t->ksize;
+    size_t trow = (size_t)cw * 3;
+    for (int y = 0; y < ch; y++) {
+        const int32_t *k = t->k + (size_t)y * K;
+        const int16_t *c = pv + (size_t)y * ((K + 1) / 2) * 16;
+        uint8_t *o = dst + (size_t)y * trow;
+        for (int j = 0; j < K; j++) rows[j] = tmp + (size_t)(t->lo[y] + j - y0) * trow;
+#ifdef __SSE2__
+        if (lvl == 2) vpass_avx2(rows, k, c, K, trow, o);
+        else if (lvl == 1) vpass(rows, k, c, K, 0, trow, o);
+        else
+#endif
+            vpass_scalar(rows, k, K, 0, trow, o);
+    }
+}
 
 /* Resizes v to o->out_w x o->out_h, computing only the window of o:
  * horizontal pass first over the source rows the window needs, as PIL. */
@@ -743,29 +862,16 @@ static int resample(const src_view *v, const out_win *o, kn_img *dst, char *err,
                           v->x0, v->y0, xa, xb, y0, y1);
     }
     size_t trow = (size_t)cw * 3;
+    int lvl = simd_level(), hl = lvl == 2 && th.ksize > AVX2_MAX_K ? 1 : lvl;
     uint8_t *tmp = malloc(trow * (size_t)(y1 - y0) + 1);
     const uint8_t **rows = malloc(sizeof *rows * (size_t)K + 1);
-    int16_t *pk = pairs_make(&th, cw), *pv = pairs_make(&tv, ch);
+    int16_t *pk = pairs_make(&th, cw, hl == 2 ? 2 : 1), *pv = pairs_make(&tv, ch, 1);
     if (!tmp || !rows || !pk || !pv || img_alloc(dst, cw, ch, err, errcap)) {
         rc = kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
         goto done;
     }
-    for (int y = y0; y < y1; y += 2) {
-        int y2 = y + 1 < y1 ? y + 1 : y; /* an odd last row goes through twice */
-        const uint8_t *s0 = v->px + (size_t)(y - v->y0) * v->stride, *s1 = v->px + (size_t)(y2 - v->y0) * v->stride;
-        uint8_t *o0 = tmp + (size_t)(y - y0) * trow, *o1 = tmp + (size_t)(y2 - y0) * trow;
-        if (use_simd) hpass2(s0, s1, v->x0, &th, pk, cw, o0, o1);
-        else {
-            hpass_scalar(s0, v->x0, &th, cw, o0);
-            hpass_scalar(s1, v->x0, &th, cw, o1);
-        }
-    }
-    for (int y = 0; y < ch; y++) {
-        const int32_t *k = tv.k + (size_t)y * K;
-        for (int j = 0; j < K; j++) rows[j] = tmp + (size_t)(tv.lo[y] + j - y0) * trow;
-        if (use_simd) vpass(rows, k, pv + (size_t)y * ((K + 1) / 2) * 16, K, trow, dst->px + (size_t)y * trow);
-        else vpass_scalar(rows, k, K, 0, trow, dst->px + (size_t)y * trow);
-    }
+    hpass_rows(v, &th, pk, hl, y0, y1, cw, tmp);
+    vpass_rows(tmp, y0, &tv, pv, lvl, ch, cw, rows, dst->px);
 done:
     free(tmp);
     free(rows);
