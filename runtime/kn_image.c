@@ -639,51 +639,38 @@ static inline __m128i load4(const uint8_t *p)
     return _mm_cvtsi32_si128(v);
 }
 
-/* One output pixel of rows s0 and s1 (same taps): lanes R, G, B and a
- * don't-care. */
-static inline __attribute__((always_inline)) void hpass_px(const uint8_t *p0, const uint8_t *p1, const int16_t *c,
-                                                           const int K, uint8_t *o0, uint8_t *o1)
+/* One output pixel: lanes R, G, B and a don't-care. */
+static inline __attribute__((always_inline)) void hpass_px(const uint8_t *p, const int16_t *c, const int K, uint8_t *o)
 {
     const __m128i z = _mm_setzero_si128();
-    __m128i h0 = z, l0 = z, h1 = z, l1 = z;
-    for (int j = 0; j < K; j += 2, p0 += 6, p1 += 6, c += 16) {
-        __m128i kh = _mm_loadu_si128((const __m128i *)c), kl = _mm_loadu_si128((const __m128i *)(c + 8));
-        __m128i b0 = j + 1 < K ? load4(p0 + 3) : z, b1 = j + 1 < K ? load4(p1 + 3) : z;
-        __m128i v0 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(load4(p0), b0), z); /* r0 r1 g0 g1 b0 b1 .. */
-        __m128i v1 = _mm_unpacklo_epi8(_mm_unpacklo_epi8(load4(p1), b1), z);
-        h0 = _mm_add_epi32(h0, _mm_madd_epi16(v0, kh));
-        l0 = _mm_add_epi32(l0, _mm_madd_epi16(v0, kl));
-        h1 = _mm_add_epi32(h1, _mm_madd_epi16(v1, kh));
-        l1 = _mm_add_epi32(l1, _mm_madd_epi16(v1, kl));
+    __m128i hi = z, lo = z;
+    for (int j = 0; j < K; j += 2, p += 6, c += 16) {
+        __m128i b = j + 1 < K ? load4(p + 3) : z;
+        __m128i v = _mm_unpacklo_epi8(_mm_unpacklo_epi8(load4(p), b), z); /* r0 r1 g0 g1 b0 b1 .. */
+        hi = _mm_add_epi32(hi, _mm_madd_epi16(v, _mm_loadu_si128((const __m128i *)c)));
+        lo = _mm_add_epi32(lo, _mm_madd_epi16(v, _mm_loadu_si128((const __m128i *)(c + 8))));
     }
-    __m128i r = _mm_packs_epi32(combine(h0, l0), combine(h1, l1));
-    r = _mm_packus_epi16(r, z);
-    int32_t a = _mm_cvtsi128_si32(r), b = _mm_cvtsi128_si32(_mm_srli_si128(r, 4));
-    memcpy(o0, &a, 3); /* 3: a 4th byte would clobber the other row's first */
-    memcpy(o1, &b, 3);
+    __m128i r = _mm_packus_epi16(_mm_packs_epi32(combine(hi, lo), z), z);
+    int32_t px = _mm_cvtsi128_si32(r);
+    memcpy(o, &px, 3);
 }
 
-/* As hpass_scalar for two rows at once (they share the coefficient loads;
- * s1 may equal s0).  K a constant here lets the tap loop unroll. */
-static inline __attribute__((always_inline)) void hpass_k(const uint8_t *s0, const uint8_t *s1, int x0, const int *lo,
-                                                          const int16_t *pk, int count, uint8_t *o0, uint8_t *o1,
-                                                          const int K)
+/* As hpass_scalar; pk from pairs_make(g = 1).  K a constant here lets the
+ * tap loop unroll. */
+static inline __attribute__((always_inline)) void hpass_k(const uint8_t *s, int x0, const int *lo, const int16_t *pk,
+                                                          int count, uint8_t *o, const int K)
 {
     const int np = (K + 1) / 2;
-    for (int x = 0; x < count; x++) {
-        size_t at = (size_t)(lo[x] - x0) * 3;
-        hpass_px(s0 + at, s1 + at, pk + (size_t)x * np * 16, K, o0 + 3 * x, o1 + 3 * x);
-    }
+    for (int x = 0; x < count; x++) hpass_px(s + (size_t)(lo[x] - x0) * 3, pk + (size_t)x * np * 16, K, o + 3 * x);
 }
 
-static void hpass2(const uint8_t *s0, const uint8_t *s1, int x0, const taps *t, const int16_t *pk, int count,
-                   uint8_t *o0, uint8_t *o1)
+static void hpass(const uint8_t *s, int x0, const taps *t, const int16_t *pk, int count, uint8_t *o)
 {
     switch (t->ksize) { /* 3: up to 1x, 5: to 2x, 7: to 3x downscaling */
-    case 3: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, 3); break;
-    case 5: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, 5); break;
-    case 7: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, 7); break;
-    default: hpass_k(s0, s1, x0, t->lo, pk, count, o0, o1, t->ksize);
+    case 3: hpass_k(s, x0, t->lo, pk, count, o, 3); break;
+    case 5: hpass_k(s, x0, t->lo, pk, count, o, 5); break;
+    case 7: hpass_k(s, x0, t->lo, pk, count, o, 7); break;
+    default: hpass_k(s, x0, t->lo, pk, count, o, t->ksize);
     }
 }
 
@@ -730,11 +717,13 @@ AVX2 static inline __m256i combine256(__m256i hi, __m256i lo)
                      -1, 3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, -1)
 
 /* As hpass_scalar for ksize <= 5; pk from pairs_make(g = 2).  Reads up to
- * 16 bytes from a pixel: img_alloc's slack covers the last row. */
+ * 16 bytes from a pixel (img_alloc's slack covers the last row) and writes
+ * up to 8 bytes past the row's end (the ring's row padding). */
 AVX2 static void hpass_avx2(const uint8_t *s, int x0, const taps *t, const int16_t *pk, int count, uint8_t *o)
 {
     const int np = (t->ksize + 1) / 2;
     const __m256i z = _mm256_setzero_si256(), m[3] = {PAIR_MASK(0, 1), PAIR_MASK(2, 3), PAIR_MASK(4, 5)};
+    const __m128i rgb6 = _mm_setr_epi8(0, 1, 2, 4, 5, 6, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     for (int x = 0; x < count; x += 2) {
         int x1 = x + 1 < count ? x + 1 : x;
         __m128i a = _mm_loadu_si128((const __m128i *)(s + (size_t)(t->lo[x] - x0) * 3));
@@ -746,11 +735,11 @@ AVX2 static void hpass_avx2(const uint8_t *s, int x0, const taps *t, const int16
             hi = _mm256_add_epi32(hi, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)c)));
             lo = _mm256_add_epi32(lo, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)(c + 16))));
         }
-        __m256i r = combine256(hi, lo);
-        r = _mm256_packus_epi16(_mm256_packs_epi32(r, z), z);
-        int32_t p0 = _mm256_extract_epi32(r, 0), p1 = _mm256_extract_epi32(r, 4);
-        memcpy(o + 3 * x1, &p1, 3);
-        memcpy(o + 3 * x, &p0, 3);
+        /* int16 R G B _ of x then of x1 in the low half, to bytes, the
+         * don't-cares squeezed out: 6 bytes, stored as 8. */
+        __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(combine256(hi, lo), z), 0x08);
+        __m128i b8 = _mm_shuffle_epi8(_mm_packus_epi16(_mm256_castsi256_si128(w), _mm_setzero_si128()), rgb6);
+        _mm_storel_epi64((__m128i *)(o + 3 * x), b8);
     }
 }
 
@@ -799,87 +788,121 @@ static int simd_level(void)
     return hw < simd_cap ? hw : simd_cap;
 }
 
-/* Horizontal pass of source rows [y0, y1) into tmp (rows of cw pixels),
- * two rows at a time; pk from pairs_make(g = lvl == 2 ? 2 : 1). */
-static void hpass_rows(const src_view *v, const taps *t, const int16_t *pk, int lvl, int y0, int y1, int cw,
-                       uint8_t *tmp)
+/* The resampler as a stream: source rows go in one at a time, in order,
+ * through the horizontal pass into a ring of ksize rows; each output row
+ * is made as soon as the last row its taps read is in.  Nothing full-size
+ * is stored, and what is read was just written (cache-warm). */
+typedef struct {
+    taps th, tv;
+    int16_t *pk, *pv;        /* pairs_make of th (g = 2 for AVX2) and tv */
+    int lvl, hl;             /* SIMD level of the vertical, horizontal pass */
+    int x0, y0, y1;          /* rows fed start at source column x0; rows [y0, y1) are read */
+    int next;                /* output rows made */
+    size_t trow;             /* bytes per output row */
+    size_t rstride;          /* bytes per ring row: trow + padding for AVX2's 8-byte stores */
+    uint8_t *ring;
+    const uint8_t **rows;
+    kn_img out;
+} stream;
+
+static void stream_free(stream *r)
 {
-    size_t trow = (size_t)cw * 3;
-    for (int y = y0; y < y1; y += 2) {
-        int y2 = y + 1 < y1 ? y + 1 : y; /* an odd last row goes through twice */
-        const uint8_t *s0 = v->px + (size_t)(y - v->y0) * v->stride, *s1 = v->px + (size_t)(y2 - v->y0) * v->stride;
-        uint8_t *o0 = tmp + (size_t)(y - y0) * trow, *o1 = tmp + (size_t)(y2 - y0) * trow;
-#ifdef __SSE2__
-        if (lvl == 2) {
-            hpass_avx2(s0, v->x0, t, pk, cw, o0);
-            hpass_avx2(s1, v->x0, t, pk, cw, o1);
-            continue;
-        }
-        if (lvl == 1) {
-            hpass2(s0, s1, v->x0, t, pk, cw, o0, o1);
-            continue;
-        }
-#endif
-        hpass_scalar(s0, v->x0, t, cw, o0);
-        hpass_scalar(s1, v->x0, t, cw, o1);
-    }
+    taps_free(&r->th);
+    taps_free(&r->tv);
+    free(r->pk);
+    free(r->pv);
+    free(r->ring);
+    free(r->rows);
+    kn_img_free(&r->out);
 }
 
-/* Vertical pass: output rows [0, ch) from tmp, whose first row is source
- * row y0; pv from pairs_make(g = 1). */
-static void vpass_rows(const uint8_t *tmp, int y0, const taps *t, const int16_t *pv, int lvl, int ch, int cw,
-                       const uint8_t **rows, uint8_t *dst)
+/* A stream for the resize of v (whose px is not used: rows come through
+ * stream_row) to the window o. */
+static int stream_init(stream *r, const src_view *v, const out_win *o, char *err, size_t errcap)
 {
-    int K = t->ksize;
-    size_t trow = (size_t)cw * 3;
-    for (int y = 0; y < ch; y++) {
-        const int32_t *k = t->k + (size_t)y * K;
-        const int16_t *c = pv + (size_t)y * ((K + 1) / 2) * 16;
-        uint8_t *o = dst + (size_t)y * trow;
-        for (int j = 0; j < K; j++) rows[j] = tmp + (size_t)(t->lo[y] + j - y0) * trow;
-#ifdef __SSE2__
-        if (lvl == 2) vpass_avx2(rows, k, c, K, trow, o);
-        else if (lvl == 1) vpass(rows, k, c, K, 0, trow, o);
-        else
-#endif
-            vpass_scalar(rows, k, K, 0, trow, o);
+    memset(r, 0, sizeof *r);
+    if (plan_taps(v, o, &r->th, &r->tv))
+        return kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
+    int xa, xb, K = r->tv.ksize;
+    taps_extent(&r->th, o->cw, &xa, &xb);
+    taps_extent(&r->tv, o->ch, &r->y0, &r->y1);
+    if (xa < v->x0 || xb > v->x0 + v->w || r->y0 < v->y0 || r->y1 > v->y0 + v->h) {
+        stream_free(r);
+        return kn_rt_errf(err, errcap, "decoded window %dx%d at (%d,%d) misses source pixels [%d,%d)x[%d,%d)", v->w, v->h,
+                          v->x0, v->y0, xa, xb, r->y0, r->y1);
     }
+    r->x0 = v->x0;
+    r->trow = (size_t)o->cw * 3;
+    r->rstride = r->trow + 8;
+    r->lvl = simd_level();
+    r->hl = r->lvl == 2 && r->th.ksize > AVX2_MAX_K ? 1 : r->lvl;
+    r->pk = pairs_make(&r->th, o->cw, r->hl == 2 ? 2 : 1);
+    r->pv = pairs_make(&r->tv, o->ch, 1);
+    r->ring = malloc(r->rstride * (size_t)K);
+    r->rows = malloc(sizeof *r->rows * (size_t)K + 1);
+    if (!r->pk || !r->pv || !r->ring || !r->rows || img_alloc(&r->out, o->cw, o->ch, err, errcap)) {
+        stream_free(r);
+        return kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
+    }
+    return 0;
+}
+
+/* Output row y from the ring. */
+static void stream_vpass(stream *r, int y)
+{
+    int K = r->tv.ksize;
+    const int32_t *k = r->tv.k + (size_t)y * K;
+    const int16_t *c = r->pv + (size_t)y * ((K + 1) / 2) * 16;
+    uint8_t *o = r->out.px + (size_t)y * r->trow;
+    for (int j = 0; j < K; j++) r->rows[j] = r->ring + (size_t)((r->tv.lo[y] + j - r->y0) % K) * r->rstride;
+#ifdef __SSE2__
+    if (r->lvl == 2) vpass_avx2(r->rows, k, c, K, r->trow, o);
+    else if (r->lvl == 1) vpass(r->rows, k, c, K, 0, r->trow, o);
+    else
+#endif
+        vpass_scalar(r->rows, k, K, 0, r->trow, o);
+}
+
+/* Source row y (its pixel 0 is source column r->x0; rows need the slack
+ * of img_alloc past their end, which AVX2 loads can reach). */
+static void stream_row(stream *r, int y, const uint8_t *row)
+{
+    if (y < r->y0 || y >= r->y1) return;
+    int K = r->tv.ksize;
+    uint8_t *o = r->ring + (size_t)((y - r->y0) % K) * r->rstride;
+    int cw = r->out.w;
+#ifdef __SSE2__
+    if (r->hl == 2) hpass_avx2(row, r->x0, &r->th, r->pk, cw, o);
+    else if (r->hl == 1) hpass(row, r->x0, &r->th, r->pk, cw, o);
+    else
+#endif
+        hpass_scalar(row, r->x0, &r->th, cw, o);
+    /* lo is non-decreasing, so output rows complete in order. */
+    while (r->next < r->out.h && r->tv.lo[r->next] + K - 1 <= y) stream_vpass(r, r->next++);
+}
+
+/* The finished image (moved to *dst), or an error when rows were missing. */
+static int stream_finish(stream *r, kn_img *dst, char *err, size_t errcap)
+{
+    int rc = 0;
+    if (r->next < r->out.h) rc = kn_rt_errf(err, errcap, "resize: source rows missing (made %d of %d output rows)", r->next, r->out.h);
+    else {
+        *dst = r->out;
+        r->out.px = NULL;
+    }
+    stream_free(r);
+    return rc;
 }
 
 /* Resizes v to o->out_w x o->out_h, computing only the window of o:
  * horizontal pass first over the source rows the window needs, as PIL. */
 static int resample(const src_view *v, const out_win *o, kn_img *dst, char *err, size_t errcap)
 {
-    taps th, tv;
-    if (plan_taps(v, o, &th, &tv)) return kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
-    int xa, xb, y0, y1, K = tv.ksize, cw = o->cw, ch = o->ch, rc = 0;
-    taps_extent(&th, cw, &xa, &xb);
-    taps_extent(&tv, ch, &y0, &y1);
-    if (xa < v->x0 || xb > v->x0 + v->w || y0 < v->y0 || y1 > v->y0 + v->h) {
-        taps_free(&th);
-        taps_free(&tv);
-        return kn_rt_errf(err, errcap, "decoded window %dx%d at (%d,%d) misses source pixels [%d,%d)x[%d,%d)", v->w, v->h,
-                          v->x0, v->y0, xa, xb, y0, y1);
-    }
-    size_t trow = (size_t)cw * 3;
-    int lvl = simd_level(), hl = lvl == 2 && th.ksize > AVX2_MAX_K ? 1 : lvl;
-    uint8_t *tmp = malloc(trow * (size_t)(y1 - y0) + 1);
-    const uint8_t **rows = malloc(sizeof *rows * (size_t)K + 1);
-    int16_t *pk = pairs_make(&th, cw, hl == 2 ? 2 : 1), *pv = pairs_make(&tv, ch, 1);
-    if (!tmp || !rows || !pk || !pv || img_alloc(dst, cw, ch, err, errcap)) {
-        rc = kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
-        goto done;
-    }
-    hpass_rows(v, &th, pk, hl, y0, y1, cw, tmp);
-    vpass_rows(tmp, y0, &tv, pv, lvl, ch, cw, rows, dst->px);
-done:
-    free(tmp);
-    free(rows);
-    free(pk);
-    free(pv);
-    taps_free(&th);
-    taps_free(&tv);
-    return rc;
+    stream r;
+    memset(dst, 0, sizeof *dst);
+    if (stream_init(&r, v, o, err, errcap)) return -1;
+    for (int y = r.y0; y < r.y1; y++) stream_row(&r, y, v->px + (size_t)(y - v->y0) * v->stride);
+    return stream_finish(&r, dst, err, errcap);
 }
 
 void kn_image_resized_size(int w, int h, int resize, int *ow, int *oh)
