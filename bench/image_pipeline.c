@@ -5,11 +5,14 @@
  * cache after a warm-up pass, like the Python side.
  *
  * Default: the path the image-folder dataset takes for eval and feature
- * caching: only the JPEG window the crop reads is decoded, DCT-scaled while
- * the shorter side stays >= 2 x resize.  --full decodes whole pictures;
- * --min-short N sets the DCT-scaling limit (0: none).  Prints the
- * median over --repeat passes of the per-image time, and of its stages:
- * decode (file read included), resize + crop, to CHW floats. */
+ * caching, kn_image_load_crop: the JPEG window the crop reads is decoded
+ * (DCT-scaled while the shorter side stays >= 2 x resize) and streamed row
+ * by row through resize + crop.  --window: the same window decoded into an
+ * image, then kn_image_resize_crop (the same work in two timed stages);
+ * --full: whole pictures decoded, then resized.  --min-short N sets the
+ * DCT-scaling limit (0: none).  Prints the median over --repeat passes of
+ * the per-image time and of its stages: decode (file read included; with
+ * the default, resize + crop too), resize + crop, to CHW floats. */
 #include "kn_image.h"
 #include "kn_rt.h"
 #include "kn_rt_time.h"
@@ -33,11 +36,15 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+typedef enum { STREAM, WINDOW, FULL } mode;
+
 typedef struct {
     int resize, crop;
+    mode m;
     kn_img_decode_opts o;
     const char *out;         /* write NNN.npy here (pass 0) */
     float *chw;
+    uint8_t *crop_px;        /* STREAM's output, reused */
 } cfg;
 
 /* One pass over the files; st[0..2] += stage times in ms. */
@@ -45,13 +52,19 @@ static int pass(const cfg *c, char **files, int n, int write, double st[3])
 {
     char err[1024];
     for (int i = 0; i < n; i++) {
-        kn_img im, cr;
+        kn_img im, cr = {.w = c->crop, .h = c->crop, .px = c->crop_px};
         kn_img_size sz;
-        double t0 = kn_rt_now_ms();
-        if (kn_image_decode(files[i], &c->o, &im, &sz, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
-        double t1 = kn_rt_now_ms();
-        if (kn_image_resize_crop(&im, &sz, c->resize, c->crop, &cr, err, sizeof err))
-            return fprintf(stderr, "%s: %s\n", files[i], err), 1;
+        double t0 = kn_rt_now_ms(), t1 = t0;
+        if (c->m == STREAM) { /* decode and resize in one: all of it counts as decode */
+            if (kn_image_load_crop(files[i], &c->o, cr.px, &sz, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+            t1 = kn_rt_now_ms();
+        } else {
+            if (kn_image_decode(files[i], &c->o, &im, &sz, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+            t1 = kn_rt_now_ms();
+            int rc = kn_image_resize_crop(&im, &sz, c->resize, c->crop, &cr, err, sizeof err);
+            kn_img_free(&im);
+            if (rc) return fprintf(stderr, "%s: %s\n", files[i], err), 1;
+        }
         double t2 = kn_rt_now_ms();
         kn_image_to_chw(&cr, IMAGENET, c->chw);
         double t3 = kn_rt_now_ms();
@@ -64,19 +77,18 @@ static int pass(const cfg *c, char **files, int n, int write, double st[3])
             snprintf(p, sizeof p, "%s/%03d.npy", c->out, i);
             if (kn_npy_write(p, KN_RT_F32, 3, dims, c->chw, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
         }
-        kn_img_free(&im);
-        kn_img_free(&cr);
+        if (c->m != STREAM) kn_img_free(&cr);
     }
     return 0;
 }
 
 int main(int argc, char **argv)
 {
-    cfg c = {256, 224, {0, 0, 0}, NULL, NULL};
-    int repeat = 5, full = 0, min_short = -1, a = 1;
+    cfg c = {256, 224, STREAM, {0, 0, 0}, NULL, NULL, NULL};
+    int repeat = 5, min_short = -1, a = 1;
     for (; a < argc && strncmp(argv[a], "--", 2) == 0; a++) {
-        if (!strcmp(argv[a], "--full")) {
-            full = 1;
+        if (!strcmp(argv[a], "--full") || !strcmp(argv[a], "--window")) {
+            c.m = argv[a][2] == 'f' ? FULL : WINDOW;
             continue;
         }
         if (a + 1 >= argc) break;
@@ -89,11 +101,12 @@ int main(int argc, char **argv)
     }
     int n = argc - a;
     if (n <= 0 || repeat < 1)
-        return fprintf(stderr, "usage: image_pipeline [--full] [--min-short N] [--repeat R] [--out DIR] FILE...\n"), 2;
+        return fprintf(stderr, "usage: image_pipeline [--window|--full] [--min-short N] [--repeat R] [--out DIR] FILE...\n"), 2;
     /* The dataset's policy (kn_imgset.c): DCT scaling down to 2 x resize. */
     c.o.min_short = min_short >= 0 ? min_short : 2 * c.resize;
-    if (!full) c.o.resize = c.resize, c.o.crop = c.crop;
+    if (c.m != FULL) c.o.resize = c.resize, c.o.crop = c.crop;
     c.chw = malloc(sizeof(float) * 3 * c.crop * c.crop);
+    c.crop_px = malloc((size_t)3 * c.crop * c.crop);
     double *t[4];
     for (int k = 0; k < 4; k++) t[k] = calloc((size_t)repeat, sizeof(double));
     for (int r = 0; r <= repeat; r++) { /* pass 0 warms the page cache */
@@ -108,5 +121,6 @@ int main(int argc, char **argv)
     printf("kiln_ms_per_image %.4f\n", median(t[3], repeat));
     for (int k = 0; k < 4; k++) free(t[k]);
     free(c.chw);
+    free(c.crop_px);
     return 0;
 }

@@ -95,351 +95,6 @@ static int fmt_error(const char *path, size_t n, const char *other, char *err, s
     return kn_rt_errf(err, errcap, "%s: not an image (no JPEG, PNG or BMP signature)", path);
 }
 
-/* ---- JPEG ---- */
-
-typedef struct {
-    struct jpeg_error_mgr pub;
-    jmp_buf jb;
-    int eof;                 /* libjpeg reached the end of data mid-image */
-} jpeg_err;
-
-static void jpeg_on_error(j_common_ptr ci)
-{
-    longjmp(((jpeg_err *)ci->err)->jb, 1);
-}
-
-/* libjpeg pads a truncated scan with grey and only warns; PIL refuses such
- * files ("image file is truncated"), so do we.  Other warnings (stray bytes
- * between markers) are tolerated as PIL tolerates them. */
-static void jpeg_on_message(j_common_ptr ci, int level)
-{
-    jpeg_err *e = (jpeg_err *)ci->err;
-    if (level < 0 && e->pub.msg_code == JWRN_JPEG_EOF) e->eof = 1;
-}
-
-static int jpeg_fail(const char *path, j_decompress_ptr ci, char *err, size_t errcap)
-{
-    char msg[JMSG_LENGTH_MAX];
-    ci->err->format_message((j_common_ptr)ci, msg);
-    return kn_rt_errf(err, errcap, "%s: corrupt JPEG: %s", path, msg);
-}
-
-/* Smallest M/8 keeping the shorter output side >= min_short. */
-static void jpeg_pick_scale(j_decompress_ptr ci, int min_short)
-{
-    ci->scale_denom = 8;
-    ci->scale_num = 8;
-    if (min_short <= 0) return;
-    for (unsigned num = 1; num < 8; num++) {
-        ci->scale_num = num;
-        jpeg_calc_output_dimensions(ci);
-        JDIMENSION s = ci->output_width < ci->output_height ? ci->output_width : ci->output_height;
-        if ((int)s >= min_short) return;
-    }
-    ci->scale_num = 8;
-}
-
-/* A JPEG ends with FF D9; files with trailing bytes after it exist, so look
- * at the last few KiB rather than the last two bytes. */
-static int jpeg_has_eoi(const unsigned char *b, size_t n)
-{
-    size_t from = n > 4096 ? n - 4096 : 0;
-    for (size_t i = n; i-- > from + 1;)
-        if (b[i - 1] == 0xFF && b[i] == 0xD9) return 1;
-    return 0;
-}
-
-static int crop_source_window(int W, int H, int dct_num, int in_w, int in_h, int resize, int crop, int win[4]);
-
-/* Narrows the decode to the window that resize + crop reads (o->resize >
- * 0): columns with jpeg_crop_scanline, which widens them to whole iMCUs,
- * rows by the caller skipping those above and stopping after the last.
- * win gets [x0, y0, x1, y1) in decoded pixels; all of it without o. */
-static void jpeg_window(j_decompress_ptr ci, const kn_img_decode_opts *o, int win[4])
-{
-    int w[4];
-    win[0] = win[1] = 0;
-    win[2] = (int)ci->output_width;
-    win[3] = (int)ci->output_height;
-    if (!o || o->resize <= 0 ||
-        crop_source_window((int)ci->image_width, (int)ci->image_height, (int)ci->scale_num, win[2], win[3],
-                           o->resize, o->crop, w))
-        return;
-    /* A cropped scanline's outermost columns are upsampled from replicated
-     * chroma, not their neighbours', so they differ from a full decode:
-     * ask for one more column each side and leave those unused. */
-    int a = w[0] > 0 ? w[0] - 1 : 0, b = w[2] < win[2] ? w[2] + 1 : win[2];
-    JDIMENSION x = (JDIMENSION)a, cw = (JDIMENSION)(b - a);
-    if (cw < ci->output_width) jpeg_crop_scanline(ci, &x, &cw);
-    win[0] = (int)x;
-    win[2] = (int)(x + cw);
-    win[1] = w[1];
-    win[3] = w[3];
-}
-
-/* PIL's cmyk2rgb: (255 - k) scaled by (255 - c), with its MULDIV255. */
-static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, int w, int inverted)
-{
-    for (int x = 0; x < w; x++) {
-        int c[4];
-        for (int i = 0; i < 4; i++) c[i] = inverted ? 255 - in[4 * x + i] : in[4 * x + i];
-        int nk = 255 - c[3];
-        for (int i = 0; i < 3; i++) {
-            int t = c[i] * nk + 128;
-            int v = nk - (((t >> 8) + t) >> 8);
-            out[3 * x + i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    }
-}
-
-static int jpeg_decode(const char *path, const unsigned char *buf, size_t len, const kn_img_decode_opts *o,
-                       int header_only, kn_img *out, kn_img_size *orig, char *err, size_t errcap)
-{
-    struct jpeg_decompress_struct ci;
-    jpeg_err je;
-    uint8_t *volatile cmyk = NULL; /* freed after a longjmp */
-    memset(out, 0, sizeof *out);
-    ci.err = jpeg_std_error(&je.pub);
-    je.pub.error_exit = jpeg_on_error;
-    je.pub.emit_message = jpeg_on_message;
-    je.eof = 0;
-    if (setjmp(je.jb)) {
-        int rc = jpeg_fail(path, &ci, err, errcap);
-        if (je.pub.msg_code == JERR_INPUT_EOF || je.pub.msg_code == JERR_NO_IMAGE)
-            rc = kn_rt_errf(err, errcap, "%s: truncated JPEG (data ends inside the header)", path);
-        jpeg_destroy_decompress(&ci);
-        free(cmyk);
-        kn_img_free(out);
-        return rc;
-    }
-    jpeg_create_decompress(&ci);
-    jpeg_mem_src(&ci, buf, (unsigned long)len);
-    jpeg_read_header(&ci, TRUE);
-    if (orig) *orig = (kn_img_size){(int)ci.image_width, (int)ci.image_height};
-    if (header_only) {
-        jpeg_destroy_decompress(&ci);
-        return 0;
-    }
-    int is_cmyk = ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK;
-    /* libjpeg-turbo converts grey and YCbCr to RGB itself; CMYK we convert
-     * with PIL's formula.  ISLOW DCT and fancy upsampling are PIL's defaults. */
-    ci.out_color_space = is_cmyk ? JCS_CMYK : JCS_RGB;
-    ci.dct_method = JDCT_ISLOW;
-    jpeg_pick_scale(&ci, o ? o->min_short : 0);
-    jpeg_start_decompress(&ci);
-    int fw = (int)ci.output_width, fh = (int)ci.output_height, win[4];
-    jpeg_window(&ci, o, win);
-    if (img_alloc(out, win[2] - win[0], win[3] - win[1], err, errcap)) {
-        jpeg_destroy_decompress(&ci);
-        return -1;
-    }
-    out->dct_num = (int)ci.scale_num;
-    out->x0 = win[0];
-    out->y0 = win[1];
-    out->full_w = fw;
-    out->full_h = fh;
-    if (is_cmyk && !(cmyk = malloc((size_t)out->w * 4))) longjmp(je.jb, 1);
-    /* Skipped rows still go through the entropy decoder (it has no other
-     * way to find where the next row starts), but not the IDCT. */
-    if (win[1] > 0) jpeg_skip_scanlines(&ci, (JDIMENSION)win[1]);
-    while (ci.output_scanline < (JDIMENSION)win[3] && !je.eof) {
-        uint8_t *row = out->px + (size_t)(ci.output_scanline - (JDIMENSION)win[1]) * out->w * 3;
-        JSAMPROW rp = is_cmyk ? cmyk : row;
-        jpeg_read_scanlines(&ci, &rp, 1);
-        /* Adobe CMYK JPEGs store inverted values (PIL's "CMYK;I"). */
-        if (is_cmyk) cmyk_to_rgb(cmyk, row, out->w, ci.saw_Adobe_marker);
-    }
-    free(cmyk);
-    int stopped = ci.output_scanline < ci.output_height;
-    if (!je.eof && !stopped) jpeg_finish_decompress(&ci);
-    jpeg_destroy_decompress(&ci); /* also aborts a decode stopped early */
-    if (je.eof || (stopped && !jpeg_has_eoi(buf, len))) {
-        kn_img_free(out);
-        return kn_rt_errf(err, errcap, "%s: truncated JPEG (%s)", path,
-                          je.eof ? "premature end of data" : "no end-of-image marker");
-    }
-    return 0;
-}
-
-/* ---- PNG ---- */
-
-typedef struct {
-    const unsigned char *buf;
-    size_t len, pos;
-    char msg[256];
-} png_src;
-
-static void png_read_mem(png_structp p, png_bytep dst, size_t n)
-{
-    png_src *s = png_get_io_ptr(p);
-    if (s->len - s->pos < n) png_error(p, "truncated PNG (data ends early)");
-    memcpy(dst, s->buf + s->pos, n);
-    s->pos += n;
-}
-
-static void png_on_error(png_structp p, png_const_charp msg)
-{
-    png_src *s = png_get_io_ptr(p);
-    snprintf(s->msg, sizeof s->msg, "%s", msg);
-    png_longjmp(p, 1);
-}
-
-static void png_on_warning(png_structp p, png_const_charp msg)
-{
-    (void)p;
-    (void)msg;
-}
-
-/* Transformations that give what PIL's convert("RGB") gives: palette and
- * grey expanded, 16-bit to its high byte, alpha dropped (not composited). */
-static void png_to_rgb8(png_structp p, png_infop info)
-{
-    int ct = png_get_color_type(p, info), bd = png_get_bit_depth(p, info);
-    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
-    if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(p);
-    if (bd == 16) png_set_strip_16(p);
-    if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(p);
-    if (ct & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(p);
-    png_set_interlace_handling(p);
-    png_read_update_info(p, info);
-}
-
-static int png_decode(const char *path, const unsigned char *buf, size_t len, int header_only, kn_img *out,
-                      kn_img_size *orig, char *err, size_t errcap)
-{
-    png_src src = {buf, len, 0, ""};
-    memset(out, 0, sizeof *out);
-    png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
-    png_infop info = p ? png_create_info_struct(p) : NULL;
-    png_bytep *volatile rows = NULL;
-    if (!info) {
-        png_destroy_read_struct(&p, NULL, NULL);
-        return kn_rt_errf(err, errcap, "%s: out of memory", path);
-    }
-    if (setjmp(png_jmpbuf(p))) {
-        png_destroy_read_struct(&p, &info, NULL);
-        free(rows);
-        kn_img_free(out);
-        if (strncmp(src.msg, "truncated", 9) == 0) return kn_rt_errf(err, errcap, "%s: %s", path, src.msg);
-        return kn_rt_errf(err, errcap, "%s: corrupt PNG: %s", path, src.msg);
-    }
-    png_set_read_fn(p, &src, png_read_mem);
-    png_read_info(p, info);
-    int w = (int)png_get_image_width(p, info), h = (int)png_get_image_height(p, info);
-    if (orig) *orig = (kn_img_size){w, h};
-    if (!header_only) {
-        png_to_rgb8(p, info);
-        if (png_get_rowbytes(p, info) != (size_t)w * 3) png_error(p, "unexpected row layout after conversion");
-        if (img_alloc(out, w, h, err, errcap)) png_error(p, "out of memory");
-        if (!(rows = malloc(sizeof *rows * (size_t)h))) png_error(p, "out of memory");
-        for (int y = 0; y < h; y++) rows[y] = out->px + (size_t)y * w * 3;
-        png_read_image(p, rows);
-        png_read_end(p, NULL);
-    }
-    png_destroy_read_struct(&p, &info, NULL);
-    free(rows);
-    return 0;
-}
-
-/* ---- BMP ---- */
-
-/* stb_image (Debian libstb) decodes BMP: uncompressed and RLE, 1..32 bits
- * per pixel, as PIL reads them; the sizes in the header are checked against
- * the bytes present before it allocates. */
-static uint32_t le32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
-
-/* stb_image reads past the end of a cut BMP as zeros: check the sizes the
- * headers declare against the bytes present first. */
-static int bmp_check_size(const char *path, const unsigned char *buf, size_t len, int w, int h, char *err,
-                          size_t errcap)
-{
-    if (len < 34) return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu bytes)", path, len);
-    uint32_t file_size = le32(buf + 2), data_at = le32(buf + 10), compression = le32(buf + 30);
-    unsigned bpp = buf[28] | buf[29] << 8;
-    if (file_size > len)
-        return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu of %u bytes)", path, len, (unsigned)file_size);
-    if (compression == 0 || compression == 3) { /* uncompressed rows, padded to 4 bytes */
-        uint64_t need = data_at + (((uint64_t)bpp * (uint64_t)w + 31) / 32) * 4 * (uint64_t)h;
-        if (need > len)
-            return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu bytes, its pixels need %llu)", path, len,
-                              (unsigned long long)need);
-    }
-    return 0;
-}
-
-static int bmp_decode(const char *path, const unsigned char *buf, size_t len, int header_only, kn_img *out,
-                      kn_img_size *orig, char *err, size_t errcap)
-{
-    memset(out, 0, sizeof *out);
-    if (len > INT32_MAX) return kn_rt_errf(err, errcap, "%s: BMP file too large", path);
-    int w, h, ch;
-    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &ch))
-        return kn_rt_errf(err, errcap, "%s: corrupt BMP: %s", path, stbi_failure_reason());
-    if (bmp_check_size(path, buf, len, w, h, err, errcap)) return -1;
-    if (orig) orig->w = w, orig->h = h;
-    if (header_only) return 0;
-    unsigned char *px = stbi_load_from_memory(buf, (int)len, &w, &h, &ch, 3);
-    if (!px) return kn_rt_errf(err, errcap, "%s: corrupt or truncated BMP: %s", path, stbi_failure_reason());
-    int rc = img_alloc(out, w, h, err, errcap);
-    if (!rc) memcpy(out->px, px, (size_t)w * h * 3);
-    stbi_image_free(px);
-    return rc;
-}
-
-/* ---- entry points ---- */
-
-int kn_image_decode(const char *path, const kn_img_decode_opts *o, kn_img *out, kn_img_size *orig,
-                    char *err, size_t errcap)
-{
-    unsigned char *buf;
-    size_t len;
-    const char *other;
-    memset(out, 0, sizeof *out);
-    if (read_all(path, &buf, &len, err, errcap)) return -1;
-    int rc;
-    switch (sniff(buf, len, &other)) {
-    case FMT_JPEG: rc = jpeg_decode(path, buf, len, o, 0, out, orig, err, errcap); break;
-    case FMT_PNG: rc = png_decode(path, buf, len, 0, out, orig, err, errcap); break;
-    case FMT_BMP: rc = bmp_decode(path, buf, len, 0, out, orig, err, errcap); break;
-    default: rc = fmt_error(path, len, other, err, errcap);
-    }
-    free(buf);
-    return rc;
-}
-
-static int png_has_iend(const unsigned char *b, size_t n)
-{
-    size_t from = n > 4096 ? n - 4096 : 0;
-    for (size_t i = from; i + 4 <= n; i++)
-        if (memcmp(b + i, "IEND", 4) == 0) return 1;
-    return 0;
-}
-
-int kn_image_probe(const char *path, kn_img_size *size, char *err, size_t errcap)
-{
-    unsigned char *buf;
-    size_t len;
-    const char *other;
-    kn_img none;
-    if (read_all(path, &buf, &len, err, errcap)) return -1;
-    int rc;
-    switch (sniff(buf, len, &other)) {
-    case FMT_JPEG:
-        rc = jpeg_decode(path, buf, len, NULL, 1, &none, size, err, errcap);
-        if (!rc && !jpeg_has_eoi(buf, len))
-            rc = kn_rt_errf(err, errcap, "%s: truncated JPEG (no end-of-image marker)", path);
-        break;
-    case FMT_PNG:
-        rc = png_decode(path, buf, len, 1, &none, size, err, errcap);
-        if (!rc && !png_has_iend(buf, len)) rc = kn_rt_errf(err, errcap, "%s: truncated PNG (no IEND chunk)", path);
-        break;
-    case FMT_BMP: rc = bmp_decode(path, buf, len, 1, &none, size, err, errcap); break;
-    default: rc = fmt_error(path, len, other, err, errcap);
-    }
-    free(buf);
-    return rc;
-}
-
 /* ---- resampling (PIL's ImagingResample, bilinear filter, 8-bit path) ---- */
 
 /* PIL's fixed point (Resample.c): coefficients scaled by 2^22 (32 bits less
@@ -802,7 +457,8 @@ typedef struct {
     size_t rstride;          /* bytes per ring row: trow + padding for AVX2's 8-byte stores */
     uint8_t *ring;
     const uint8_t **rows;
-    kn_img out;
+    uint8_t *dst;            /* ch rows of trow bytes */
+    int cw, ch;
 } stream;
 
 static void stream_free(stream *r)
@@ -813,12 +469,11 @@ static void stream_free(stream *r)
     free(r->pv);
     free(r->ring);
     free(r->rows);
-    kn_img_free(&r->out);
 }
 
 /* A stream for the resize of v (whose px is not used: rows come through
- * stream_row) to the window o. */
-static int stream_init(stream *r, const src_view *v, const out_win *o, char *err, size_t errcap)
+ * stream_row) to the window o, written to dst (o->cw x o->ch RGB). */
+static int stream_init(stream *r, const src_view *v, const out_win *o, uint8_t *dst, char *err, size_t errcap)
 {
     memset(r, 0, sizeof *r);
     if (plan_taps(v, o, &r->th, &r->tv))
@@ -840,7 +495,10 @@ static int stream_init(stream *r, const src_view *v, const out_win *o, char *err
     r->pv = pairs_make(&r->tv, o->ch, 1);
     r->ring = malloc(r->rstride * (size_t)K);
     r->rows = malloc(sizeof *r->rows * (size_t)K + 1);
-    if (!r->pk || !r->pv || !r->ring || !r->rows || img_alloc(&r->out, o->cw, o->ch, err, errcap)) {
+    r->dst = dst;
+    r->cw = o->cw;
+    r->ch = o->ch;
+    if (!r->pk || !r->pv || !r->ring || !r->rows) {
         stream_free(r);
         return kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
     }
@@ -853,7 +511,7 @@ static void stream_vpass(stream *r, int y)
     int K = r->tv.ksize;
     const int32_t *k = r->tv.k + (size_t)y * K;
     const int16_t *c = r->pv + (size_t)y * ((K + 1) / 2) * 16;
-    uint8_t *o = r->out.px + (size_t)y * r->trow;
+    uint8_t *o = r->dst + (size_t)y * r->trow;
     for (int j = 0; j < K; j++) r->rows[j] = r->ring + (size_t)((r->tv.lo[y] + j - r->y0) % K) * r->rstride;
 #ifdef __SSE2__
     if (r->lvl == 2) vpass_avx2(r->rows, k, c, K, r->trow, o);
@@ -870,7 +528,7 @@ static void stream_row(stream *r, int y, const uint8_t *row)
     if (y < r->y0 || y >= r->y1) return;
     int K = r->tv.ksize;
     uint8_t *o = r->ring + (size_t)((y - r->y0) % K) * r->rstride;
-    int cw = r->out.w;
+    int cw = r->cw;
 #ifdef __SSE2__
     if (r->hl == 2) hpass_avx2(row, r->x0, &r->th, r->pk, cw, o);
     else if (r->hl == 1) hpass(row, r->x0, &r->th, r->pk, cw, o);
@@ -878,31 +536,39 @@ static void stream_row(stream *r, int y, const uint8_t *row)
 #endif
         hpass_scalar(row, r->x0, &r->th, cw, o);
     /* lo is non-decreasing, so output rows complete in order. */
-    while (r->next < r->out.h && r->tv.lo[r->next] + K - 1 <= y) stream_vpass(r, r->next++);
+    while (r->next < r->ch && r->tv.lo[r->next] + K - 1 <= y) stream_vpass(r, r->next++);
 }
 
-/* The finished image (moved to *dst), or an error when rows were missing. */
-static int stream_finish(stream *r, kn_img *dst, char *err, size_t errcap)
+/* Frees the stream; an error when rows were missing. */
+static int stream_finish(stream *r, char *err, size_t errcap)
 {
     int rc = 0;
-    if (r->next < r->out.h) rc = kn_rt_errf(err, errcap, "resize: source rows missing (made %d of %d output rows)", r->next, r->out.h);
-    else {
-        *dst = r->out;
-        r->out.px = NULL;
-    }
+    if (r->next < r->ch)
+        rc = kn_rt_errf(err, errcap, "resize: source rows missing (made %d of %d output rows)", r->next, r->ch);
     stream_free(r);
     return rc;
 }
 
-/* Resizes v to o->out_w x o->out_h, computing only the window of o:
- * horizontal pass first over the source rows the window needs, as PIL. */
-static int resample(const src_view *v, const out_win *o, kn_img *dst, char *err, size_t errcap)
+/* Resizes v to o->out_w x o->out_h, computing only the window of o into
+ * dst: horizontal pass first over the source rows the window needs, as PIL. */
+static int resample(const src_view *v, const out_win *o, uint8_t *dst, char *err, size_t errcap)
 {
     stream r;
-    memset(dst, 0, sizeof *dst);
-    if (stream_init(&r, v, o, err, errcap)) return -1;
+    if (stream_init(&r, v, o, dst, err, errcap)) return -1;
     for (int y = r.y0; y < r.y1; y++) stream_row(&r, y, v->px + (size_t)(y - v->y0) * v->stride);
-    return stream_finish(&r, dst, err, errcap);
+    return stream_finish(&r, err, errcap);
+}
+
+/* resample into a new image. */
+static int resample_img(const src_view *v, const out_win *o, kn_img *dst, char *err, size_t errcap)
+{
+    memset(dst, 0, sizeof *dst);
+    if (img_alloc(dst, o->cw, o->ch, err, errcap)) return -1;
+    if (resample(v, o, dst->px, err, errcap)) {
+        kn_img_free(dst);
+        return -1;
+    }
+    return 0;
 }
 
 void kn_image_resized_size(int w, int h, int resize, int *ow, int *oh)
@@ -970,7 +636,447 @@ int kn_image_resize_crop(const kn_img *im, const kn_img_size *orig, int resize, 
     if (center_crop_win(W, H, resize, crop, &o, err, errcap)) return -1;
     src_view v = {im->px, (size_t)im->w * 3, im->x0, im->y0, im->w, im->h, 0, 0, 0, 0};
     view_extent(&v, W, H, im->dct_num, im->full_w > 0 ? im->full_w : im->w, im->full_h > 0 ? im->full_h : im->h);
-    return resample(&v, &o, out, err, errcap);
+    return resample_img(&v, &o, out, err, errcap);
+}
+
+/* ---- JPEG ---- */
+
+typedef struct {
+    struct jpeg_error_mgr pub;
+    jmp_buf jb;
+    int eof;                 /* libjpeg reached the end of data mid-image */
+} jpeg_err;
+
+static void jpeg_on_error(j_common_ptr ci)
+{
+    longjmp(((jpeg_err *)ci->err)->jb, 1);
+}
+
+/* libjpeg pads a truncated scan with grey and only warns; PIL refuses such
+ * files ("image file is truncated"), so do we.  Other warnings (stray bytes
+ * between markers) are tolerated as PIL tolerates them. */
+static void jpeg_on_message(j_common_ptr ci, int level)
+{
+    jpeg_err *e = (jpeg_err *)ci->err;
+    if (level < 0 && e->pub.msg_code == JWRN_JPEG_EOF) e->eof = 1;
+}
+
+static int jpeg_fail(const char *path, j_decompress_ptr ci, char *err, size_t errcap)
+{
+    char msg[JMSG_LENGTH_MAX];
+    ci->err->format_message((j_common_ptr)ci, msg);
+    return kn_rt_errf(err, errcap, "%s: corrupt JPEG: %s", path, msg);
+}
+
+/* Smallest M/8 keeping the shorter output side >= min_short. */
+static void jpeg_pick_scale(j_decompress_ptr ci, int min_short)
+{
+    ci->scale_denom = 8;
+    ci->scale_num = 8;
+    if (min_short <= 0) return;
+    for (unsigned num = 1; num < 8; num++) {
+        ci->scale_num = num;
+        jpeg_calc_output_dimensions(ci);
+        JDIMENSION s = ci->output_width < ci->output_height ? ci->output_width : ci->output_height;
+        if ((int)s >= min_short) return;
+    }
+    ci->scale_num = 8;
+}
+
+/* A JPEG ends with FF D9; files with trailing bytes after it exist, so look
+ * at the last few KiB rather than the last two bytes. */
+static int jpeg_has_eoi(const unsigned char *b, size_t n)
+{
+    size_t from = n > 4096 ? n - 4096 : 0;
+    for (size_t i = n; i-- > from + 1;)
+        if (b[i - 1] == 0xFF && b[i] == 0xD9) return 1;
+    return 0;
+}
+
+/* Narrows the decode to the window that resize + crop reads (o->resize >
+ * 0): columns with jpeg_crop_scanline, which widens them to whole iMCUs,
+ * rows by the caller skipping those above and stopping after the last.
+ * win gets [x0, y0, x1, y1) in decoded pixels; all of it without o. */
+static void jpeg_window(j_decompress_ptr ci, const kn_img_decode_opts *o, int win[4])
+{
+    int w[4];
+    win[0] = win[1] = 0;
+    win[2] = (int)ci->output_width;
+    win[3] = (int)ci->output_height;
+    if (!o || o->resize <= 0 ||
+        crop_source_window((int)ci->image_width, (int)ci->image_height, (int)ci->scale_num, win[2], win[3],
+                           o->resize, o->crop, w))
+        return;
+    /* A cropped scanline's outermost columns are upsampled from replicated
+     * chroma, not their neighbours', so they differ from a full decode:
+     * ask for one more column each side and leave those unused. */
+    int a = w[0] > 0 ? w[0] - 1 : 0, b = w[2] < win[2] ? w[2] + 1 : win[2];
+    JDIMENSION x = (JDIMENSION)a, cw = (JDIMENSION)(b - a);
+    if (cw < ci->output_width) jpeg_crop_scanline(ci, &x, &cw);
+    win[0] = (int)x;
+    win[2] = (int)(x + cw);
+    win[1] = w[1];
+    win[3] = w[3];
+}
+
+/* PIL's cmyk2rgb: (255 - k) scaled by (255 - c), with its MULDIV255. */
+static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, int w, int inverted)
+{
+    for (int x = 0; x < w; x++) {
+        int c[4];
+        for (int i = 0; i < 4; i++) c[i] = inverted ? 255 - in[4 * x + i] : in[4 * x + i];
+        int nk = 255 - c[3];
+        for (int i = 0; i < 3; i++) {
+            int t = c[i] * nk + 128;
+            int v = nk - (((t >> 8) + t) >> 8);
+            out[3 * x + i] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+    }
+}
+
+/* Where jpeg_decode's rows go: into an image (the window of it that o
+ * asks for), or, with crop set, straight through the resize + crop of o
+ * into crop (o->crop x o->crop RGB): no decoded picture is kept. */
+typedef struct {
+    kn_img *img;
+    uint8_t *crop;
+} jpeg_sink;
+
+/* Sets up the sink for the window win of a fw x fh decode; rows then go
+ * to the returned pointer (a line buffer when streaming). */
+static uint8_t *sink_open(j_decompress_ptr ci, const kn_img_decode_opts *o, jpeg_sink *sk, const int win[4], int fw,
+                          int fh, stream **st, char *err, size_t errcap)
+{
+    int w = win[2] - win[0], h = win[3] - win[1];
+    if (!sk->crop) {
+        if (img_alloc(sk->img, w, h, err, errcap)) return NULL;
+        kn_img *im = sk->img;
+        im->dct_num = (int)ci->scale_num;
+        im->x0 = win[0];
+        im->y0 = win[1];
+        im->full_w = fw;
+        im->full_h = fh;
+        return im->px;
+    }
+    out_win ow;
+    src_view v = {NULL, 0, win[0], win[1], w, h, 0, 0, 0, 0};
+    view_extent(&v, (int)ci->image_width, (int)ci->image_height, (int)ci->scale_num, fw, fh);
+    if (center_crop_win((int)ci->image_width, (int)ci->image_height, o->resize, o->crop, &ow, err, errcap)) return NULL;
+    uint8_t *line = malloc((size_t)w * 3 + IMG_SLACK);
+    if (!line || !(*st = malloc(sizeof **st)) || stream_init(*st, &v, &ow, sk->crop, err, errcap)) {
+        if (line && *st) free(*st); /* stream_init failed: its message stands */
+        else kn_rt_errf(err, errcap, "out of memory");
+        *st = NULL;
+        free(line);
+        return NULL;
+    }
+    memset(line + (size_t)w * 3, 0, IMG_SLACK);
+    return line;
+}
+
+/* sk NULL: the header only (orig). */
+static int jpeg_decode(const char *path, const unsigned char *buf, size_t len, const kn_img_decode_opts *o,
+                       jpeg_sink *sk, kn_img_size *orig, char *err, size_t errcap)
+{
+    struct jpeg_decompress_struct ci;
+    jpeg_err je;
+    uint8_t *volatile cmyk = NULL, *volatile line = NULL; /* freed after a longjmp */
+    stream *volatile st = NULL;
+    if (sk && sk->img) memset(sk->img, 0, sizeof *sk->img);
+    ci.err = jpeg_std_error(&je.pub);
+    je.pub.error_exit = jpeg_on_error;
+    je.pub.emit_message = jpeg_on_message;
+    je.eof = 0;
+    if (setjmp(je.jb)) {
+        int rc = jpeg_fail(path, &ci, err, errcap);
+        if (je.pub.msg_code == JERR_INPUT_EOF || je.pub.msg_code == JERR_NO_IMAGE)
+            rc = kn_rt_errf(err, errcap, "%s: truncated JPEG (data ends inside the header)", path);
+        jpeg_destroy_decompress(&ci);
+        free(cmyk);
+        if (st) {
+            stream_free(st);
+            free(st);
+            free(line);
+        } else if (sk && sk->img) kn_img_free(sk->img);
+        return rc;
+    }
+    jpeg_create_decompress(&ci);
+    jpeg_mem_src(&ci, buf, (unsigned long)len);
+    jpeg_read_header(&ci, TRUE);
+    if (orig) *orig = (kn_img_size){(int)ci.image_width, (int)ci.image_height};
+    if (!sk) {
+        jpeg_destroy_decompress(&ci);
+        return 0;
+    }
+    int is_cmyk = ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK;
+    /* libjpeg-turbo converts grey and YCbCr to RGB itself; CMYK we convert
+     * with PIL's formula.  ISLOW DCT and fancy upsampling are PIL's defaults. */
+    ci.out_color_space = is_cmyk ? JCS_CMYK : JCS_RGB;
+    ci.dct_method = JDCT_ISLOW;
+    jpeg_pick_scale(&ci, o ? o->min_short : 0);
+    jpeg_start_decompress(&ci);
+    int fw = (int)ci.output_width, fh = (int)ci.output_height, win[4];
+    jpeg_window(&ci, o, win);
+    stream *s0 = NULL;
+    uint8_t *rows = sink_open(&ci, o, sk, win, fw, fh, &s0, err, errcap);
+    if (!rows) {
+        jpeg_destroy_decompress(&ci);
+        char e2[1024];
+        snprintf(e2, sizeof e2, "%s", err);
+        return kn_rt_errf(err, errcap, "%s: %s", path, e2);
+    }
+    st = s0;
+    if (st) line = rows;
+    size_t wb = (size_t)(win[2] - win[0]) * 3;
+    if (is_cmyk && !(cmyk = malloc(wb / 3 * 4))) longjmp(je.jb, 1);
+    /* Skipped rows still go through the entropy decoder (it has no other
+     * way to find where the next row starts), but not the IDCT. */
+    if (win[1] > 0) jpeg_skip_scanlines(&ci, (JDIMENSION)win[1]);
+    while (ci.output_scanline < (JDIMENSION)win[3] && !je.eof) {
+        int y = (int)ci.output_scanline;
+        uint8_t *row = st ? line : rows + (size_t)(y - win[1]) * wb;
+        JSAMPROW rp = is_cmyk ? cmyk : row;
+        jpeg_read_scanlines(&ci, &rp, 1);
+        /* Adobe CMYK JPEGs store inverted values (PIL's "CMYK;I"). */
+        if (is_cmyk) cmyk_to_rgb(cmyk, row, (int)(wb / 3), ci.saw_Adobe_marker);
+        if (st) stream_row(st, y, row);
+    }
+    free(cmyk);
+    int stopped = ci.output_scanline < ci.output_height, rc = 0;
+    if (!je.eof && !stopped) jpeg_finish_decompress(&ci);
+    jpeg_destroy_decompress(&ci); /* also aborts a decode stopped early */
+    if (je.eof || (stopped && !jpeg_has_eoi(buf, len)))
+        rc = kn_rt_errf(err, errcap, "%s: truncated JPEG (%s)", path,
+                        je.eof ? "premature end of data" : "no end-of-image marker");
+    if (st) {
+        if (!rc) rc = stream_finish(st, err, errcap);
+        else stream_free(st);
+        free(st);
+        free(line);
+    } else if (rc) kn_img_free(sk->img);
+    return rc;
+}
+
+/* ---- PNG ---- */
+
+typedef struct {
+    const unsigned char *buf;
+    size_t len, pos;
+    char msg[256];
+} png_src;
+
+static void png_read_mem(png_structp p, png_bytep dst, size_t n)
+{
+    png_src *s = png_get_io_ptr(p);
+    if (s->len - s->pos < n) png_error(p, "truncated PNG (data ends early)");
+    memcpy(dst, s->buf + s->pos, n);
+    s->pos += n;
+}
+
+static void png_on_error(png_structp p, png_const_charp msg)
+{
+    png_src *s = png_get_io_ptr(p);
+    snprintf(s->msg, sizeof s->msg, "%s", msg);
+    png_longjmp(p, 1);
+}
+
+static void png_on_warning(png_structp p, png_const_charp msg)
+{
+    (void)p;
+    (void)msg;
+}
+
+/* Transformations that give what PIL's convert("RGB") gives: palette and
+ * grey expanded, 16-bit to its high byte, alpha dropped (not composited). */
+static void png_to_rgb8(png_structp p, png_infop info)
+{
+    int ct = png_get_color_type(p, info), bd = png_get_bit_depth(p, info);
+    if (ct == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
+    if (ct == PNG_COLOR_TYPE_GRAY && bd < 8) png_set_expand_gray_1_2_4_to_8(p);
+    if (bd == 16) png_set_strip_16(p);
+    if (ct == PNG_COLOR_TYPE_GRAY || ct == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(p);
+    if (ct & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(p);
+    png_set_interlace_handling(p);
+    png_read_update_info(p, info);
+}
+
+static int png_decode(const char *path, const unsigned char *buf, size_t len, int header_only, kn_img *out,
+                      kn_img_size *orig, char *err, size_t errcap)
+{
+    png_src src = {buf, len, 0, ""};
+    memset(out, 0, sizeof *out);
+    png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
+    png_infop info = p ? png_create_info_struct(p) : NULL;
+    png_bytep *volatile rows = NULL;
+    if (!info) {
+        png_destroy_read_struct(&p, NULL, NULL);
+        return kn_rt_errf(err, errcap, "%s: out of memory", path);
+    }
+    if (setjmp(png_jmpbuf(p))) {
+        png_destroy_read_struct(&p, &info, NULL);
+        free(rows);
+        kn_img_free(out);
+        if (strncmp(src.msg, "truncated", 9) == 0) return kn_rt_errf(err, errcap, "%s: %s", path, src.msg);
+        return kn_rt_errf(err, errcap, "%s: corrupt PNG: %s", path, src.msg);
+    }
+    png_set_read_fn(p, &src, png_read_mem);
+    png_read_info(p, info);
+    int w = (int)png_get_image_width(p, info), h = (int)png_get_image_height(p, info);
+    if (orig) *orig = (kn_img_size){w, h};
+    if (!header_only) {
+        png_to_rgb8(p, info);
+        if (png_get_rowbytes(p, info) != (size_t)w * 3) png_error(p, "unexpected row layout after conversion");
+        if (img_alloc(out, w, h, err, errcap)) png_error(p, "out of memory");
+        if (!(rows = malloc(sizeof *rows * (size_t)h))) png_error(p, "out of memory");
+        for (int y = 0; y < h; y++) rows[y] = out->px + (size_t)y * w * 3;
+        png_read_image(p, rows);
+        png_read_end(p, NULL);
+    }
+    png_destroy_read_struct(&p, &info, NULL);
+    free(rows);
+    return 0;
+}
+
+/* ---- BMP ---- */
+
+/* stb_image (Debian libstb) decodes BMP: uncompressed and RLE, 1..32 bits
+ * per pixel, as PIL reads them; the sizes in the header are checked against
+ * the bytes present before it allocates. */
+static uint32_t le32(const unsigned char *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* stb_image reads past the end of a cut BMP as zeros: check the sizes the
+ * headers declare against the bytes present first. */
+static int bmp_check_size(const char *path, const unsigned char *buf, size_t len, int w, int h, char *err,
+                          size_t errcap)
+{
+    if (len < 34) return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu bytes)", path, len);
+    uint32_t file_size = le32(buf + 2), data_at = le32(buf + 10), compression = le32(buf + 30);
+    unsigned bpp = buf[28] | buf[29] << 8;
+    if (file_size > len)
+        return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu of %u bytes)", path, len, (unsigned)file_size);
+    if (compression == 0 || compression == 3) { /* uncompressed rows, padded to 4 bytes */
+        uint64_t need = data_at + (((uint64_t)bpp * (uint64_t)w + 31) / 32) * 4 * (uint64_t)h;
+        if (need > len)
+            return kn_rt_errf(err, errcap, "%s: truncated BMP (%zu bytes, its pixels need %llu)", path, len,
+                              (unsigned long long)need);
+    }
+    return 0;
+}
+
+static int bmp_decode(const char *path, const unsigned char *buf, size_t len, int header_only, kn_img *out,
+                      kn_img_size *orig, char *err, size_t errcap)
+{
+    memset(out, 0, sizeof *out);
+    if (len > INT32_MAX) return kn_rt_errf(err, errcap, "%s: BMP file too large", path);
+    int w, h, ch;
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &ch))
+        return kn_rt_errf(err, errcap, "%s: corrupt BMP: %s", path, stbi_failure_reason());
+    if (bmp_check_size(path, buf, len, w, h, err, errcap)) return -1;
+    if (orig) orig->w = w, orig->h = h;
+    if (header_only) return 0;
+    unsigned char *px = stbi_load_from_memory(buf, (int)len, &w, &h, &ch, 3);
+    if (!px) return kn_rt_errf(err, errcap, "%s: corrupt or truncated BMP: %s", path, stbi_failure_reason());
+    int rc = img_alloc(out, w, h, err, errcap);
+    if (!rc) memcpy(out->px, px, (size_t)w * h * 3);
+    stbi_image_free(px);
+    return rc;
+}
+
+/* ---- entry points ---- */
+
+/* PNG or BMP through resize + crop into crop: decoded whole, then resized. */
+static int whole_then_crop(int rc, kn_img *im, const kn_img_size *orig, const kn_img_decode_opts *o, uint8_t *crop,
+                           const char *path, char *err, size_t errcap)
+{
+    out_win ow;
+    if (!rc) {
+        src_view v = {im->px, (size_t)im->w * 3, 0, 0, im->w, im->h, 0, 0, 0, 0};
+        view_extent(&v, orig->w, orig->h, 8, im->w, im->h);
+        if (center_crop_win(orig->w, orig->h, o->resize, o->crop, &ow, err, errcap) ||
+            resample(&v, &ow, crop, err, errcap)) {
+            char e2[1024];
+            snprintf(e2, sizeof e2, "%s", err);
+            rc = kn_rt_errf(err, errcap, "%s: %s", path, e2);
+        }
+    }
+    kn_img_free(im);
+    return rc;
+}
+
+/* Reads and decodes path into out, or (crop set) through resize + crop
+ * into crop. */
+static int load(const char *path, const kn_img_decode_opts *o, kn_img *out, uint8_t *crop, kn_img_size *orig,
+                char *err, size_t errcap)
+{
+    unsigned char *buf;
+    size_t len;
+    const char *other;
+    kn_img tmp;
+    kn_img_size sz;
+    kn_img *im = crop ? &tmp : out;
+    memset(im, 0, sizeof *im);
+    if (read_all(path, &buf, &len, err, errcap)) return -1;
+    int rc;
+    switch (sniff(buf, len, &other)) {
+    case FMT_JPEG: {
+        jpeg_sink sk = {crop ? NULL : out, crop};
+        rc = jpeg_decode(path, buf, len, o, &sk, &sz, err, errcap);
+        break;
+    }
+    case FMT_PNG: rc = png_decode(path, buf, len, 0, im, &sz, err, errcap); break;
+    case FMT_BMP: rc = bmp_decode(path, buf, len, 0, im, &sz, err, errcap); break;
+    default: rc = fmt_error(path, len, other, err, errcap);
+    }
+    free(buf);
+    if (crop && im->px) rc = whole_then_crop(rc, im, &sz, o, crop, path, err, errcap);
+    if (!rc && orig) *orig = sz;
+    return rc;
+}
+
+int kn_image_decode(const char *path, const kn_img_decode_opts *o, kn_img *out, kn_img_size *orig,
+                    char *err, size_t errcap)
+{
+    return load(path, o, out, NULL, orig, err, errcap);
+}
+
+int kn_image_load_crop(const char *path, const kn_img_decode_opts *o, uint8_t *crop, kn_img_size *orig, char *err,
+                       size_t errcap)
+{
+    if (!o || o->crop <= 0) return kn_rt_errf(err, errcap, "%s: kn_image_load_crop needs a crop size", path);
+    return load(path, o, NULL, crop, orig, err, errcap);
+}
+
+static int png_has_iend(const unsigned char *b, size_t n)
+{
+    size_t from = n > 4096 ? n - 4096 : 0;
+    for (size_t i = from; i + 4 <= n; i++)
+        if (memcmp(b + i, "IEND", 4) == 0) return 1;
+    return 0;
+}
+
+int kn_image_probe(const char *path, kn_img_size *size, char *err, size_t errcap)
+{
+    unsigned char *buf;
+    size_t len;
+    const char *other;
+    kn_img none;
+    if (read_all(path, &buf, &len, err, errcap)) return -1;
+    int rc;
+    switch (sniff(buf, len, &other)) {
+    case FMT_JPEG:
+        rc = jpeg_decode(path, buf, len, NULL, NULL, size, err, errcap);
+        if (!rc && !jpeg_has_eoi(buf, len))
+            rc = kn_rt_errf(err, errcap, "%s: truncated JPEG (no end-of-image marker)", path);
+        break;
+    case FMT_PNG:
+        rc = png_decode(path, buf, len, 1, &none, size, err, errcap);
+        if (!rc && !png_has_iend(buf, len)) rc = kn_rt_errf(err, errcap, "%s: truncated PNG (no IEND chunk)", path);
+        break;
+    case FMT_BMP: rc = bmp_decode(path, buf, len, 1, &none, size, err, errcap); break;
+    default: rc = fmt_error(path, len, other, err, errcap);
+    }
+    free(buf);
+    return rc;
 }
 
 /* ---- augmentation ---- */
@@ -1016,7 +1122,7 @@ int kn_image_augment(const kn_img *im, int size, uint64_t seed, uint64_t stream,
         return kn_rt_errf(err, errcap, "augmentation needs the whole image, not a decoded window");
     src_view v = {im->px + ((size_t)b[1] * im->w + b[0]) * 3, (size_t)im->w * 3, 0, 0, b[2], b[3], b[2], b[3], b[2], b[3]};
     out_win o = {size, size, 0, 0, size, size};
-    if (resample(&v, &o, out, err, errcap)) return -1;
+    if (resample_img(&v, &o, out, err, errcap)) return -1;
     int flip = kn_rt_uniform(seed, stream, base + 63) < 0.5f;
     if (flip)
         for (int y = 0; y < out->h; y++) {

@@ -63,6 +63,14 @@ void kn_img_free(kn_img *im);
 int kn_image_decode(const char *path, const kn_img_decode_opts *o, kn_img *out, kn_img_size *orig,
                     char *err, size_t errcap);
 
+/* kn_image_decode + kn_image_resize_crop(o->resize, o->crop) in one go,
+ * the same pixels, into crop (o->crop^2 * 3 bytes, RGB; o->resize 0: no
+ * resize).  A JPEG streams:
+ * each decoded row of the window goes straight through the resampler's
+ * horizontal pass, so no decoded picture is stored.  Errors name the file. */
+int kn_image_load_crop(const char *path, const kn_img_decode_opts *o, uint8_t *crop, kn_img_size *orig, char *err,
+                       size_t errcap);
+
 /* Cheap validity check without decoding the pixels: the header parses and
  * the file is not truncated (JPEG: an end-of-image marker near the end; PNG:
  * an IEND chunk).  Errors as kn_image_decode. */

@@ -259,20 +259,26 @@ static int sample_crop(kn_imgset *s, int i, kn_img *crop, int *owned, char *err,
         *owned = 0;
         return 0;
     }
-    kn_img im;
-    kn_img_size orig;
-    /* Eval: only the window the center crop reads is decoded. */
-    kn_img_decode_opts d = {0, 0, 0};
-    if (!s->o.augment) d = (kn_img_decode_opts){DCT_MIN_FACTOR * s->o.resize, s->o.resize, sz};
-    if (kn_image_decode(s->files[i], &d, &im, &orig, err, errcap)) return -1;
-    int rc = s->o.augment
-                 ? kn_image_augment(&im, sz, s->o.seed, s->stream, (uint64_t)i, crop, NULL, err, errcap)
-                 : kn_image_resize_crop(&im, &orig, s->o.resize, sz, crop, err, errcap);
-    kn_img_free(&im);
-    if (rc) {
-        char e2[1024];
-        snprintf(e2, sizeof e2, "%s", err);
-        return kn_rt_errf(err, errcap, "%s: %s", s->files[i], e2);
+    if (!s->o.augment) {
+        /* Eval and feature caching: the decode streams through resize +
+         * crop (only the window the crop reads is decoded). */
+        kn_img_decode_opts d = {DCT_MIN_FACTOR * s->o.resize, s->o.resize, sz};
+        *crop = (kn_img){.w = sz, .h = sz, .px = malloc((size_t)sz * sz * 3 + 1), .dct_num = 8, .full_w = sz, .full_h = sz};
+        if (!crop->px) return kn_rt_errf(err, errcap, "out of memory");
+        if (kn_image_load_crop(s->files[i], &d, crop->px, NULL, err, errcap)) {
+            kn_img_free(crop);
+            return -1;
+        }
+    } else {
+        kn_img im;
+        if (kn_image_decode(s->files[i], NULL, &im, NULL, err, errcap)) return -1;
+        int rc = kn_image_augment(&im, sz, s->o.seed, s->stream, (uint64_t)i, crop, NULL, err, errcap);
+        kn_img_free(&im);
+        if (rc) {
+            char e2[1024];
+            snprintf(e2, sizeof e2, "%s", err);
+            return kn_rt_errf(err, errcap, "%s: %s", s->files[i], e2);
+        }
     }
     *owned = 1;
     size_t bytes = (size_t)sz * sz * 3;
