@@ -6,10 +6,11 @@ same files, plus how far kiln's tensors are from PIL's.
 
 usage: /usr/bin/python3 bench/image_pipeline.py [--n 100] [--reps 7] [--build build]
 
-The two sides are measured interleaved: each repetition times one PIL pass
-over the files, then one pass of each kiln configuration (a fresh process
-each, after its own warm-up pass); the medians over the repetitions are
-reported, so load from other processes hits both sides alike.  One thread
+The two sides are measured interleaved: each repetition times 3 PIL passes
+over the files, then 3 passes of each kiln configuration (a fresh process
+each, after its own warm-up pass), taking each side's median pass; the
+medians over the repetitions are reported, so load from other processes
+hits both sides alike.  One thread
 each (torch.set_num_threads(1)); files in the page cache.
 
 kiln configurations:
@@ -31,6 +32,7 @@ from PIL import Image
 
 MEAN = [0.485, 0.456, 0.406]
 STD = [0.229, 0.224, 0.225]
+PASSES = 3  # per repetition and side, median taken: both sides run warm
 LEVEL = 1 / 255 / 0.225  # one 8-bit level in normalized units (largest of the 3 channels)
 CONFIGS = [("dataset", []), ("window", ["--window"]), ("full", ["--full", "--min-short", "0"]),
            ("dct256", ["--min-short", "256"])]
@@ -61,9 +63,10 @@ def pil_pipeline():
     return "PIL+torch (torchvision replicated)", run
 
 
-def kiln_pass(exe, args, files, out=None):
-    """One timed pass (after a warm-up pass) in a fresh process: stage times."""
-    cmd = [exe, "--repeat", "1"] + args + (["--out", out] if out else []) + files
+def kiln_pass(exe, args, files, out=None, passes=PASSES):
+    """Median stage times of `passes` timed passes in a fresh process (after
+    its warm-up pass)."""
+    cmd = [exe, "--repeat", str(passes)] + args + (["--out", out] if out else []) + files
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         sys.exit(r.stderr)
@@ -73,7 +76,7 @@ def kiln_pass(exe, args, files, out=None):
 
 def accuracy(exe, args, files, refs):
     with tempfile.TemporaryDirectory() as d:
-        kiln_pass(exe, args, files, d)
+        kiln_pass(exe, args, files, d, 1)
         errs = np.stack([np.abs(np.load(os.path.join(d, "%03d.npy" % i)) - r) for i, r in enumerate(refs)])
     return errs.max(), errs.mean(), 100.0 * (errs > 1e-6).mean()
 
@@ -95,10 +98,13 @@ def main():
     refs = [tf(Image.open(f).convert("RGB")).numpy() for f in files]  # also PIL's warm-up pass
     pil, kiln = [], {c: [] for c, _ in CONFIGS}
     for _ in range(a.reps):
-        t0 = time.perf_counter()
-        for f in files:
-            tf(Image.open(f).convert("RGB"))
-        pil.append((time.perf_counter() - t0) * 1000 / len(files))
+        ts = []
+        for _ in range(PASSES):
+            t0 = time.perf_counter()
+            for f in files:
+                tf(Image.open(f).convert("RGB"))
+            ts.append((time.perf_counter() - t0) * 1000 / len(files))
+        pil.append(statistics.median(ts))
         for c, args in CONFIGS:
             kiln[c].append(kiln_pass(exe, args, files))
     p = statistics.median(pil)

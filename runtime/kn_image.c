@@ -734,6 +734,10 @@ static void cmyk_to_rgb(const uint8_t *in, uint8_t *out, int w, int inverted)
     }
 }
 
+/* Rows per jpeg_read_scanlines call: one call returns what the row group
+ * in libjpeg's buffer holds, saving its per-call overhead on every row. */
+#define JPEG_BATCH 16
+
 /* Where jpeg_decode's rows go: into an image (the window of it that o
  * asks for), or, with crop set, straight through the resize + crop of o
  * into crop (o->crop x o->crop RGB): no decoded picture is kept. */
@@ -743,7 +747,7 @@ typedef struct {
 } jpeg_sink;
 
 /* Sets up the sink for the window win of a fw x fh decode; rows then go
- * to the returned pointer (a line buffer when streaming). */
+ * to the returned pointer (a buffer of JPEG_BATCH rows when streaming). */
 static uint8_t *sink_open(j_decompress_ptr ci, const kn_img_decode_opts *o, jpeg_sink *sk, const int win[4], int fw,
                           int fh, stream **st, char *err, size_t errcap)
 {
@@ -762,7 +766,7 @@ static uint8_t *sink_open(j_decompress_ptr ci, const kn_img_decode_opts *o, jpeg
     src_view v = {NULL, 0, win[0], win[1], w, h, 0, 0, 0, 0};
     view_extent(&v, (int)ci->image_width, (int)ci->image_height, (int)ci->scale_num, fw, fh);
     if (center_crop_win((int)ci->image_width, (int)ci->image_height, o->resize, o->crop, &ow, err, errcap)) return NULL;
-    uint8_t *line = malloc((size_t)w * 3 + IMG_SLACK);
+    uint8_t *line = malloc((size_t)JPEG_BATCH * w * 3 + IMG_SLACK);
     if (!line || !(*st = malloc(sizeof **st)) || stream_init(*st, &v, &ow, sk->crop, err, errcap)) {
         if (line && *st) free(*st); /* stream_init failed: its message stands */
         else kn_rt_errf(err, errcap, "out of memory");
@@ -770,7 +774,7 @@ static uint8_t *sink_open(j_decompress_ptr ci, const kn_img_decode_opts *o, jpeg
         free(line);
         return NULL;
     }
-    memset(line + (size_t)w * 3, 0, IMG_SLACK);
+    memset(line + (size_t)JPEG_BATCH * w * 3, 0, IMG_SLACK);
     return line;
 }
 
@@ -833,13 +837,14 @@ static int jpeg_decode(const char *path, const unsigned char *buf, size_t len, c
      * way to find where the next row starts), but not the IDCT. */
     if (win[1] > 0) jpeg_skip_scanlines(&ci, (JDIMENSION)win[1]);
     while (ci.output_scanline < (JDIMENSION)win[3] && !je.eof) {
-        int y = (int)ci.output_scanline;
+        int y = (int)ci.output_scanline, n = is_cmyk ? 1 : win[3] - y < JPEG_BATCH ? win[3] - y : JPEG_BATCH;
         uint8_t *row = st ? line : rows + (size_t)(y - win[1]) * wb;
-        JSAMPROW rp = is_cmyk ? cmyk : row;
-        jpeg_read_scanlines(&ci, &rp, 1);
+        JSAMPROW rp[JPEG_BATCH];
+        for (int k = 0; k < n; k++) rp[k] = is_cmyk ? cmyk : row + (size_t)k * wb;
+        int got = (int)jpeg_read_scanlines(&ci, rp, (JDIMENSION)n);
         /* Adobe CMYK JPEGs store inverted values (PIL's "CMYK;I"). */
         if (is_cmyk) cmyk_to_rgb(cmyk, row, (int)(wb / 3), ci.saw_Adobe_marker);
-        if (st) stream_row(st, y, row);
+        for (int k = 0; st && k < got; k++) stream_row(st, y + k, row + (size_t)k * wb);
     }
     free(cmyk);
     int stopped = ci.output_scanline < ci.output_height, rc = 0;
