@@ -10,7 +10,8 @@ The two sides are measured interleaved: each repetition times 3 PIL passes
 over the files, then 3 passes of each kiln configuration (a fresh process
 each, after its own warm-up pass), taking each side's median pass; the
 medians over the repetitions are reported, so load from other processes
-hits both sides alike.  One thread
+hits both sides alike.  Wall time and CPU time (process time: on a busy
+machine it leaves out the waits for a core) are both reported.  One thread
 each (torch.set_num_threads(1)); files in the page cache.
 
 kiln configurations:
@@ -96,29 +97,32 @@ def main():
     name, tf = pil_pipeline()
     exe = os.path.join(a.build, "image_pipeline")
     refs = [tf(Image.open(f).convert("RGB")).numpy() for f in files]  # also PIL's warm-up pass
-    pil, kiln = [], {c: [] for c, _ in CONFIGS}
+    pil, pil_cpu, kiln = [], [], {c: [] for c, _ in CONFIGS}
     for _ in range(a.reps):
-        ts = []
+        ts, cs = [], []
         for _ in range(PASSES):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for f in files:
                 tf(Image.open(f).convert("RGB"))
             ts.append((time.perf_counter() - t0) * 1000 / len(files))
+            cs.append((time.process_time() - c0) * 1000 / len(files))
         pil.append(statistics.median(ts))
+        pil_cpu.append(statistics.median(cs))
         for c, args in CONFIGS:
             kiln[c].append(kiln_pass(exe, args, files))
-    p = statistics.median(pil)
+    p, pc = statistics.median(pil), statistics.median(pil_cpu)
     sizes = sorted({Image.open(f).size for f in files}, key=lambda s: -sum(1 for f in files if Image.open(f).size == s))
     print("%d photos (%s; e.g. %dx%d), %d interleaved repetitions, medians" % (
         len(files), os.path.dirname(os.path.dirname(os.path.dirname(files[0]))), *sizes[0], a.reps))
-    print("%-36s %7.3f ms/image" % (name, p))
+    print("%-36s %7.3f ms/image        (CPU %.3f ms/image)" % (name, p, pc))
     for c, args in CONFIGS:
         med = {k: statistics.median(r[k] for r in kiln[c]) for k in kiln[c][0]}
         mx, mean, frac = accuracy(exe, args, files, refs)
         stages = ("decode+resize+crop %.3f" % med["decode_ms"] if not med["resize_crop_ms"] else
                   "decode %.3f, resize+crop %.3f" % (med["decode_ms"], med["resize_crop_ms"]))
-        print("%-36s %7.3f ms/image  %4.1fx  (%s, to CHW %.3f)" % (
-            "kiln " + c, med["kiln_ms_per_image"], p / med["kiln_ms_per_image"], stages, med["to_chw_ms"]))
+        print("%-36s %7.3f ms/image  %4.1fx  (CPU %.3f ms/image %4.1fx; %s, to CHW %.3f)" % (
+            "kiln " + c, med["kiln_ms_per_image"], p / med["kiln_ms_per_image"], med["kiln_cpu_ms_per_image"],
+            pc / med["kiln_cpu_ms_per_image"], stages, med["to_chw_ms"]))
         print("%-36s max|err| %.4f (%.1f levels)  mean|err| %.5f  %.2f%% of values differ" % (
             "", mx, mx / LEVEL, mean, frac))
 

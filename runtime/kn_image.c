@@ -130,16 +130,24 @@ static void taps_free(taps *t)
     memset(t, 0, sizeof *t);
 }
 
+/* PIL's window of source pixels [*lo, *lo + *n) for an output pixel. */
+static void tap_bounds(double center, double support, int in_size, int *lo, int *n)
+{
+    int a = (int)(center - support + 0.5), b = (int)(center + support + 0.5);
+    if (a < 0) a = 0;
+    if (b > in_size) b = in_size;
+    *lo = a;
+    *n = b - a;
+}
+
 /* One output pixel's weights as PIL's precompute_coeffs (in double,
  * normalised to sum 1) and normalize_coeffs_8bpc (rounded to fixed point). */
 static void taps_one(double center, double support, double fscale, int in_size, int ksize, double *w, int *at,
                      int32_t *k)
 {
     double ww = 0, ss = 1.0 / fscale;
-    int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
-    if (lo < 0) lo = 0;
-    if (hi > in_size) hi = in_size;
-    int n = hi - lo;
+    int lo, n;
+    tap_bounds(center, support, in_size, &lo, &n);
     for (int x = 0; x < n; x++) ww += (w[x] = triangle((x + lo - center + 0.5) * ss));
     *at = lo + ksize > in_size ? in_size - ksize : lo;
     for (int x = 0; x < n; x++) {
@@ -152,11 +160,16 @@ static int taps_make(int in_size, double span, int out_size, int first, int coun
 {
     double scale = span / out_size, fscale = scale < 1.0 ? 1.0 : scale;
     double support = 1.0 * fscale;
-    int kfull = (int)ceil(support) * 2 + 1; /* PIL's ksize; its windows never hold more */
-    t->ksize = kfull < in_size ? kfull : in_size;
+    /* ksize: the widest window of these outputs (PIL's ksize, 2 ceil(support)
+     * + 1, is one more for most scales: all-zero taps worth skipping). */
+    t->ksize = 1;
+    for (int i = 0, lo, n; i < count; i++) {
+        tap_bounds((first + i + 0.5) * scale, support, in_size, &lo, &n);
+        if (n > t->ksize) t->ksize = n;
+    }
     t->lo = malloc(sizeof(int) * (size_t)count + 1);
     t->k = calloc((size_t)count * t->ksize + 1, sizeof(int32_t));
-    double *w = malloc(sizeof(double) * (size_t)kfull);
+    double *w = malloc(sizeof(double) * (size_t)t->ksize);
     if (!t->lo || !t->k || !w) {
         free(w);
         taps_free(t);
@@ -321,9 +334,12 @@ static inline __attribute__((always_inline)) void hpass_k(const uint8_t *s, int 
 
 static void hpass(const uint8_t *s, int x0, const taps *t, const int16_t *pk, int count, uint8_t *o)
 {
-    switch (t->ksize) { /* 3: up to 1x, 5: to 2x, 7: to 3x downscaling */
+    switch (t->ksize) { /* 2-3: up to 1x, 4-5: to 2x, 6-7: to 3x downscaling */
+    case 2: hpass_k(s, x0, t->lo, pk, count, o, 2); break;
     case 3: hpass_k(s, x0, t->lo, pk, count, o, 3); break;
+    case 4: hpass_k(s, x0, t->lo, pk, count, o, 4); break;
     case 5: hpass_k(s, x0, t->lo, pk, count, o, 5); break;
+    case 6: hpass_k(s, x0, t->lo, pk, count, o, 6); break;
     case 7: hpass_k(s, x0, t->lo, pk, count, o, 7); break;
     default: hpass_k(s, x0, t->lo, pk, count, o, t->ksize);
     }
