@@ -387,55 +387,85 @@ AVX2 static inline __m256i combine256(__m256i hi, __m256i lo)
     _mm256_setr_epi8(3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, \
                      -1, 3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, -1)
 
-/* As hpass_scalar for ksize <= 5; pk from pairs_make(g = 2).  Reads up to
- * 16 bytes from a pixel (img_alloc's slack covers the last row) and writes
- * up to 8 bytes past the row's end (the ring's row padding). */
-AVX2 static void hpass_avx2(const uint8_t *s, int x0, const taps *t, const int16_t *pk, int count, uint8_t *o)
+/* As hpass_scalar for ksize <= 5, np = (ksize + 1) / 2 pairs of taps; pk
+ * from pairs_make(g = 2); off[x]: byte offset in s of output x's first
+ * tap (count + 1 of them, the last repeated for an odd count).  Reads up
+ * to 16 bytes from a pixel (img_alloc's slack covers the last row) and
+ * writes up to 8 bytes past the row's end (the ring's row padding). */
+AVX2 static inline __attribute__((always_inline)) void hpass_avx2_np(const uint8_t *s, const int *off,
+                                                                     const int16_t *c, int count, uint8_t *o,
+                                                                     const int np)
 {
-    const int np = (t->ksize + 1) / 2;
     const __m256i z = _mm256_setzero_si256(), m[3] = {PAIR_MASK(0, 1), PAIR_MASK(2, 3), PAIR_MASK(4, 5)};
     const __m128i rgb6 = _mm_setr_epi8(0, 1, 2, 4, 5, 6, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
-    for (int x = 0; x < count; x += 2) {
-        int x1 = x + 1 < count ? x + 1 : x;
-        __m128i a = _mm_loadu_si128((const __m128i *)(s + (size_t)(t->lo[x] - x0) * 3));
-        __m128i b = _mm_loadu_si128((const __m128i *)(s + (size_t)(t->lo[x1] - x0) * 3));
+    for (int x = 0; x < count; x += 2, c += np * 32, o += 6) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(s + off[x]));
+        __m128i b = _mm_loadu_si128((const __m128i *)(s + off[x + 1]));
         __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1), hi = z, lo = z;
-        const int16_t *c = pk + (size_t)(x / 2) * np * 32;
-        for (int i = 0; i < np; i++, c += 32) {
+        for (int i = 0; i < np; i++) {
             __m256i pv = _mm256_shuffle_epi8(v, m[i]);
-            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)c)));
-            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)(c + 16))));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)(c + 32 * i))));
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)(c + 32 * i + 16))));
         }
-        /* int16 R G B _ of x then of x1 in the low half, to bytes, the
+        /* int16 R G B _ of x then of x + 1 in the low half, to bytes, the
          * don't-cares squeezed out: 6 bytes, stored as 8. */
         __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(combine256(hi, lo), z), 0x08);
         __m128i b8 = _mm_shuffle_epi8(_mm_packus_epi16(_mm256_castsi256_si128(w), _mm_setzero_si128()), rgb6);
-        _mm_storel_epi64((__m128i *)(o + 3 * x), b8);
+        _mm_storel_epi64((__m128i *)o, b8);
     }
 }
 
-/* As vpass over whole 16-byte groups, then vpass for the rest. */
-AVX2 static void vpass_avx2(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t n, uint8_t *o)
+AVX2 static void hpass_avx2(const uint8_t *s, const int *off, const int16_t *pk, int ksize, int count, uint8_t *o)
+{
+    switch ((ksize + 1) / 2) { /* a constant trip count unrolls the tap loop */
+    case 1: hpass_avx2_np(s, off, pk, count, o, 1); break;
+    case 2: hpass_avx2_np(s, off, pk, count, o, 2); break;
+    default: hpass_avx2_np(s, off, pk, count, o, 3);
+    }
+}
+
+/* As vpass over whole 16-byte groups, then vpass for the rest; np pairs
+ * of rows (r has 2 np entries: an odd ksize's last row repeated, with a
+ * zero coefficient). */
+AVX2 static inline __attribute__((always_inline)) void vpass_avx2_np(const uint8_t *const *r, const int16_t *c,
+                                                                     size_t n, uint8_t *o, size_t *done,
+                                                                     const int np)
 {
     const __m256i z = _mm256_setzero_si256();
+    __m256i kh[4], kl[4];
+    for (int i = 0; i < np; i++) {
+        kh[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(c + 16 * i)));
+        kl[i] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(c + 16 * i + 8)));
+    }
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256i h0 = z, h1 = z, l0 = z, l1 = z;
-        for (int j = 0; j < K; j += 2) {
-            __m256i kh = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(c + 8 * j)));
-            __m256i kl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(c + 8 * j + 8)));
-            __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[j] + i)));
-            __m256i b = j + 1 < K ? _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[j + 1] + i))) : z;
+        for (int j = 0; j < np; j++) {
+            __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[2 * j] + i)));
+            __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[2 * j + 1] + i)));
             __m256i v0 = _mm256_unpacklo_epi16(a, b), v1 = _mm256_unpackhi_epi16(a, b);
-            h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(v0, kh));
-            h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(v1, kh));
-            l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(v0, kl));
-            l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(v1, kl));
+            h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(v0, kh[j]));
+            h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(v1, kh[j]));
+            l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(v0, kl[j]));
+            l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(v1, kl[j]));
         }
         /* unpacklo/hi split each 128-bit lane; packs_epi32 puts it back. */
         __m256i w = _mm256_packs_epi32(combine256(h0, l0), combine256(h1, l1));
         w = _mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08);
         _mm_storeu_si128((__m128i *)(o + i), _mm256_castsi256_si128(w));
+    }
+    *done = i;
+}
+
+AVX2 static void vpass_avx2(const uint8_t *const *r, const int32_t *k, const int16_t *c, int K, size_t n, uint8_t *o)
+{
+    size_t i = 0;
+    switch ((K + 1) / 2) {
+    case 1: vpass_avx2_np(r, c, n, o, &i, 1); break;
+    case 2: vpass_avx2_np(r, c, n, o, &i, 2); break;
+    case 3: vpass_avx2_np(r, c, n, o, &i, 3); break;
+    case 4: vpass_avx2_np(r, c, n, o, &i, 4); break;
+    default: break; /* wider: SSE2 */
     }
     vpass(r, k, c, K, i, n, o);
 }
@@ -466,6 +496,7 @@ static int simd_level(void)
 typedef struct {
     taps th, tv;
     int16_t *pk, *pv;        /* pairs_make of th (g = 2 for AVX2) and tv */
+    int *off;                /* byte offset of each output's first tap in a fed row (cw + 1) */
     int lvl, hl;             /* SIMD level of the vertical, horizontal pass */
     int x0, y0, y1;          /* rows fed start at source column x0; rows [y0, y1) are read */
     int next;                /* output rows made */
@@ -485,6 +516,7 @@ static void stream_free(stream *r)
     free(r->pv);
     free(r->ring);
     free(r->rows);
+    free(r->off);
 }
 
 /* A stream for the resize of v (whose px is not used: rows come through
@@ -510,14 +542,16 @@ static int stream_init(stream *r, const src_view *v, const out_win *o, uint8_t *
     r->pk = pairs_make(&r->th, o->cw, r->hl == 2 ? 2 : 1);
     r->pv = pairs_make(&r->tv, o->ch, 1);
     r->ring = malloc(r->rstride * (size_t)K);
-    r->rows = malloc(sizeof *r->rows * (size_t)K + 1);
+    r->rows = malloc(sizeof *r->rows * (size_t)(K + 1));
+    r->off = malloc(sizeof *r->off * (size_t)(o->cw + 1));
     r->dst = dst;
     r->cw = o->cw;
     r->ch = o->ch;
-    if (!r->pk || !r->pv || !r->ring || !r->rows) {
+    if (!r->pk || !r->pv || !r->ring || !r->rows || !r->off) {
         stream_free(r);
         return kn_rt_errf(err, errcap, "out of memory resizing a %dx%d image", v->in_w, v->in_h);
     }
+    for (int x = 0; x <= o->cw; x++) r->off[x] = (r->th.lo[x < o->cw ? x : o->cw - 1] - v->x0) * 3;
     return 0;
 }
 
@@ -529,6 +563,7 @@ static void stream_vpass(stream *r, int y)
     const int16_t *c = r->pv + (size_t)y * ((K + 1) / 2) * 16;
     uint8_t *o = r->dst + (size_t)y * r->trow;
     for (int j = 0; j < K; j++) r->rows[j] = r->ring + (size_t)((r->tv.lo[y] + j - r->y0) % K) * r->rstride;
+    r->rows[K] = r->rows[K - 1]; /* AVX2 reads pairs: an odd K's last has a zero coefficient */
 #ifdef __SSE2__
     if (r->lvl == 2) vpass_avx2(r->rows, k, c, K, r->trow, o);
     else if (r->lvl == 1) vpass(r->rows, k, c, K, 0, r->trow, o);
@@ -546,7 +581,7 @@ static void stream_row(stream *r, int y, const uint8_t *row)
     uint8_t *o = r->ring + (size_t)((y - r->y0) % K) * r->rstride;
     int cw = r->cw;
 #ifdef __SSE2__
-    if (r->hl == 2) hpass_avx2(row, r->x0, &r->th, r->pk, cw, o);
+    if (r->hl == 2) hpass_avx2(row, r->off, r->pk, r->th.ksize, cw, o);
     else if (r->hl == 1) hpass(row, r->x0, &r->th, r->pk, cw, o);
     else
 #endif
