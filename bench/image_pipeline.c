@@ -21,30 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static const float IMAGENET[6] = {0.485f, 0.229f, 0.456f, 0.224f, 0.406f, 0.225f};
-
-/* CPU time of this process: on a shared machine, less noisy than wall time
- * (time waiting for a core is not counted). */
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 typedef enum { STREAM, WINDOW, FULL } mode;
 
@@ -66,7 +44,8 @@ static int pass(const cfg *c, char **files, int n, int write, double st[3])
         kn_img_size sz;
         double t0 = kn_rt_now_ms(), t1 = t0;
         if (c->m == STREAM) { /* decode and resize in one: all of it counts as decode */
-            if (kn_image_load_crop(files[i], &c->o, cr.px, &sz, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+            if (kn_image_load_crop(files[i], &c->o, cr.px, &sz, err, sizeof err))
+                return fprintf(stderr, "%s\n", err), 1;
             t1 = kn_rt_now_ms();
         } else {
             if (kn_image_decode(files[i], &c->o, &im, &sz, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
@@ -111,7 +90,9 @@ int main(int argc, char **argv)
     }
     int n = argc - a;
     if (n <= 0 || repeat < 1)
-        return fprintf(stderr, "usage: image_pipeline [--window|--full] [--min-short N] [--repeat R] [--out DIR] FILE...\n"), 2;
+        return fprintf(stderr, "usage: image_pipeline [--window|--full] [--min-short N] [--repeat R] [--out DIR] "
+                               "FILE...\n"),
+               2;
     /* The dataset's policy (kn_imgset.c): DCT scaling down to 2 x resize. */
     c.o.min_short = min_short >= 0 ? min_short : 2 * c.resize;
     if (c.m != FULL) c.o.resize = c.resize, c.o.crop = c.crop;
@@ -120,17 +101,17 @@ int main(int argc, char **argv)
     double *t[5];
     for (int k = 0; k < 5; k++) t[k] = calloc((size_t)repeat, sizeof(double));
     for (int r = 0; r <= repeat; r++) { /* pass 0 warms the page cache */
-        double st[3] = {0, 0, 0}, cpu0 = cpu_ms();
+        double st[3] = {0, 0, 0}, cpu0 = kn_rt_cpu_ms();
         if (pass(&c, argv + a, n, r == 0, st)) return 1;
         if (r == 0) continue;
         for (int k = 0; k < 3; k++) t[k][r - 1] = st[k] / n;
         t[3][r - 1] = (st[0] + st[1] + st[2]) / n;
-        t[4][r - 1] = (cpu_ms() - cpu0) / n;
+        t[4][r - 1] = (kn_rt_cpu_ms() - cpu0) / n;
     }
-    printf("decode_ms %.4f resize_crop_ms %.4f to_chw_ms %.4f\n", median(t[0], repeat), median(t[1], repeat),
-           median(t[2], repeat));
-    printf("kiln_ms_per_image %.4f\n", median(t[3], repeat));
-    printf("kiln_cpu_ms_per_image %.4f\n", median(t[4], repeat));
+    printf("decode_ms %.4f resize_crop_ms %.4f to_chw_ms %.4f\n", kn_rt_median(t[0], repeat),
+           kn_rt_median(t[1], repeat), kn_rt_median(t[2], repeat));
+    printf("kiln_ms_per_image %.4f\n", kn_rt_median(t[3], repeat));
+    printf("kiln_cpu_ms_per_image %.4f\n", kn_rt_median(t[4], repeat));
     for (int k = 0; k < 5; k++) free(t[k]);
     free(c.chw);
     free(c.crop_px);

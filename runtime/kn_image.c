@@ -383,9 +383,8 @@ AVX2 static inline __m256i combine256(__m256i hi, __m256i lo)
 
 /* Pixel pairs (0,1), (2,3), (4,-) of 16 loaded bytes as int16
  * [r0 r1 g0 g1 b0 b1 0 0] (-1: a zero byte). */
-#define PAIR_MASK(a, b)                                                                                          \
-    _mm256_setr_epi8(3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, \
-                     -1, 3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, -1)
+#define PAIR_LANE(a, b) 3 * a, -1, 3 * b, -1, 3 * a + 1, -1, 3 * b + 1, -1, 3 * a + 2, -1, 3 * b + 2, -1, -1, -1, -1, -1
+#define PAIR_MASK(a, b) _mm256_setr_epi8(PAIR_LANE(a, b), PAIR_LANE(a, b))
 
 /* As hpass_scalar for ksize <= 5, np = (ksize + 1) / 2 pairs of taps; pk
  * from pairs_make(g = 2); off[x]: byte offset in s of output x's first
@@ -531,8 +530,8 @@ static int stream_init(stream *r, const src_view *v, const out_win *o, uint8_t *
     taps_extent(&r->tv, o->ch, &r->y0, &r->y1);
     if (xa < v->x0 || xb > v->x0 + v->w || r->y0 < v->y0 || r->y1 > v->y0 + v->h) {
         stream_free(r);
-        return kn_rt_errf(err, errcap, "decoded window %dx%d at (%d,%d) misses source pixels [%d,%d)x[%d,%d)", v->w, v->h,
-                          v->x0, v->y0, xa, xb, r->y0, r->y1);
+        return kn_rt_errf(err, errcap, "decoded window %dx%d at (%d,%d) misses source pixels [%d,%d)x[%d,%d)", v->w,
+                          v->h, v->x0, v->y0, xa, xb, r->y0, r->y1);
     }
     r->x0 = v->x0;
     r->trow = (size_t)o->cw * 3;
@@ -1173,7 +1172,8 @@ int kn_image_augment(const kn_img *im, int size, uint64_t seed, uint64_t stream,
     rrc_box(im->w, im->h, seed, stream, base, b);
     if (im->x0 || im->y0 || (im->full_w && im->full_w != im->w) || (im->full_h && im->full_h != im->h))
         return kn_rt_errf(err, errcap, "augmentation needs the whole image, not a decoded window");
-    src_view v = {im->px + ((size_t)b[1] * im->w + b[0]) * 3, (size_t)im->w * 3, 0, 0, b[2], b[3], b[2], b[3], b[2], b[3]};
+    const uint8_t *at = im->px + ((size_t)b[1] * im->w + b[0]) * 3;
+    src_view v = {at, (size_t)im->w * 3, 0, 0, b[2], b[3], b[2], b[3], b[2], b[3]};
     out_win o = {size, size, 0, 0, size, size};
     if (resample_img(&v, &o, out, err, errcap)) return -1;
     int flip = kn_rt_uniform(seed, stream, base + 63) < 0.5f;

@@ -263,7 +263,8 @@ static int sample_crop(kn_imgset *s, int i, kn_img *crop, int *owned, char *err,
         /* Eval and feature caching: the decode streams through resize +
          * crop (only the window the crop reads is decoded). */
         kn_img_decode_opts d = {DCT_MIN_FACTOR * s->o.resize, s->o.resize, sz};
-        *crop = (kn_img){.w = sz, .h = sz, .px = malloc((size_t)sz * sz * 3 + 1), .dct_num = 8, .full_w = sz, .full_h = sz};
+        *crop = (kn_img){.w = sz, .h = sz, .dct_num = 8, .full_w = sz, .full_h = sz};
+        crop->px = malloc((size_t)sz * sz * 3 + 1);
         if (!crop->px) return kn_rt_errf(err, errcap, "out of memory");
         if (kn_image_load_crop(s->files[i], &d, crop->px, NULL, err, errcap)) {
             kn_img_free(crop);
