@@ -1,7 +1,7 @@
 /* kn_image.h — image files to model inputs: JPEG (libjpeg-turbo) and PNG
  * (libpng) decoding to 8-bit RGB, then the torchvision pipeline
  *   Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize(mean, std)
- * on PIL images, reproduced within a small tolerance:
+ * on PIL images, reproduced exactly for full-size decodes:
  *   - resize is PIL's separable ImagingResample with the bilinear (triangle)
  *     filter, whose support widens with the downscale factor (antialiasing),
  *     in PIL's own fixed point (22-bit coefficients, each pass rounded to
@@ -9,7 +9,14 @@
  *   - the shorter side becomes `resize`, the longer int(resize*long/short),
  *     the crop offset round((size - crop) / 2) with Python's half-to-even.
  * Only the output pixels inside the crop are computed (same values: every
- * output pixel depends on its own filter window only).
+ * output pixel depends on its own filter window only), and with
+ * kn_image_load_crop only the JPEG rows and (iMCU-aligned) columns those
+ * filter windows read are decoded, each row going straight through the
+ * horizontal pass: the same pixels again.  Both passes run on SSE2, or
+ * AVX2 where the CPU has it (the same integers as the scalar loops).
+ *
+ * DCT-scaled decoding (kn_img_decode_opts.min_short) is the one inexact
+ * option: the IDCT's own low-pass replaces part of PIL's filter.
  *
  * Training augmentation is torchvision's RandomResizedCrop(size, scale
  * (0.08, 1), ratio (3/4, 4/3)) + RandomHorizontalFlip, with the random

@@ -18,7 +18,9 @@
  * many times `resize`: the triangle filter then still averages >= 2 decoded
  * pixels per output pixel, so the IDCT's own low-pass barely shows
  * (tests/test_runtime_image.c measures it).  At 1x the error on 400-pixel
- * photos was a mean of 1 level and up to 29 (bench/image_pipeline.py). */
+ * photos was a mean of 1 level and up to 29 (bench/image_pipeline.py's
+ * dct256), and it was slower: libjpeg-turbo's 6/8 and 7/8 IDCTs are not
+ * SIMD. */
 #define DCT_MIN_FACTOR 2
 
 typedef struct {
