@@ -299,7 +299,7 @@ static inline __m128i combine(__m128i hi, __m128i lo)
 }
 
 /* 4 bytes from p: one RGB pixel and the next byte, which the caller's
- * buffer has (img_alloc's slack byte at the very end). */
+ * buffer has (img_alloc's slack bytes past the last row). */
 static inline __m128i load4(const uint8_t *p)
 {
     int32_t v;
