@@ -291,11 +291,11 @@ static int16_t *pairs_make(const taps *t, int count, int g)
  * through one instruction, pixel j and j+1 interleaved, each coefficient
  * as its hi and lo halves.  Exact: the same integers as the scalar loops. */
 
-/* hi * 2^11 + lo + one half, shifted back and saturated to bytes. */
+/* hi * 2^11 + lo shifted back (lo's sums start at one half, PIL's
+ * rounding). */
 static inline __m128i combine(__m128i hi, __m128i lo)
 {
-    __m128i s = _mm_add_epi32(_mm_add_epi32(_mm_slli_epi32(hi, SPLIT_BITS), lo), _mm_set1_epi32(HALF));
-    return _mm_srai_epi32(s, PREC_BITS);
+    return _mm_srai_epi32(_mm_add_epi32(_mm_slli_epi32(hi, SPLIT_BITS), lo), PREC_BITS);
 }
 
 /* 4 bytes from p: one RGB pixel and the next byte, which the caller's
@@ -311,7 +311,7 @@ static inline __m128i load4(const uint8_t *p)
 static inline __attribute__((always_inline)) void hpass_px(const uint8_t *p, const int16_t *c, const int K, uint8_t *o)
 {
     const __m128i z = _mm_setzero_si128();
-    __m128i hi = z, lo = z;
+    __m128i hi = z, lo = _mm_set1_epi32(HALF);
     for (int j = 0; j < K; j += 2, p += 6, c += 16) {
         __m128i b = j + 1 < K ? load4(p + 3) : z;
         __m128i v = _mm_unpacklo_epi8(_mm_unpacklo_epi8(load4(p), b), z); /* r0 r1 g0 g1 b0 b1 .. */
@@ -352,7 +352,7 @@ static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, i
 {
     const __m128i z = _mm_setzero_si128();
     for (; i + 8 <= n; i += 8) {
-        __m128i h0 = z, h1 = z, l0 = z, l1 = z;
+        __m128i h0 = z, h1 = z, l0 = _mm_set1_epi32(HALF), l1 = l0;
         for (int j = 0; j < K; j += 2) {
             __m128i kh = _mm_loadu_si128((const __m128i *)(c + 8 * j)),
                     kl = _mm_loadu_si128((const __m128i *)(c + 8 * j + 8));
@@ -377,8 +377,7 @@ static void vpass(const uint8_t *const *r, const int32_t *k, const int16_t *c, i
 
 AVX2 static inline __m256i combine256(__m256i hi, __m256i lo)
 {
-    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi, SPLIT_BITS), lo), _mm256_set1_epi32(HALF));
-    return _mm256_srai_epi32(s, PREC_BITS);
+    return _mm256_srai_epi32(_mm256_add_epi32(_mm256_slli_epi32(hi, SPLIT_BITS), lo), PREC_BITS);
 }
 
 /* Pixel pairs (0,1), (2,3), (4,-) of 16 loaded bytes as int16
@@ -395,7 +394,8 @@ AVX2 static inline __attribute__((always_inline)) __m256i hpass_avx2_two(const u
 {
     const __m256i m[3] = {PAIR_MASK(0, 1), PAIR_MASK(2, 3), PAIR_MASK(4, 5)};
     __m128i a = _mm_loadu_si128((const __m128i *)(s + off[0])), b = _mm_loadu_si128((const __m128i *)(s + off[1]));
-    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1), hi = _mm256_setzero_si256(), lo = hi;
+    __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1), hi = _mm256_setzero_si256();
+    __m256i lo = _mm256_set1_epi32(HALF);
     for (int i = 0; i < np; i++) {
         __m256i pv = _mm256_shuffle_epi8(v, m[i]);
         hi = _mm256_add_epi32(hi, _mm256_madd_epi16(pv, _mm256_loadu_si256((const __m256i *)(c + 32 * i))));
@@ -456,7 +456,7 @@ AVX2 static inline __attribute__((always_inline)) void vpass_avx2_np(const uint8
     }
     size_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m256i h0 = z, h1 = z, l0 = z, l1 = z;
+        __m256i h0 = z, h1 = z, l0 = _mm256_set1_epi32(HALF), l1 = l0;
         for (int j = 0; j < np; j++) {
             __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[2 * j] + i)));
             __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(r[2 * j + 1] + i)));
