@@ -100,10 +100,11 @@ int kn_image_augment(const kn_img *im, int size, uint64_t seed, uint64_t stream,
  * std pairs, 3 of them) is non-NULL; float32 in torchvision's order. */
 void kn_image_to_chw(const kn_img *im, const float *norm, float *dst);
 
-/* on = 0: the resampler uses its portable scalar loops instead of SSE2
- * (the same integers; tests compare the two).  Not thread-safe: set it
- * before decoding starts. */
-void kn_image_set_simd(int on);
+/* Caps the SIMD the resampler and kn_image_to_chw use: 0 the portable
+ * scalar loops, 1 SSE2, 2 AVX2 (the default: the best the CPU has).  All
+ * give the same bytes; tests compare them.  Not thread-safe: set it before
+ * decoding starts. */
+void kn_image_set_simd(int level);
 
 /* Output size of Resize(resize) for a w x h image (torchvision's rule). */
 void kn_image_resized_size(int w, int h, int resize, int *ow, int *oh);
