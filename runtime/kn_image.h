@@ -1,14 +1,22 @@
 /* kn_image.h — image files to model inputs: JPEG (libjpeg-turbo) and PNG
  * (libpng) decoding to 8-bit RGB, then the torchvision pipeline
  *   Resize(resize) -> CenterCrop(crop) -> ToTensor -> Normalize(mean, std)
- * on PIL images, reproduced within a small tolerance:
+ * on PIL images, reproduced exactly for full-size decodes:
  *   - resize is PIL's separable ImagingResample with the bilinear (triangle)
  *     filter, whose support widens with the downscale factor (antialiasing),
- *     each pass rounded to 8 bits as PIL does; computed in float;
+ *     in PIL's own fixed point (22-bit coefficients, each pass rounded to
+ *     8 bits), so a full-size decode gives PIL's pixels exactly;
  *   - the shorter side becomes `resize`, the longer int(resize*long/short),
  *     the crop offset round((size - crop) / 2) with Python's half-to-even.
  * Only the output pixels inside the crop are computed (same values: every
- * output pixel depends on its own filter window only).
+ * output pixel depends on its own filter window only), and with
+ * kn_image_load_crop only the JPEG rows and (iMCU-aligned) columns those
+ * filter windows read are decoded, each row going straight through the
+ * horizontal pass: the same pixels again.  Both passes run on SSE2, or
+ * AVX2 where the CPU has it (the same integers as the scalar loops).
+ *
+ * DCT-scaled decoding (kn_img_decode_opts.min_short) is the one inexact
+ * option: the IDCT's own low-pass replaces part of PIL's filter.
  *
  * Training augmentation is torchvision's RandomResizedCrop(size, scale
  * (0.08, 1), ratio (3/4, 4/3)) + RandomHorizontalFlip, with the random
@@ -23,11 +31,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 8-bit RGB, rows of w*3 bytes, no padding. */
+/* 8-bit RGB, rows of w*3 bytes, no padding.  A decode may hold only a
+ * window of the image: px is then the w x h rectangle at (x0, y0) of the
+ * full_w x full_h decoded picture (kn_img_decode_opts.resize/crop). */
 typedef struct {
     int w, h;
     uint8_t *px;
     int dct_num;             /* decoded at dct_num/8 of the file's size (8: full) */
+    int x0, y0;              /* the window's place in the decoded picture */
+    int full_w, full_h;      /* the decoded picture's size (w, h when whole) */
 } kn_img;
 
 /* Decoding options. */
@@ -35,6 +47,13 @@ typedef struct {
     /* > 0: a JPEG may be decoded at a reduced size M/8 (libjpeg-turbo's DCT
      * scaling) as long as its shorter side stays >= min_short; 0 = full size. */
     int min_short;
+    /* resize > 0: the picture is only for kn_image_resize_crop(resize, crop),
+     * so a JPEG decodes just the source window that crop's filter taps read
+     * (libjpeg-turbo's jpeg_crop_scanline / jpeg_skip_scanlines, stopping
+     * after the last row needed): the same pixels, less work.  Data past the
+     * window is not decoded, so a corrupt tail goes unnoticed; a missing
+     * end-of-image marker is still an error. */
+    int resize, crop;
 } kn_img_decode_opts;
 
 /* Sizes of the source image before any DCT scaling. */
@@ -50,6 +69,14 @@ void kn_img_free(kn_img *im);
  * the pixels were DCT-scaled. */
 int kn_image_decode(const char *path, const kn_img_decode_opts *o, kn_img *out, kn_img_size *orig,
                     char *err, size_t errcap);
+
+/* kn_image_decode + kn_image_resize_crop(o->resize, o->crop) in one go,
+ * the same pixels, into crop (o->crop^2 * 3 bytes, RGB; o->resize 0: no
+ * resize).  A JPEG streams:
+ * each decoded row of the window goes straight through the resampler's
+ * horizontal pass, so no decoded picture is stored.  Errors name the file. */
+int kn_image_load_crop(const char *path, const kn_img_decode_opts *o, uint8_t *crop, kn_img_size *orig, char *err,
+                       size_t errcap);
 
 /* Cheap validity check without decoding the pixels: the header parses and
  * the file is not truncated (JPEG: an end-of-image marker near the end; PNG:
@@ -72,6 +99,12 @@ int kn_image_augment(const kn_img *im, int size, uint64_t seed, uint64_t stream,
 /* HWC u8 -> CHW f32: v/255, then (v - mean[c]) / std[c] when norm (mean,
  * std pairs, 3 of them) is non-NULL; float32 in torchvision's order. */
 void kn_image_to_chw(const kn_img *im, const float *norm, float *dst);
+
+/* Caps the SIMD the resampler and kn_image_to_chw use: 0 the portable
+ * scalar loops, 1 SSE2, 2 AVX2 (the default: the best the CPU has).  All
+ * give the same bytes; tests compare them.  Not thread-safe: set it before
+ * decoding starts. */
+void kn_image_set_simd(int level);
 
 /* Output size of Resize(resize) for a w x h image (torchvision's rule). */
 void kn_image_resized_size(int w, int h, int resize, int *ow, int *oh);

@@ -18,7 +18,9 @@
  * many times `resize`: the triangle filter then still averages >= 2 decoded
  * pixels per output pixel, so the IDCT's own low-pass barely shows
  * (tests/test_runtime_image.c measures it).  At 1x the error on 400-pixel
- * photos was a mean of 1 level and up to 29 (bench/image_pipeline.py). */
+ * photos was a mean of 1 level and up to 29 (bench/image_pipeline.py's
+ * dct256), and it was slower: libjpeg-turbo's 6/8 and 7/8 IDCTs are not
+ * SIMD. */
 #define DCT_MIN_FACTOR 2
 
 typedef struct {
@@ -255,22 +257,31 @@ static int sample_crop(kn_imgset *s, int i, kn_img *crop, int *owned, char *err,
 {
     int sz = s->o.crop;
     if (s->cache[i]) {
-        *crop = (kn_img){sz, sz, s->cache[i], 8};
+        *crop = (kn_img){.w = sz, .h = sz, .px = s->cache[i], .dct_num = 8, .full_w = sz, .full_h = sz};
         *owned = 0;
         return 0;
     }
-    kn_img im;
-    kn_img_size orig;
-    kn_img_decode_opts d = {s->o.augment ? 0 : DCT_MIN_FACTOR * s->o.resize};
-    if (kn_image_decode(s->files[i], &d, &im, &orig, err, errcap)) return -1;
-    int rc = s->o.augment
-                 ? kn_image_augment(&im, sz, s->o.seed, s->stream, (uint64_t)i, crop, NULL, err, errcap)
-                 : kn_image_resize_crop(&im, &orig, s->o.resize, sz, crop, err, errcap);
-    kn_img_free(&im);
-    if (rc) {
-        char e2[1024];
-        snprintf(e2, sizeof e2, "%s", err);
-        return kn_rt_errf(err, errcap, "%s: %s", s->files[i], e2);
+    if (!s->o.augment) {
+        /* Eval and feature caching: the decode streams through resize +
+         * crop (only the window the crop reads is decoded). */
+        kn_img_decode_opts d = {DCT_MIN_FACTOR * s->o.resize, s->o.resize, sz};
+        *crop = (kn_img){.w = sz, .h = sz, .dct_num = 8, .full_w = sz, .full_h = sz};
+        crop->px = malloc((size_t)sz * sz * 3 + 1);
+        if (!crop->px) return kn_rt_errf(err, errcap, "out of memory");
+        if (kn_image_load_crop(s->files[i], &d, crop->px, NULL, err, errcap)) {
+            kn_img_free(crop);
+            return -1;
+        }
+    } else {
+        kn_img im;
+        if (kn_image_decode(s->files[i], NULL, &im, NULL, err, errcap)) return -1;
+        int rc = kn_image_augment(&im, sz, s->o.seed, s->stream, (uint64_t)i, crop, NULL, err, errcap);
+        kn_img_free(&im);
+        if (rc) {
+            char e2[1024];
+            snprintf(e2, sizeof e2, "%s", err);
+            return kn_rt_errf(err, errcap, "%s: %s", s->files[i], e2);
+        }
     }
     *owned = 1;
     size_t bytes = (size_t)sz * sz * 3;

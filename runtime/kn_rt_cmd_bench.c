@@ -23,12 +23,6 @@ static const char HELP[] =
     "               heaviest nodes of each phase, with their share\n"
     "  reports median and min ms per call, items/s, peak RSS and arena bytes.\n";
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* One timed call: the infer phase, or a training step (train phase, then
  * update phase, with the step protocol of `train`: 0-based for the
  * micro-batch, 1-based for the update).  prof, when given, times the nodes
@@ -122,8 +116,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         bench_call(m, &ctx, ph, batch, train, (uint64_t)i, NULL);
         if (i >= warmup) ms[i - warmup] = kn_rt_now_ms() - t0;
     }
-    qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
-    double med = iters % 2 ? ms[iters / 2] : 0.5 * (ms[iters / 2 - 1] + ms[iters / 2]);
+    double med = kn_rt_median(ms, iters); /* sorts ms */
     double mn = ms[0], ips = med > 0 ? batch * 1000.0 / med : 0, rss = kn_rt_peak_rss_mb();
     size_t arena = kn_rt_arena_bytes(m, batch);
     char ab[32];

@@ -185,13 +185,14 @@ static int image_input(const kn_cli *c, const char *file, int chw_numel, float *
     if (m->crop <= 0 || 3 * m->crop * m->crop != chw_numel)
         return kn_cli_fail(c, "%s: the model's input takes %d values per sample, not 3x%dx%d (its crop)", file,
                            chw_numel, m->crop, m->crop);
-    kn_img im, cr;
-    kn_img_size orig;
-    kn_img_decode_opts o = {2 * m->resize}; /* the dataset's DCT-scaling policy */
-    if (kn_image_decode(file, &o, &im, &orig, err, sizeof err)) return kn_cli_fail(c, "%s", err);
-    int rc = kn_image_resize_crop(&im, &orig, m->resize, m->crop, &cr, err, sizeof err);
-    kn_img_free(&im);
-    if (rc) return kn_cli_fail(c, "%s: %s", file, err);
+    /* The dataset's DCT-scaling policy, streamed through resize + crop. */
+    kn_img_decode_opts o = {2 * m->resize, m->resize, m->crop};
+    kn_img cr = {.w = m->crop, .h = m->crop, .px = malloc((size_t)3 * m->crop * m->crop + 1), .dct_num = 8};
+    if (!cr.px) return kn_cli_fail(c, "%s: out of memory", file);
+    if (kn_image_load_crop(file, &o, cr.px, NULL, err, sizeof err)) {
+        kn_img_free(&cr);
+        return kn_cli_fail(c, "%s", err);
+    }
     kn_image_to_chw(&cr, m->n_normalize == 6 ? m->normalize : NULL, dst);
     kn_img_free(&cr);
     return 0;
