@@ -1,28 +1,63 @@
 /* kn_rt_blas.c — GEMM for generated code.  Row-major because the arena
- * stores batch-outermost tensors; OpenBLAS does the work. */
+ * stores batch-outermost tensors; OpenBLAS does the work.
+ *
+ * Threads: one OpenMP pool serves the whole program.  Generated code runs
+ * its conv tiles and depthwise channels in `omp parallel for` loops and
+ * calls kn_rt_sgemm from inside them; a GEMM called outside a parallel
+ * region is split into row or column blocks here.  OpenBLAS is kept at one
+ * thread, so its own pool never competes with OpenMP's for the cores. */
 #include "kn_rt.h"
 #include "kn_rt_blas.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+/* Below this many multiply-adds a second thread costs more than it saves. */
+#define KN_RT_SPLIT_MACS (1 << 18)
+
+static void sgemm_one(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc)
+{
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
+}
 
 void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads < 2 || (double)M * N * K < KN_RT_SPLIT_MACS) {
+        sgemm_one(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* Split the longer side of C into one block per thread (columns in
+     * multiples of 16 floats, so blocks start on cache lines). */
+    int by_cols = N >= M, len = by_cols ? N : M;
+    int chunk = (len + threads - 1) / threads;
+    if (by_cols) chunk = (chunk + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int p = 0; p < threads; p++) {
+        int lo = p * chunk, n = len - lo < chunk ? len - lo : chunk;
+        if (n <= 0) continue;
+        if (by_cols)
+            sgemm_one(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + (size_t)lo * ldb : B + lo, ldb, beta,
+                      C + lo, ldc);
+        else
+            sgemm_one(trans_a, trans_b, n, N, K, alpha, trans_a ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta,
+                      C + (size_t)lo * ldc, ldc);
+    }
 }
 
 void kn_rt_set_threads(int n)
 {
-    if (n > 0) openblas_set_num_threads(n);
+    if (n > 0) omp_set_num_threads(n);
 }
 
-int kn_rt_get_threads(void) { return openblas_get_num_threads(); }
+int kn_rt_get_threads(void) { return omp_get_max_threads(); }
 
 const char *kn_rt_blas_core(void) { return openblas_get_corename(); }
 
@@ -35,6 +70,7 @@ const char *kn_rt_blas_core(void) { return openblas_get_corename(); }
  * wins; on any failure the program just goes on with the default kernels. */
 void kn_rt_boot(char **argv)
 {
+    openblas_set_num_threads(1); /* see the top of this file: threads come from OpenMP */
     if (getenv("OPENBLAS_CORETYPE")) return;
     __builtin_cpu_init();
     const char *core = NULL;
@@ -44,6 +80,7 @@ void kn_rt_boot(char **argv)
     else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         core = "HASWELL";
     if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+    setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the new image then starts no OpenBLAS pool at all */
     execv("/proc/self/exe", argv);
     unsetenv("OPENBLAS_CORETYPE"); /* exec failed: the running library never saw it */
 }

@@ -9,7 +9,10 @@
  * may also be ONNX's four values (top, left, bottom, right).
  *
  * Emission is im2col + kn_rt_sgemm per sample and group, except depthwise
- * convolutions (direct loops) and 1x1 ones (no im2col).  The im2col buffer
+ * convolutions (direct loops) and 1x1 ones (no im2col).  The GEMM runs in
+ * tiles with the bias (and a fused epilogue) applied per tile; tiles,
+ * depthwise channels and im2col rows are `omp parallel for` loops (the
+ * runtime keeps OpenBLAS single-threaded, see kn_rt_blas.c).  The im2col buffer
  * is the node's second output `<node>.col` f32[C/groups*kh*kw, OH*OW]
  * (not batched): the memory planner gives it arena space for the node's
  * lifetime only, so no step allocates.  Nothing reads it after the node.
@@ -217,6 +220,7 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
 static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src)
 {
     long long k = q->c / q->groups * q->kh * q->kw, ohw = q->oh * q->ow;
+    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
     kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) {", k);
     e->indent++;
     kn_emit_line(e, "const size_t c = r / %lld, ki = r / %lld %% %lld, kj = r %% %lld;",
@@ -333,6 +337,7 @@ static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const conv_epilo
     if (lo > hi) lo = hi;
     kn_emit_line(e, "(void)COL; /* depthwise: direct, no im2col */");
     kn_emit_line(e, "static const float zero_row[%lld];", (long long)q->w);
+    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
     kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
     e->indent++;
     kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
@@ -450,6 +455,7 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     if (direct) {
         /* x is its own im2col: every (sample, group, tile) is independent. */
         kn_emit_line(e, "(void)COL; /* 1x1 kernel: x is its own im2col */");
+        kn_emit_line(e, "#pragma omp parallel for schedule(static)");
         kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q.groups * tiles);
         e->indent++;
         kn_emit_line(e, "const size_t s = j / %lld, gi = j / %lld %% %lld, t = j %% %lld;",
@@ -462,6 +468,7 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         e->indent++;
         kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg, hw);
         conv_emit_im2col(e, &q, "Xg");
+        kn_emit_line(e, "#pragma omp parallel for schedule(static)");
         kn_emit_line(e, "for (size_t t = 0; t < %lld; t++) {", tiles);
         e->indent++;
     }
