@@ -287,7 +287,10 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_p
         .rt_lib = env_or("KILN_RT_LIB", KILN_RT_LIB),
         .link_flags = KILN_RT_LINK_FLAGS,
         .extra_cflags = KILN_RT_CFLAGS,
-        .opt_flags = env_or("KILN_CFLAGS", "-O3"),
+        /* Shapes are static, so the vectoriser does the most with the
+         * build machine's full SIMD width; KILN_CFLAGS=-O3 builds a
+         * portable executable. */
+        .opt_flags = env_or("KILN_CFLAGS", KN_DEFAULT_CFLAGS),
     };
     return kn_build_executable(&tc, c_path, exe_path, d);
 }

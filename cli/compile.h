@@ -7,6 +7,9 @@
 #include "../ir/ir.h"
 #include "../passes/passes.h"
 
+/* Optimisation flags for generated code when KILN_CFLAGS is unset. */
+#define KN_DEFAULT_CFLAGS "-O3 -march=native"
+
 typedef struct {
     kn_graph *model;        /* as parsed */
     kn_graph *infer;        /* eval-mode phase after the pipeline */

@@ -44,8 +44,9 @@ static const char *USAGE =
     "\n"
     "--set P=V overrides the model file's `param P = default` (repeatable; part of the model hash).\n"
     "The executables kiln builds have their own commands: EXE --help.\n"
-    "Environment: KILN_CC (C compiler), KILN_CFLAGS (default -O3), KILN_CACHE (cache folder for `run`),\n"
-    "KILN_DATA (data root for onnx(\"path\") in model files and for data sets).\n";
+    "Environment: KILN_CC (C compiler), KILN_CFLAGS (default \"-O3 -march=native\"; -O3 for a portable\n"
+    "executable), KILN_CACHE (cache folder for `run`), KILN_DATA (data root for onnx(\"path\") in model files\n"
+    "and for data sets).\n";
 
 static int usage_error(const char *fmt, const char *arg)
 {
