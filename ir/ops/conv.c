@@ -35,6 +35,8 @@
 #include <math.h>
 
 
+
+
 typedef struct {
     int64_t c, h, w;          /* input channels and size */
     int64_t oc, oh, ow;       /* output channels and size */
@@ -392,17 +394,119 @@ static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const conv_epilo
     kn_emit_line(e, "}");
 }
 
+/* Stride-1 planes narrower than this run as one flat loop (see below):
+ * their rows are too short to vectorise well one by one. */
+#define KN_DW_FLAT_MAX_W 32
+
+static bool conv_dw_flat(const conv_geom *q) { return q->sh == 1 && q->sw == 1 && q->ow < KN_DW_FLAT_MAX_W; }
+
+/* Scratch floats per thread the padded depthwise kernel needs, or 0 when
+ * it does not apply (it keeps the padded plane and, for stride 1, a flat
+ * output on the stack: 256 KiB at most). */
+static long long conv_dw_padded_floats(const conv_geom *q)
+{
+    long long ph = q->h + q->ph + q->ph_end, pw = q->w + q->pw + q->pw_end;
+    long long need = ph * pw + (conv_dw_flat(q) ? q->oh * pw : 0);
+    return need <= 65536 ? need : 0;
+}
+
+/* Depthwise over a zero-padded copy of each channel: no bounds tests and
+ * no border columns.  Small stride-1 planes compute the output as one
+ * flat run over the padded width (the PW-OW extra columns per row are
+ * discarded), so 7x7 and 14x14 planes still give the vectoriser long
+ * loops; the rest loop over output rows.  The epilogue runs before the
+ * single store of each output. */
+static void conv_emit_depthwise_padded(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
+{
+    long long hw = q->h * q->w, ohw = q->oh * q->ow, taps = q->kh * q->kw;
+    long long ph = q->h + q->ph + q->ph_end, pw = q->w + q->pw + q->pw_end;
+    bool flat = conv_dw_flat(q);
+    kn_emit_line(e, "(void)COL; /* depthwise: direct over a padded copy, no im2col */");
+    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
+    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
+    e->indent++;
+    kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
+    kn_emit_line(e, "const float *restrict Xc = X + j * %lld, *restrict Wc = W + ch * %lld;", hw, taps);
+    kn_emit_line(e, "float *restrict Yc = Y + j * %lld;", ohw);
+    if (ep->residual) kn_emit_line(e, "const float *restrict Rc = R + j * %lld;", ohw);
+    kn_emit_line(e, "const float b = %s;", ep->bias ? "B[ch]" : "0.0f");
+    kn_emit_line(e, "float P[%lld];", ph * pw);
+    if (q->ph) kn_emit_line(e, "memset(P, 0, %lld * sizeof(float));", q->ph * pw);
+    if (q->ph_end) kn_emit_line(e, "memset(P + %lld, 0, %lld * sizeof(float));", (q->ph + q->h) * pw, q->ph_end * pw);
+    kn_emit_line(e, "for (size_t ih = 0; ih < %lld; ih++) {", (long long)q->h);
+    e->indent++;
+    kn_emit_line(e, "float *Pr = P + (ih + %lld) * %lld;", (long long)q->ph, pw);
+    if (q->pw) kn_emit_line(e, "for (size_t i = 0; i < %lld; i++) Pr[i] = 0.0f;", (long long)q->pw);
+    kn_emit_line(e, "memcpy(Pr + %lld, Xc + ih * %lld, %lld * sizeof(float));", (long long)q->pw, (long long)q->w,
+                 (long long)q->w);
+    if (q->pw_end)
+        kn_emit_line(e, "for (size_t i = %lld; i < %lld; i++) Pr[i] = 0.0f;", (long long)(q->pw + q->w), pw);
+    e->indent--;
+    kn_emit_line(e, "}");
+    if (flat) {
+        long long run = (q->oh - 1) * pw + q->ow;
+        kn_emit_line(e, "float T[%lld];", q->oh * pw);
+        kn_emit_line(e, "for (size_t p = 0; p < %lld; p++) {", run);
+        e->indent++;
+        kn_emit_line(e, "float v = b;");
+        for (int64_t ki = 0; ki < q->kh; ki++)
+            for (int64_t kj = 0; kj < q->kw; kj++)
+                kn_emit_line(e, "v += Wc[%lld] * P[p + %lld];", (long long)(ki * q->kw + kj),
+                             (long long)(ki * q->dh * pw + kj * q->dw));
+        kn_emit_line(e, "T[p] = v;");
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
+    kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
+    e->indent++;
+    if (flat) kn_emit_line(e, "const float *restrict Tr = T + oh * %lld;", pw);
+    else
+        for (int64_t ki = 0; ki < q->kh; ki++)
+            kn_emit_line(e, "const float *restrict P%lld = P + (oh * %lld + %lld) * %lld;", (long long)ki,
+                         (long long)q->sh, (long long)(ki * q->dh), pw);
+    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
+    e->indent++;
+    if (flat) kn_emit_line(e, "float v = Tr[ow];");
+    else {
+        kn_emit_line(e, "float v = b;");
+        for (int64_t ki = 0; ki < q->kh; ki++)
+            for (int64_t kj = 0; kj < q->kw; kj++)
+                kn_emit_line(e, "v += Wc[%lld] * P%lld[ow * %lld + %lld];", (long long)(ki * q->kw + kj),
+                             (long long)ki, (long long)q->sw, (long long)(kj * q->dw));
+    }
+    if (ep->residual) kn_emit_line(e, "v += Rc[oh * %lld + ow];", (long long)q->ow);
+    char dst[64];
+    snprintf(dst, sizeof dst, "Yc[oh * %lld + ow]", (long long)q->ow);
+    conv_emit_store(e, ep, dst);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 /* GEMM tiles of one sample and group (Y_g = W_g X_g: ocg x ohw): the
  * epilogue runs on each tile right after its GEMM, while it is in cache,
- * and the tiles are the unit of work a parallel loop hands out.  Wide
- * outputs (early layers, thousands of pixels) split their columns; narrow
- * ones (7x7, 14x14) their rows, so every layer has several tiles. */
+ * and the tiles are the unit of work a parallel loop hands out.  Columns
+ * are cut in blocks of at most 512; then rows, then columns are halved
+ * until a layer has KN_CONV_TILES tiles, so even the 7x7 and 14x14 layers
+ * of a batch-1 call keep every thread busy.  Blocks stay multiples of 4
+ * rows and 16 columns (OpenBLAS's micro-tile in the transposed view it
+ * computes a row-major product in). */
+#define KN_CONV_TILES 8
+
+static long long round_up(long long v, long long m) { return (v + m - 1) / m * m; }
+
 static void conv_tiles(long long ocg, long long ohw, long long *mc, long long *nc)
 {
     long long nt = (ohw + 511) / 512, mt = 1;
-    *nc = (ohw + nt - 1) / nt;
-    if (nt < 4 && ocg >= 128) mt = ocg / 64 < 8 / nt ? ocg / 64 : 8 / nt;
-    *mc = (ocg + mt - 1) / mt;
+    while (nt * mt < KN_CONV_TILES && ocg / (mt * 2) >= 16) mt *= 2;
+    while (nt * mt < KN_CONV_TILES && ohw / (nt + 1) >= 64) nt++;
+    *mc = round_up((ocg + mt - 1) / mt, 4);
+    *nc = round_up((ohw + nt - 1) / nt, 16);
+    if (*mc > ocg) *mc = ocg;
+    if (*nc > ohw) *nc = ohw;
 }
 
 /* Prints one tile `t` of the GEMM of sample/group pointers Xs (K x ohw,
@@ -444,7 +548,8 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
     conv_bind(e, n, &ep);
     if (conv_is_depthwise(&q)) {
-        conv_emit_depthwise(e, &q, &ep, samples);
+        if (conv_dw_padded_floats(&q)) conv_emit_depthwise_padded(e, &q, &ep, samples);
+        else conv_emit_depthwise(e, &q, &ep, samples);
         return KN_OK;
     }
     long long cg = q.c / q.groups, ocg = q.oc / q.groups, k = cg * q.kh * q.kw, ohw = q.oh * q.ow;
