@@ -16,8 +16,9 @@
  * is the node's second output `<node>.col` f32[C/groups*kh*kw, OH*OW]
  * (not batched): the memory planner gives it arena space for the node's
  * lifetime only, so no step allocates.  Nothing reads it after the node.
- * A 1x1 kernel with stride 1 and no padding multiplies x directly (col is a
- * 1-element placeholder then).
+ * A 1x1 kernel with stride 1 and no padding multiplies x directly, and a
+ * forward depthwise conv runs direct loops (col is a 1-element placeholder
+ * then).
  *
  * Backward ops, built by the gradient rule (also callable from model files,
  * which the golden tests use):
@@ -121,6 +122,8 @@ static bool conv_is_1x1(const conv_geom *q)
            q->ph_end == 0 && q->pw_end == 0;
 }
 
+static bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
+
 /* The im2col buffer's shape (a placeholder for the 1x1 fast path). */
 static kn_shape conv_col_shape(const conv_geom *q)
 {
@@ -213,6 +216,7 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
     if (r && (r->dtype != KN_F32 || !kn_shape_equal(&r->shape, &y)))
         return kn_op_error(d, g, n, "internal: the fused residual '%s' must have the output's shape", r->name);
     kn_shape col = conv_col_shape(&q);
+    if (conv_is_depthwise(&q)) col = kn_shape_make(1, (int64_t[]){1}); /* direct kernel: no im2col */
     kn_ops_set_out(g, n, 0, KN_F32, &y);
     kn_ops_set_out(g, n, 1, KN_F32, &col);
     return KN_OK;
@@ -277,7 +281,6 @@ static void conv_emit_col2im(kn_emit *e, const conv_geom *q, const char *dst)
     kn_emit_line(e, "}");
 }
 
-static bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
 
 /* What follows the convolution sum in one pass over each output tile: the
  * bias, and on inference graphs the epilogue that passes/fuse_epilogue.c
