@@ -325,6 +325,22 @@ static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
     kn_emit_bind_out(e, "COL", n->out[1]);
 }
 
+/* Opens the parallel loop over (sample, channel) planes j of a depthwise
+ * conv: Xc, Wc, Yc (and Rc) point at the plane, b is its bias. */
+static void conv_emit_dw_channel_loop(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
+{
+    long long hw = q->h * q->w, ohw = q->oh * q->ow;
+    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
+    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
+    e->indent++;
+    kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
+    kn_emit_line(e, "const float *restrict Xc = X + j * %lld, *restrict Wc = W + ch * %lld;", hw,
+                 (long long)(q->kh * q->kw));
+    kn_emit_line(e, "float *restrict Yc = Y + j * %lld;", ohw);
+    if (ep->residual) kn_emit_line(e, "const float *restrict Rc = R + j * %lld;", ohw);
+    kn_emit_line(e, "const float b = %s;", ep->bias ? "B[ch]" : "0.0f");
+}
+
 /* Depthwise (one filter per channel, MobileNet's 3x3 layers): direct loops.
  * im2col + a GEMM per channel would run C tiny GEMMs of one row each.  Each
  * output row reads kh input rows (a zero row stands in for the padding
@@ -334,7 +350,6 @@ static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
  * store, so each output is written once. */
 static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
 {
-    long long hw = q->h * q->w, ohw = q->oh * q->ow, taps = q->kh * q->kw;
     /* Interior columns [lo, hi): ow*sw - pw >= 0 and ow*sw + (kw-1)*dw - pw <= w-1. */
     long long lo = (q->pw + q->sw - 1) / q->sw, last = q->w - 1 - (q->kw - 1) * q->dw + q->pw;
     long long hi = last < 0 ? 0 : last / q->sw + 1;
@@ -342,14 +357,7 @@ static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const conv_epilo
     if (lo > hi) lo = hi;
     kn_emit_line(e, "(void)COL; /* depthwise: direct, no im2col */");
     kn_emit_line(e, "static const float zero_row[%lld];", (long long)q->w);
-    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
-    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
-    e->indent++;
-    kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
-    kn_emit_line(e, "const float *Xc = X + j * %lld, *Wc = W + ch * %lld;", hw, taps);
-    kn_emit_line(e, "float *Yc = Y + j * %lld;", ohw);
-    if (ep->residual) kn_emit_line(e, "const float *Rc = R + j * %lld;", ohw);
-    kn_emit_line(e, "const float b = %s;", ep->bias ? "B[ch]" : "0.0f");
+    conv_emit_dw_channel_loop(e, q, ep, samples);
     kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
     e->indent++;
     kn_emit_line(e, "const float *restrict x[%lld];", (long long)q->kh);
@@ -421,18 +429,10 @@ static long long conv_dw_padded_floats(const conv_geom *q)
  * single store of each output. */
 static void conv_emit_depthwise_padded(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
 {
-    long long hw = q->h * q->w, ohw = q->oh * q->ow, taps = q->kh * q->kw;
     long long ph = q->h + q->ph + q->ph_end, pw = q->w + q->pw + q->pw_end;
     bool flat = conv_dw_flat(q);
     kn_emit_line(e, "(void)COL; /* depthwise: direct over a padded copy, no im2col */");
-    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
-    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
-    e->indent++;
-    kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
-    kn_emit_line(e, "const float *restrict Xc = X + j * %lld, *restrict Wc = W + ch * %lld;", hw, taps);
-    kn_emit_line(e, "float *restrict Yc = Y + j * %lld;", ohw);
-    if (ep->residual) kn_emit_line(e, "const float *restrict Rc = R + j * %lld;", ohw);
-    kn_emit_line(e, "const float b = %s;", ep->bias ? "B[ch]" : "0.0f");
+    conv_emit_dw_channel_loop(e, q, ep, samples);
     kn_emit_line(e, "float P[%lld];", ph * pw);
     if (q->ph) kn_emit_line(e, "memset(P, 0, %lld * sizeof(float));", q->ph * pw);
     if (q->ph_end) kn_emit_line(e, "memset(P + %lld, 0, %lld * sizeof(float));", (q->ph + q->h) * pw, q->ph_end * pw);
