@@ -11,6 +11,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -61,26 +62,42 @@ int kn_rt_get_threads(void) { return omp_get_max_threads(); }
 
 const char *kn_rt_blas_core(void) { return openblas_get_corename(); }
 
-/* Debian's OpenBLAS 0.3.21 identifies x86 cores by family/model number and
- * runs its Prescott (SSE3) kernels on CPUs newer than it knows, about 5x
- * slower than their AVX-512 ones.  It reads OPENBLAS_CORETYPE once, when
- * the library loads, so the choice has to be in the environment before the
- * process starts: re-execute once with the core named from the CPU's
- * feature flags (not its model number).  A user's own OPENBLAS_CORETYPE
- * wins; on any failure the program just goes on with the default kernels. */
+/* The OpenBLAS kernel set for this CPU, from its feature flags, or NULL. */
+static const char *openblas_core_for_cpu(void)
+{
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return "SKYLAKEX";
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "HASWELL";
+    return NULL;
+}
+
+/* Two libraries read their settings once, when they load, so those have to
+ * be in the environment before the process starts: kn_rt_boot re-executes
+ * the program once with them set.
+ * - Debian's OpenBLAS 0.3.21 identifies x86 cores by family/model number
+ *   and runs its Prescott (SSE3) kernels on CPUs newer than it knows, about
+ *   5x slower than their AVX-512 ones: OPENBLAS_CORETYPE names the core from
+ *   the CPU's feature flags instead.
+ * - libgomp's idle threads spin 300,000 rounds (milliseconds on CPUs with a
+ *   slow `pause`) before they sleep.  Between two parallel loops of one
+ *   inference a few microseconds pass; a longer spin only burns the core
+ *   that a descheduled team mate needs when the machine is busy, and every
+ *   barrier then waits for a whole time slice.  GOMP_SPINCOUNT=10000.
+ * The user's own OPENBLAS_CORETYPE, GOMP_SPINCOUNT or OMP_WAIT_POLICY wins;
+ * on any failure the program just goes on with the defaults. */
 void kn_rt_boot(char **argv)
 {
     openblas_set_num_threads(1); /* see the top of this file: threads come from OpenMP */
-    if (getenv("OPENBLAS_CORETYPE")) return;
-    __builtin_cpu_init();
-    const char *core = NULL;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        core = "SKYLAKEX";
-    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        core = "HASWELL";
-    if (!core || setenv("OPENBLAS_CORETYPE", core, 1) != 0) return;
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : openblas_core_for_cpu();
+    bool spin = !getenv("GOMP_SPINCOUNT") && !getenv("OMP_WAIT_POLICY");
+    if (core && setenv("OPENBLAS_CORETYPE", core, 1) != 0) core = NULL;
+    if (spin && setenv("GOMP_SPINCOUNT", "10000", 1) != 0) spin = false;
+    if (!core && !spin) return;
     setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the new image then starts no OpenBLAS pool at all */
     execv("/proc/self/exe", argv);
-    unsetenv("OPENBLAS_CORETYPE"); /* exec failed: the running library never saw it */
+    /* exec failed: the running libraries never saw these */
+    if (core) unsetenv("OPENBLAS_CORETYPE");
+    if (spin) unsetenv("GOMP_SPINCOUNT");
 }

@@ -222,11 +222,20 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* Prints the pragma that runs the next loop on the OpenMP team: `count`
+ * (a C expression: the trip count's batch factor, or "1") times `work`
+ * (elements or multiply-adds per factor) below KN_RT_PAR_MIN keeps it on
+ * one thread, so tiny layers and test models never wake the team. */
+static void conv_emit_parallel_for(kn_emit *e, const char *count, long long work)
+{
+    kn_emit_line(e, "#pragma omp parallel for schedule(static) if(%s * %lld >= KN_RT_PAR_MIN)", count, work);
+}
+
 /* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW). */
 static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src)
 {
     long long k = q->c / q->groups * q->kh * q->kw, ohw = q->oh * q->ow;
-    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
+    conv_emit_parallel_for(e, "1", k * ohw);
     kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) {", k);
     e->indent++;
     kn_emit_line(e, "const size_t c = r / %lld, ki = r / %lld %% %lld, kj = r %% %lld;",
@@ -330,7 +339,7 @@ static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
 static void conv_emit_dw_channel_loop(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
 {
     long long hw = q->h * q->w, ohw = q->oh * q->ow;
-    kn_emit_line(e, "#pragma omp parallel for schedule(static)");
+    conv_emit_parallel_for(e, samples, q->c * ohw * q->kh * q->kw);
     kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
     e->indent++;
     kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
@@ -563,7 +572,7 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     if (direct) {
         /* x is its own im2col: every (sample, group, tile) is independent. */
         kn_emit_line(e, "(void)COL; /* 1x1 kernel: x is its own im2col */");
-        kn_emit_line(e, "#pragma omp parallel for schedule(static)");
+        conv_emit_parallel_for(e, samples, (long long)q.oc * ohw * k);
         kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q.groups * tiles);
         e->indent++;
         kn_emit_line(e, "const size_t s = j / %lld, gi = j / %lld %% %lld, t = j %% %lld;",
@@ -576,7 +585,7 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         e->indent++;
         kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg, hw);
         conv_emit_im2col(e, &q, "Xg");
-        kn_emit_line(e, "#pragma omp parallel for schedule(static)");
+        conv_emit_parallel_for(e, "1", ocg * ohw * k);
         kn_emit_line(e, "for (size_t t = 0; t < %lld; t++) {", tiles);
         e->indent++;
     }
