@@ -84,7 +84,8 @@ static const char *openblas_core_for_cpu(void)
  *   slow `pause`) before they sleep.  Between two parallel loops of one
  *   inference a few microseconds pass; a longer spin only burns the core
  *   that a descheduled team mate needs when the machine is busy, and every
- *   barrier then waits for a whole time slice.  GOMP_SPINCOUNT=10000.
+ *   barrier then waits for a whole time slice.  GOMP_SPINCOUNT=1000 (tens of
+ *   microseconds: it still covers the gaps between the loops of one call).
  * The user's own OPENBLAS_CORETYPE, GOMP_SPINCOUNT or OMP_WAIT_POLICY wins;
  * on any failure the program just goes on with the defaults. */
 void kn_rt_boot(char **argv)
@@ -93,7 +94,7 @@ void kn_rt_boot(char **argv)
     const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : openblas_core_for_cpu();
     bool spin = !getenv("GOMP_SPINCOUNT") && !getenv("OMP_WAIT_POLICY");
     if (core && setenv("OPENBLAS_CORETYPE", core, 1) != 0) core = NULL;
-    if (spin && setenv("GOMP_SPINCOUNT", "10000", 1) != 0) spin = false;
+    if (spin && setenv("GOMP_SPINCOUNT", "1000", 1) != 0) spin = false;
     if (!core && !spin) return;
     setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the new image then starts no OpenBLAS pool at all */
     execv("/proc/self/exe", argv);

@@ -225,10 +225,12 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
 /* Prints the pragma that runs the next loop on the OpenMP team: `count`
  * (a C expression: the trip count's batch factor, or "1") times `work`
  * (elements or multiply-adds per factor) below KN_RT_PAR_MIN keeps it on
- * one thread, so tiny layers and test models never wake the team. */
+ * one thread, so tiny layers and test models never wake the team.
+ * Guided scheduling: a thread the OS preempts on a busy machine holds up
+ * the others only for its current chunk, not for a fixed half of the loop. */
 static void conv_emit_parallel_for(kn_emit *e, const char *count, long long work)
 {
-    kn_emit_line(e, "#pragma omp parallel for schedule(static) if(%s * %lld >= KN_RT_PAR_MIN)", count, work);
+    kn_emit_line(e, "#pragma omp parallel for schedule(guided) if(%s * %lld >= KN_RT_PAR_MIN)", count, work);
 }
 
 /* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW). */
