@@ -226,6 +226,30 @@ static kn_status write_atomic(const char *path, const char *data, size_t len, kn
     return KN_OK;
 }
 
+/* An eval phase after the backend passes (epilogue fusion), with its own
+ * memory plan; train phases are emitted as compiled. */
+typedef struct {
+    kn_graph *g;
+    kn_memplan plan;
+} lowered;
+
+static kn_status lower_phase(kn_codegen_phase *ph, lowered *lo, kn_diag *d)
+{
+    memset(lo, 0, sizeof *lo);
+    if (ph->graph->mode != KN_MODE_EVAL) return KN_OK;
+    lo->g = kn_graph_clone(ph->graph);
+    if (kn_run_backend_pipeline(lo->g, d) != KN_OK || kn_plan_memory(lo->g, &lo->plan, d) != KN_OK) return KN_ERR;
+    ph->graph = lo->g;
+    ph->plan = &lo->plan;
+    return KN_OK;
+}
+
+static void lowered_free(lowered *lo)
+{
+    kn_graph_free(lo->g);
+    kn_memplan_free(&lo->plan);
+}
+
 kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_path,
                        const char *exe_path, kn_diag *d)
 {
@@ -242,12 +266,18 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_p
         phases[n_phases++] = (kn_codegen_phase){"head_train", c->head_train, &c->head_train_plan};
         phases[n_phases++] = (kn_codegen_phase){"head_infer", c->head_infer, &c->head_infer_plan};
     }
+    lowered low[6];
+    kn_status st = KN_OK;
+    for (int i = 0; i < n_phases; i++)
+        if (st == KN_OK) st = lower_phase(&phases[i], &low[i], d);
+        else low[i] = (lowered){0};
     char blob[4200];
     kn_cli_blob_path(c_path, blob, sizeof blob);
     kn_codegen_opts opts = {c->hash, target, blob};
     kn_strbuf src;
     kn_sb_init(&src);
-    kn_status st = kn_emit_c_program(c->model, phases, n_phases, &opts, &src, d);
+    if (st == KN_OK) st = kn_emit_c_program(c->model, phases, n_phases, &opts, &src, d);
+    for (int i = 0; i < n_phases; i++) lowered_free(&low[i]);
     if (st == KN_OK) st = write_atomic(c_path, src.s, src.len, d);
     kn_sb_free(&src);
     if (st != KN_OK) return st;

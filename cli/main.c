@@ -44,7 +44,8 @@ static const char *USAGE =
     "\n"
     "--set P=V overrides the model file's `param P = default` (repeatable; part of the model hash).\n"
     "The executables kiln builds have their own commands: EXE --help.\n"
-    "Environment: KILN_CC (C compiler), KILN_CFLAGS (default \"" KILN_DEFAULT_CFLAGS "\"), KILN_CACHE (cache folder for `run`),\n"
+    "Environment: KILN_CC (C compiler), KILN_CFLAGS (default \"" KILN_DEFAULT_CFLAGS "\";\n"
+    "-O3 for a portable executable), KILN_CACHE (cache folder for `run`),\n"
     "KILN_DATA (data root for onnx(\"path\") in model files and for data sets).\n";
 
 static int usage_error(const char *fmt, const char *arg)

@@ -14,6 +14,10 @@ kn_status kn_pass_infer_shapes(kn_graph *g, kn_diag *d);
 /* Removes nodes whose outputs reach neither the graph outputs nor the loss. */
 kn_status kn_pass_dce(kn_graph *g, kn_diag *d);
 
+/* Inference only: folds a conv2d's residual add and clip/relu successor into
+ * the conv as an epilogue (see fuse_epilogue.c). */
+kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d);
+
 /* Reverse-mode autodiff from g->loss; gradients end in accumulate_grad. */
 kn_status kn_pass_autodiff(kn_graph *g, kn_diag *d);
 /* Replaces the graph's nodes by one optimizer step per trainable parameter. */
@@ -27,6 +31,10 @@ int kn_find_frozen_prefix(const kn_graph *g, int *frontier, int cap);
 /* The pipeline of one phase: sets g->mode, then runs the passes.
  * EVAL: the inference phase.  TRAIN: forward + backward of one micro-batch. */
 kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d);
+/* Lowering for code generation after kn_run_pipeline, for eval phases only:
+ * epilogue fusion (with its DCE), then shape inference.  The graph it leaves is for
+ * the emitter; ONNX export and `kiln check` use the unlowered one. */
+kn_status kn_run_backend_pipeline(kn_graph *g, kn_diag *d);
 /* The update phase: the optimizer step over every trainable parameter. */
 kn_status kn_run_update_pipeline(kn_graph *g, kn_diag *d);
 

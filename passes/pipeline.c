@@ -28,6 +28,13 @@ kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d)
     return KN_OK;
 }
 
+kn_status kn_run_backend_pipeline(kn_graph *g, kn_diag *d)
+{
+    if (g->mode != KN_MODE_EVAL) return KN_OK;
+    if (kn_pass_fuse_epilogue(g, d) != KN_OK) return KN_ERR;
+    return kn_pass_infer_shapes(g, d);
+}
+
 kn_status kn_run_update_pipeline(kn_graph *g, kn_diag *d)
 {
     g->mode = KN_MODE_TRAIN;

@@ -182,6 +182,10 @@ int kn_rt_main(const kn_rt_model *m, int argc, char **argv);
 
 /* ---- kernels callable from generated code ---- */
 
+/* Generated parallel loops with less work than this (multiply-adds or
+ * elements) run on the calling thread: waking the team costs more. */
+#define KN_RT_PAR_MIN 65536
+
 /* Row-major C = alpha * op(A) * op(B) + beta * C, op(X) = X or X^T.
  * op(A) is M x K, op(B) is K x N. */
 void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,

@@ -3,38 +3,29 @@
  *
  * Which library: bench/gemm_sources times OpenBLAS (right core type), BLIS,
  * oneDNN and a shape-specialised generated kernel on the shapes kiln issues,
- * in one run.  oneDNN's sgemm won most of them and, with two threads, stayed
- * fast where OpenBLAS's threading fell to a third (MobileNetV2's wide 1x1
- * convolutions: ~90 vs ~25 GFLOP/s), so matrix products go to oneDNN when
- * the build found it (KILN_HAVE_DNNL).  One-row products stay on OpenBLAS's
- * sgemv, which splits B's rows over the threads. */
+ * in one run.  oneDNN's sgemm won most of them, so matrix products go to it
+ * when the build found it (KILN_HAVE_DNNL; KILN_GEMM=openblas opts out).
+ * One-row products (batch-1 inference) go to OpenBLAS's sgemv.
+ *
+ * Threads: one OpenMP pool serves the whole program.  Generated code runs
+ * its conv tiles and depthwise channels in `omp parallel for` loops and
+ * calls kn_rt_sgemm from inside them; oneDNN threads with the same OpenMP
+ * runtime (one thread when called inside a parallel region); an OpenBLAS
+ * product called outside a parallel region is split into row or column
+ * blocks here.  OpenBLAS is kept at one thread, so its own pool never
+ * competes with OpenMP's for the cores. */
 #include "kn_rt.h"
 #include "kn_rt_blas.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #ifdef KILN_HAVE_DNNL
 #include <dnnl.h>
-void omp_set_num_threads(int n); /* libgomp: oneDNN's threads */
-int omp_get_max_threads(void);
 #endif
-
-/* C[1,N] = alpha * op(A)[1,K] op(B)[K,N] + beta * C.  Batch-1 inference is
- * all such products; OpenBLAS's sgemm runs them on one thread with its small
- * kernel, its sgemv splits the rows of B over the threads (fmnist_mlp's five
- * layers: 45 us -> 17 us on 2 cores). */
-static void kn_rt_sgemm_row(int trans_a, int trans_b, int N, int K, float alpha,
-                            const float *A, int lda, const float *B, int ldb,
-                            float beta, float *C)
-{
-    const int inc_a = trans_a ? lda : 1; /* op(A) = A^T: A is [K,1] */
-    if (trans_b) /* B is [N,K]: C = B a */
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, inc_a, beta, C, 1);
-    else         /* B is [K,N]: C = B^T a */
-        cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, inc_a, beta, C, 1);
-}
 
 #ifdef KILN_HAVE_DNNL
 /* KILN_GEMM=openblas sends every product to OpenBLAS (the callgrind guard
@@ -50,36 +41,68 @@ static int use_dnnl(void)
 }
 #endif
 
+/* Below this many multiply-adds a second thread costs more than it saves. */
+#define KN_RT_SPLIT_MACS (1 << 18)
+
+/* One thread's OpenBLAS product.  A one-row C is a matrix-vector product:
+ * sgemv reads B once, where sgemm's small kernel packed it (fmnist_mlp's
+ * five layers at batch 1: 45 us -> 17 us on 2 cores, split as below). */
+static void sgemm_one(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                      const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M == 1) {
+        const int inc_a = trans_a ? lda : 1; /* op(A) = A^T: A is [K,1] */
+        if (trans_b) /* B is [N,K]: C = B a */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, N, K, alpha, B, ldb, A, inc_a, beta, C, 1);
+        else         /* B is [K,N]: C = B^T a */
+            cblas_sgemv(CblasRowMajor, CblasTrans, K, N, alpha, B, ldb, A, inc_a, beta, C, 1);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
+                alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
 void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc)
 {
     if (M <= 0 || N <= 0) return;
-    if (M == 1) { /* one row: a matrix-vector product */
-        kn_rt_sgemm_row(trans_a, trans_b, N, K, alpha, A, lda, B, ldb, beta, C);
-        return;
-    }
 #ifdef KILN_HAVE_DNNL
-    if (K > 0 && use_dnnl() && dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B,
-                            ldb, beta, C, ldc) == dnnl_success)
+    if (M > 1 && K > 0 && use_dnnl() &&
+        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C,
+                   ldc) == dnnl_success)
         return;
     /* oneDNN refused (it checks the leading dimensions): OpenBLAS below. */
 #endif
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
-                B, ldb, beta, C, ldc);
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (threads < 2 || (double)M * N * K < KN_RT_SPLIT_MACS) {
+        sgemm_one(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    /* Split the longer side of C into one block per thread (columns in
+     * multiples of 16 floats, so blocks start on cache lines). */
+    int by_cols = N >= M, len = by_cols ? N : M;
+    int chunk = (len + threads - 1) / threads;
+    if (by_cols) chunk = (chunk + 15) / 16 * 16;
+#pragma omp parallel for schedule(static) num_threads(threads)
+    for (int p = 0; p < threads; p++) {
+        int lo = p * chunk, n = len - lo < chunk ? len - lo : chunk;
+        if (n <= 0) continue;
+        if (by_cols)
+            sgemm_one(trans_a, trans_b, M, n, K, alpha, A, lda, trans_b ? B + (size_t)lo * ldb : B + lo, ldb, beta,
+                      C + lo, ldc);
+        else
+            sgemm_one(trans_a, trans_b, n, N, K, alpha, trans_a ? A + lo : A + (size_t)lo * lda, lda, B, ldb, beta,
+                      C + (size_t)lo * ldc, ldc);
+    }
 }
 
 void kn_rt_set_threads(int n)
 {
-    if (n <= 0) return;
-    openblas_set_num_threads(n);
-#ifdef KILN_HAVE_DNNL
-    omp_set_num_threads(n);
-#endif
+    if (n > 0) omp_set_num_threads(n);
 }
 
-int kn_rt_get_threads(void) { return openblas_get_num_threads(); }
+int kn_rt_get_threads(void) { return omp_get_max_threads(); }
 
 const char *kn_rt_blas_core(void) { return openblas_get_corename(); }
 
@@ -92,17 +115,8 @@ const char *kn_rt_gemm_library(void)
 #endif
 }
 
-/* Debian's OpenBLAS 0.3.21 identifies x86 cores by family/model number and
- * runs its Prescott (SSE3) kernels on CPUs newer than it knows, about 5x
- * slower than their AVX-512 ones.  It reads OPENBLAS_CORETYPE once, when
- * the library loads, so the choice has to be in the environment before the
- * process starts: re-execute once with the core named from the CPU's
- * feature flags (not its model number).  libgomp reads OMP_WAIT_POLICY at
- * load time too: two thread pools share the cores (OpenBLAS's for sgemv,
- * OpenMP's for oneDNN), and a pool that spins after its work steals the
- * other's core, so OpenMP threads sleep when idle.  A user's own settings
- * win; on any failure the program just goes on with the defaults. */
-static const char *cpu_core_type(void)
+/* The OpenBLAS kernel set for this CPU, from its feature flags, or NULL. */
+static const char *openblas_core_for_cpu(void)
 {
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -112,16 +126,32 @@ static const char *cpu_core_type(void)
     return NULL;
 }
 
+/* Two libraries read their settings once, when they load, so those have to
+ * be in the environment before the process starts: kn_rt_boot re-executes
+ * the program once with them set.
+ * - Debian's OpenBLAS 0.3.21 identifies x86 cores by family/model number
+ *   and runs its Prescott (SSE3) kernels on CPUs newer than it knows, about
+ *   5x slower than their AVX-512 ones: OPENBLAS_CORETYPE names the core from
+ *   the CPU's feature flags instead.
+ * - libgomp's idle threads spin 300,000 rounds (milliseconds on CPUs with a
+ *   slow `pause`) before they sleep.  Between two parallel loops of one
+ *   inference a few microseconds pass; a longer spin only burns the core
+ *   that a descheduled team mate needs when the machine is busy, and every
+ *   barrier then waits for a whole time slice.  GOMP_SPINCOUNT=1000 (tens of
+ *   microseconds: it still covers the gaps between the loops of one call).
+ * The user's own OPENBLAS_CORETYPE, GOMP_SPINCOUNT or OMP_WAIT_POLICY wins;
+ * on any failure the program just goes on with the defaults. */
 void kn_rt_boot(char **argv)
 {
-    int changed = 0;
-#ifdef KILN_HAVE_DNNL
-    if (!getenv("OMP_WAIT_POLICY")) changed |= setenv("OMP_WAIT_POLICY", "PASSIVE", 1) == 0;
-#endif
-    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : cpu_core_type();
-    if (core) changed |= setenv("OPENBLAS_CORETYPE", core, 1) == 0;
-    if (!changed) return;
+    openblas_set_num_threads(1); /* see the top of this file: threads come from OpenMP */
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : openblas_core_for_cpu();
+    bool spin = !getenv("GOMP_SPINCOUNT") && !getenv("OMP_WAIT_POLICY");
+    if (core && setenv("OPENBLAS_CORETYPE", core, 1) != 0) core = NULL;
+    if (spin && setenv("GOMP_SPINCOUNT", "1000", 1) != 0) spin = false;
+    if (!core && !spin) return;
+    setenv("OPENBLAS_NUM_THREADS", "1", 1); /* the new image then starts no OpenBLAS pool at all */
     execv("/proc/self/exe", argv);
     /* exec failed: the running libraries never saw these */
     if (core) unsetenv("OPENBLAS_CORETYPE");
+    if (spin) unsetenv("GOMP_SPINCOUNT");
 }

@@ -18,7 +18,7 @@ static const char HELP[] =
     "  train phase then the update phase) at batch B (default: the model's\n"
     "  batch) on random inputs: W untimed calls (default 5), then N timed ones\n"
     "  (default 50).\n"
-    "  --threads T  OpenBLAS threads (default: OpenBLAS's choice)\n"
+    "  --threads T  worker threads (default: OMP_NUM_THREADS or the core count)\n"
     "  --profile    after the timing, N more calls timed node by node: the\n"
     "               heaviest nodes of each phase, with their share\n"
     "  reports median and min ms per call, items/s, peak RSS and arena bytes.\n";

@@ -5,7 +5,9 @@
  * recomputed here from the graph, and every pair of values alive at the same
  * node must occupy disjoint byte ranges. */
 #include "testlib.h"
+#include "npy.h"
 
+#include "codegen/codegen.h"
 #include "frontend/frontend.h"
 #include "ir/ops/op.h"
 #include "passes/passes.h"
@@ -184,6 +186,113 @@ static void test_clone_is_deep(void)
     kn_graph_free(g);
 }
 
+/* Every epilogue shape the fusion pass knows: 1x1 + relu6, depthwise +
+ * relu6, 1x1 + residual, depthwise + residual, im2col (3x3 stride 2) +
+ * relu, and conv -> clip -> add, whose add must stay a node. */
+static const char FUSE_MODEL[] =
+    "model fuse\n"
+    "input x: f32[N, 8, 9, 9]\n"
+    "a = clip(conv2d(x, 8, kernel=1), min=0, max=6)\n"
+    "b = clip(conv2d(a, 8, kernel=3, padding=1, groups=8), min=0.0, max=6.0)\n"
+    "c = add(conv2d(b, 8, kernel=1), a)\n"
+    "d = add(a, conv2d(c, 8, kernel=3, padding=1, groups=8, bias=false))\n"
+    "e = relu(conv2d(d, 16, kernel=3, stride=2, padding=1))\n"
+    "f = add(clip(conv2d(c, 8, kernel=1), min=0, max=6), c)\n"
+    "output e, f\n";
+
+static int count_op(const kn_graph *g, int op)
+{
+    int k = 0;
+    for (int i = 0; i < g->n_nodes; i++) k += g->nodes[i]->op == op;
+    return k;
+}
+
+static void test_fuse_epilogue_structure(void)
+{
+    kn_graph *g = parse(FUSE_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    kn_diag d;
+    kn_diag_clear(&d);
+    kn_graph *train = kn_graph_clone(g);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_EVAL, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_CLIP), 3);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_ADD), 3);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(g, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_CONV2D), 6);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_RELU), 0);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_CLIP), 0);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_ADD), 1); /* f: the clip came first */
+    /* Outputs keep their values and names. */
+    CU_ASSERT_STRING_EQUAL(g->values[g->outputs[0]]->name, "e");
+    CU_ASSERT_EQUAL(g->values[g->outputs[0]]->producer >= 0, true);
+    /* Training graphs are never fused (backward needs the plain values). */
+    train->mode = KN_MODE_TRAIN;
+    CU_ASSERT_EQUAL_FATAL(kn_pass_infer_shapes(train, &d), KN_OK);
+    int clips = count_op(train, KN_OP_CLIP);
+    CU_ASSERT_EQUAL(kn_pass_fuse_epilogue(train, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(train, KN_OP_CLIP), clips);
+    kn_graph_free(train);
+    kn_graph_free(g);
+}
+
+/* Emits, builds and runs `g` on x.npy in `dir`; outputs go to dir/tag/. */
+static int build_and_run(kn_graph *g, const char *dir, const char *tag)
+{
+    kn_diag d;
+    kn_diag_clear(&d);
+    kn_memplan plan;
+    kn_strbuf src;
+    kn_sb_init(&src);
+    char c_path[4096], exe[4096];
+    kt_pathf(c_path, sizeof c_path, "%s/%s.c", dir, tag);
+    kt_pathf(exe, sizeof exe, "%s/%s.exe", dir, tag);
+    int bad = kn_plan_memory(g, &plan, &d) != KN_OK;
+    kn_codegen_phase ph = {"infer", g, &plan};
+    kn_codegen_opts opts = {"test", "cpu", NULL};
+    if (!bad) bad = kn_emit_c_program(g, &ph, 1, &opts, &src, &d) != KN_OK;
+    if (!bad) bad = kt_write_file(c_path, src.s, src.len) != 0;
+    kn_toolchain tc;
+    kt_toolchain(&tc);
+    if (!bad) bad = kn_build_executable(&tc, c_path, exe, &d) != KN_OK;
+    if (bad) printf("  %s: %s\n", tag, d.text);
+    kn_sb_free(&src);
+    kn_memplan_free(&plan);
+    char *log = NULL;
+    if (!bad) bad = kt_run(&log, "'%s' run --seed 7 --in 'x=%s/x.npy' --out '%s/%s'", exe, dir, dir, tag) != 0;
+    if (bad && log) printf("  %s: %s\n", tag, log);
+    free(log);
+    return bad;
+}
+
+static void test_fuse_epilogue_same_outputs(void)
+{
+    const char *dir = kt_tmp_dir("fuse_epilogue");
+    int64_t dims[4] = {2, 8, 9, 9};
+    float x[2 * 8 * 9 * 9];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 37 % 101) / 25.0 - 2.0);
+    char path[4096], err[256];
+    kt_pathf(path, sizeof path, "%s/x.npy", dir);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
+    kn_graph *plain = parse(FUSE_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(plain, KN_MODE_EVAL, &d), KN_OK);
+    kn_graph *fused = kn_graph_clone(plain);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(fused, &d), KN_OK);
+    CU_ASSERT_EQUAL_FATAL(build_and_run(plain, dir, "plain"), 0);
+    CU_ASSERT_EQUAL_FATAL(build_and_run(fused, dir, "fused"), 0);
+    const char *outs[] = {"e", "f"};
+    for (int i = 0; i < 2; i++) {
+        char want[4096], got[4096];
+        kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
+        kt_pathf(got, sizeof got, "%s/fused/%s.npy", dir, outs[i]);
+        CU_ASSERT_EQUAL(kt_compare_npy("fuse_epilogue", outs[i], want, got, 1e-5, 1e-5), 0);
+    }
+    kn_graph_free(plain);
+    kn_graph_free(fused);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -192,6 +301,8 @@ int main(void)
         {"dce removes unused nodes", test_dce_removes_unused},
         {"shape inference errors carry the location", test_infer_shapes_reports_location},
         {"clone is deep; fmnist param counts", test_clone_is_deep},
+        {"epilogue fusion: which nodes fold into conv2d", test_fuse_epilogue_structure},
+        {"epilogue fusion: fused and plain programs agree", test_fuse_epilogue_same_outputs},
         CU_TEST_INFO_NULL,
     };
     return kt_main("passes", tests);

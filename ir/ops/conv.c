@@ -9,12 +9,16 @@
  * may also be ONNX's four values (top, left, bottom, right).
  *
  * Emission is im2col + kn_rt_sgemm per sample and group, except depthwise
- * convolutions (direct loops) and 1x1 ones (no im2col).  The im2col buffer
+ * convolutions (direct loops) and 1x1 ones (no im2col).  The GEMM runs in
+ * tiles with the bias (and a fused epilogue) applied per tile; tiles,
+ * depthwise channels and im2col rows are `omp parallel for` loops (the
+ * runtime keeps OpenBLAS single-threaded, see kn_rt_blas.c).  The im2col buffer
  * is the node's second output `<node>.col` f32[C/groups*kh*kw, OH*OW]
  * (not batched): the memory planner gives it arena space for the node's
  * lifetime only, so no step allocates.  Nothing reads it after the node.
- * A 1x1 kernel with stride 1 and no padding multiplies x directly (col is a
- * 1-element placeholder then).
+ * A 1x1 kernel with stride 1 and no padding multiplies x directly, and a
+ * forward depthwise conv runs direct loops (col is a 1-element placeholder
+ * then).
  *
  * Backward ops, built by the gradient rule (also callable from model files,
  * which the golden tests use):
@@ -29,6 +33,9 @@
 #include "op_util.h"
 
 #include <limits.h>
+#include <math.h>
+
+
 
 
 typedef struct {
@@ -115,6 +122,8 @@ static bool conv_is_1x1(const conv_geom *q)
            q->ph_end == 0 && q->pw_end == 0;
 }
 
+static bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
+
 /* The im2col buffer's shape (a placeholder for the 1x1 fast path). */
 static kn_shape conv_col_shape(const conv_geom *q)
 {
@@ -192,26 +201,43 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
     conv_geom q;
     if (conv_geom_forward(d, g, n, &q) != KN_OK) return KN_ERR;
     if (conv_want_col(d, g, n) != KN_OK) return KN_ERR;
-    int want = kn_node_attr_i(n, "bias", 1) ? 3 : 2;
+    bool bias = kn_node_attr_i(n, "bias", 1) != 0, residual = kn_node_attr_i(n, "residual", 0) != 0;
+    int want = 2 + bias + residual;
     if (n->n_in != want)
-        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s), got %d", want,
-                           want == 3 ? ", bias" : "", n->n_in);
+        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s%s), got %d", want, bias ? ", bias" : "",
+                           residual ? ", residual" : "", n->n_in);
     int64_t wd[4] = {q.oc, q.c / q.groups, q.kh, q.kw};
     kn_shape ws = kn_shape_make(4, wd), bs = kn_shape_make(1, &q.oc);
     if (conv_want_param(d, g, n, 1, "weight", &ws) != KN_OK) return KN_ERR;
-    if (want == 3 && conv_want_param(d, g, n, 2, "bias", &bs) != KN_OK) return KN_ERR;
+    if (bias && conv_want_param(d, g, n, 2, "bias", &bs) != KN_OK) return KN_ERR;
     kn_shape y = kn_graph_value(g, n->in[0])->shape;
     y.d[1] = q.oc, y.d[2] = q.oh, y.d[3] = q.ow;
+    const kn_value *r = residual ? kn_graph_value(g, n->in[want - 1]) : NULL;
+    if (r && (r->dtype != KN_F32 || !kn_shape_equal(&r->shape, &y)))
+        return kn_op_error(d, g, n, "internal: the fused residual '%s' must have the output's shape", r->name);
     kn_shape col = conv_col_shape(&q);
+    if (conv_is_depthwise(&q)) col = kn_shape_make(1, (int64_t[]){1}); /* direct kernel: no im2col */
     kn_ops_set_out(g, n, 0, KN_F32, &y);
     kn_ops_set_out(g, n, 1, KN_F32, &col);
     return KN_OK;
+}
+
+/* Prints the pragma that runs the next loop on the OpenMP team: `count`
+ * (a C expression: the trip count's batch factor, or "1") times `work`
+ * (elements or multiply-adds per factor) below KN_RT_PAR_MIN keeps it on
+ * one thread, so tiny layers and test models never wake the team.
+ * Guided scheduling: a thread the OS preempts on a busy machine holds up
+ * the others only for its current chunk, not for a fixed half of the loop. */
+static void conv_emit_parallel_for(kn_emit *e, const char *count, long long work)
+{
+    kn_emit_line(e, "#pragma omp parallel for schedule(guided) if(%s * %lld >= KN_RT_PAR_MIN)", count, work);
 }
 
 /* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW). */
 static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src)
 {
     long long k = q->c / q->groups * q->kh * q->kw, ohw = q->oh * q->ow;
+    conv_emit_parallel_for(e, "1", k * ohw);
     kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) {", k);
     e->indent++;
     kn_emit_line(e, "const size_t c = r / %lld, ki = r / %lld %% %lld, kj = r %% %lld;",
@@ -266,48 +292,206 @@ static void conv_emit_col2im(kn_emit *e, const conv_geom *q, const char *dst)
     kn_emit_line(e, "}");
 }
 
-static bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
 
-/* Depthwise (one filter per channel, MobileNet's 3x3 layers): direct loops.
- * im2col + a GEMM per channel would run C tiny GEMMs of one row each.  For
- * each output row and tap, the inner loop runs over the output columns whose
- * input column is inside the image, so it has no bounds test and
- * vectorises for stride 1. */
-static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const char *samples, bool bias)
+/* What follows the convolution sum in one pass over each output tile: the
+ * bias, and on inference graphs the epilogue that passes/fuse_epilogue.c
+ * folded in (a residual input R, then a clamp). */
+typedef struct {
+    bool bias, residual, act;
+    char lo[48], hi[48]; /* clamp bounds as C literals; "" when unbounded on that side */
+} conv_epilogue;
+
+static void conv_read_epilogue(const kn_node *n, conv_epilogue *ep)
+{
+    memset(ep, 0, sizeof *ep);
+    ep->bias = kn_node_attr_i(n, "bias", 1) != 0;
+    ep->residual = kn_node_attr_i(n, "residual", 0) != 0;
+    double lo = kn_ops_attr_num(n, "act_min", -INFINITY), hi = kn_ops_attr_num(n, "act_max", INFINITY);
+    if (lo > -INFINITY) kn_emit_float_lit(lo, ep->lo, sizeof ep->lo);
+    if (hi < INFINITY) kn_emit_float_lit(hi, ep->hi, sizeof ep->hi);
+    ep->act = ep->lo[0] || ep->hi[0];
+}
+
+static bool conv_has_epilogue(const conv_epilogue *ep) { return ep->bias || ep->residual || ep->act; }
+
+/* Prints `dst = clamp(v)` for a float variable v, with clip's NaN rule
+ * (NaN passes through). */
+static void conv_emit_store(kn_emit *e, const conv_epilogue *ep, const char *dst)
+{
+    if (ep->lo[0] && ep->hi[0])
+        kn_emit_line(e, "%s = v < %s ? %s : v > %s ? %s : v;", dst, ep->lo, ep->lo, ep->hi, ep->hi);
+    else if (ep->lo[0]) kn_emit_line(e, "%s = v < %s ? %s : v;", dst, ep->lo, ep->lo);
+    else if (ep->hi[0]) kn_emit_line(e, "%s = v > %s ? %s : v;", dst, ep->hi, ep->hi);
+    else kn_emit_line(e, "%s = v;", dst);
+}
+
+/* Binds X, W, B (with a bias), Y, COL, R (with a residual). */
+static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
+{
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    if (ep->bias) kn_emit_bind_in(e, "B", n->in[2]);
+    if (ep->residual) kn_emit_bind_in(e, "R", n->in[ep->bias ? 3 : 2]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    kn_emit_bind_out(e, "COL", n->out[1]);
+}
+
+/* Opens the parallel loop over (sample, channel) planes j of a depthwise
+ * conv: Xc, Wc, Yc (and Rc) point at the plane, b is its bias. */
+static void conv_emit_dw_channel_loop(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
 {
     long long hw = q->h * q->w, ohw = q->oh * q->ow;
+    conv_emit_parallel_for(e, samples, q->c * ohw * q->kh * q->kw);
+    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
+    e->indent++;
+    kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
+    kn_emit_line(e, "const float *restrict Xc = X + j * %lld, *restrict Wc = W + ch * %lld;", hw,
+                 (long long)(q->kh * q->kw));
+    kn_emit_line(e, "float *restrict Yc = Y + j * %lld;", ohw);
+    if (ep->residual) kn_emit_line(e, "const float *restrict Rc = R + j * %lld;", ohw);
+    kn_emit_line(e, "const float b = %s;", ep->bias ? "B[ch]" : "0.0f");
+}
+
+/* Depthwise (one filter per channel, MobileNet's 3x3 layers): direct loops.
+ * im2col + a GEMM per channel would run C tiny GEMMs of one row each.  Each
+ * output row reads kh input rows (a zero row stands in for the padding
+ * rows); the columns whose taps all fall inside the image form one loop
+ * with the taps unrolled and no bounds test, which vectorises, and only
+ * the few border columns test bounds.  The epilogue is applied before the
+ * store, so each output is written once. */
+static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
+{
+    /* Interior columns [lo, hi): ow*sw - pw >= 0 and ow*sw + (kw-1)*dw - pw <= w-1. */
+    long long lo = (q->pw + q->sw - 1) / q->sw, last = q->w - 1 - (q->kw - 1) * q->dw + q->pw;
+    long long hi = last < 0 ? 0 : last / q->sw + 1;
+    if (hi > q->ow) hi = q->ow;
+    if (lo > hi) lo = hi;
     kn_emit_line(e, "(void)COL; /* depthwise: direct, no im2col */");
-    kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
-    e->indent++;
-    kn_emit_line(e, "for (size_t ch = 0; ch < %lld; ch++) {", (long long)q->c);
-    e->indent++;
-    kn_emit_line(e, "const float *Xc = X + (s * %lld + ch) * %lld;", (long long)q->c, hw);
-    kn_emit_line(e, "float *Yc = Y + (s * %lld + ch) * %lld;", (long long)q->c, ohw);
-    kn_emit_line(e, "const float *Wc = W + ch * %lld;", (long long)(q->kh * q->kw));
-    kn_emit_line(e, "for (size_t i = 0; i < %lld; i++) Yc[i] = %s;", ohw, bias ? "B[ch]" : "0.0f");
+    kn_emit_line(e, "static const float zero_row[%lld];", (long long)q->w);
+    conv_emit_dw_channel_loop(e, q, ep, samples);
     kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
     e->indent++;
-    kn_emit_line(e, "float *restrict Yr = Yc + oh * %lld;", (long long)q->ow);
+    kn_emit_line(e, "const float *restrict x[%lld];", (long long)q->kh);
     kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++) {", (long long)q->kh);
-    e->indent++;
-    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
+    kn_emit_line(e, "    const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
                  (long long)q->dh, (long long)q->ph);
-    kn_emit_line(e, "if (ih < 0 || ih >= %lld) continue;", (long long)q->h);
-    kn_emit_line(e, "const float *restrict Xr = Xc + ih * %lld;", (long long)q->w);
-    kn_emit_line(e, "for (size_t kj = 0; kj < %lld; kj++) {", (long long)q->kw);
+    kn_emit_line(e, "    x[ki] = ih >= 0 && ih < %lld ? Xc + ih * %lld : zero_row;", (long long)q->h, (long long)q->w);
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "float *restrict Yr = Yc + oh * %lld;", (long long)q->ow);
+    if (ep->residual) kn_emit_line(e, "const float *restrict Rr = Rc + oh * %lld;", (long long)q->ow);
+    /* Border columns: bounds-tested taps. */
+    kn_emit_line(e, "for (ptrdiff_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
     e->indent++;
-    kn_emit_line(e, "const float wv = Wc[ki * %lld + kj];", (long long)q->kw);
-    kn_emit_line(e, "const ptrdiff_t off = (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->dw, (long long)q->pw);
-    kn_emit_line(e, "const ptrdiff_t lo = off < 0 ? (-off + %lld) / %lld : 0;", (long long)(q->sw - 1),
-                 (long long)q->sw);
-    kn_emit_line(e, "ptrdiff_t hi = %lld - 1 - off < 0 ? 0 : (%lld - 1 - off) / %lld + 1;", (long long)q->w,
-                 (long long)q->w, (long long)q->sw);
-    kn_emit_line(e, "if (hi > %lld) hi = %lld;", (long long)q->ow, (long long)q->ow);
-    kn_emit_line(e, "for (ptrdiff_t ow = lo; ow < hi; ow++) Yr[ow] += wv * Xr[ow * %lld + off];", (long long)q->sw);
+    if (hi > lo) kn_emit_line(e, "if (ow == %lld) ow = %lld;", lo, hi);
+    kn_emit_line(e, "if (ow >= %lld) break;", (long long)q->ow);
+    kn_emit_line(e, "float v = b;");
+    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++)", (long long)q->kh);
+    kn_emit_line(e, "    for (size_t kj = 0; kj < %lld; kj++) {", (long long)q->kw);
+    kn_emit_line(e, "        const ptrdiff_t iw = ow * %lld + (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->sw,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "        if (iw >= 0 && iw < %lld) v += Wc[ki * %lld + kj] * x[ki][iw];", (long long)q->w,
+                 (long long)q->kw);
+    kn_emit_line(e, "    }");
+    if (ep->residual) kn_emit_line(e, "v += Rr[ow];");
+    conv_emit_store(e, ep, "Yr[ow]");
+    e->indent--;
+    kn_emit_line(e, "}");
+    if (hi > lo) {
+        /* Interior: taps unrolled (weights hoisted by the compiler). */
+        kn_emit_line(e, "for (ptrdiff_t ow = %lld; ow < %lld; ow++) {", lo, hi);
+        e->indent++;
+        kn_emit_line(e, "float v = b;");
+        for (int64_t ki = 0; ki < q->kh; ki++)
+            for (int64_t kj = 0; kj < q->kw; kj++)
+                kn_emit_line(e, "v += Wc[%lld] * x[%lld][ow * %lld + %lld];", (long long)(ki * q->kw + kj),
+                             (long long)ki, (long long)q->sw, (long long)(kj * q->dw - q->pw));
+        if (ep->residual) kn_emit_line(e, "v += Rr[ow];");
+        conv_emit_store(e, ep, "Yr[ow]");
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
     e->indent--;
     kn_emit_line(e, "}");
     e->indent--;
     kn_emit_line(e, "}");
+}
+
+/* Stride-1 planes narrower than this run as one flat loop (see below):
+ * their rows are too short to vectorise well one by one. */
+#define KN_DW_FLAT_MAX_W 32
+
+static bool conv_dw_flat(const conv_geom *q) { return q->sh == 1 && q->sw == 1 && q->ow < KN_DW_FLAT_MAX_W; }
+
+/* Scratch floats per thread the padded depthwise kernel needs, or 0 when
+ * it does not apply (it keeps the padded plane and, for stride 1, a flat
+ * output on the stack: 256 KiB at most). */
+static long long conv_dw_padded_floats(const conv_geom *q)
+{
+    long long ph = q->h + q->ph + q->ph_end, pw = q->w + q->pw + q->pw_end;
+    long long need = ph * pw + (conv_dw_flat(q) ? q->oh * pw : 0);
+    return need <= 65536 ? need : 0;
+}
+
+/* Depthwise over a zero-padded copy of each channel: no bounds tests and
+ * no border columns.  Small stride-1 planes compute the output as one
+ * flat run over the padded width (the PW-OW extra columns per row are
+ * discarded), so 7x7 and 14x14 planes still give the vectoriser long
+ * loops; the rest loop over output rows.  The epilogue runs before the
+ * single store of each output. */
+static void conv_emit_depthwise_padded(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
+{
+    long long ph = q->h + q->ph + q->ph_end, pw = q->w + q->pw + q->pw_end;
+    bool flat = conv_dw_flat(q);
+    kn_emit_line(e, "(void)COL; /* depthwise: direct over a padded copy, no im2col */");
+    conv_emit_dw_channel_loop(e, q, ep, samples);
+    kn_emit_line(e, "float P[%lld];", ph * pw);
+    if (q->ph) kn_emit_line(e, "memset(P, 0, %lld * sizeof(float));", q->ph * pw);
+    if (q->ph_end) kn_emit_line(e, "memset(P + %lld, 0, %lld * sizeof(float));", (q->ph + q->h) * pw, q->ph_end * pw);
+    kn_emit_line(e, "for (size_t ih = 0; ih < %lld; ih++) {", (long long)q->h);
+    e->indent++;
+    kn_emit_line(e, "float *Pr = P + (ih + %lld) * %lld;", (long long)q->ph, pw);
+    if (q->pw) kn_emit_line(e, "for (size_t i = 0; i < %lld; i++) Pr[i] = 0.0f;", (long long)q->pw);
+    kn_emit_line(e, "memcpy(Pr + %lld, Xc + ih * %lld, %lld * sizeof(float));", (long long)q->pw, (long long)q->w,
+                 (long long)q->w);
+    if (q->pw_end)
+        kn_emit_line(e, "for (size_t i = %lld; i < %lld; i++) Pr[i] = 0.0f;", (long long)(q->pw + q->w), pw);
+    e->indent--;
+    kn_emit_line(e, "}");
+    if (flat) {
+        long long run = (q->oh - 1) * pw + q->ow;
+        kn_emit_line(e, "float T[%lld];", q->oh * pw);
+        kn_emit_line(e, "for (size_t p = 0; p < %lld; p++) {", run);
+        e->indent++;
+        kn_emit_line(e, "float v = b;");
+        for (int64_t ki = 0; ki < q->kh; ki++)
+            for (int64_t kj = 0; kj < q->kw; kj++)
+                kn_emit_line(e, "v += Wc[%lld] * P[p + %lld];", (long long)(ki * q->kw + kj),
+                             (long long)(ki * q->dh * pw + kj * q->dw));
+        kn_emit_line(e, "T[p] = v;");
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
+    kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
+    e->indent++;
+    if (flat) kn_emit_line(e, "const float *restrict Tr = T + oh * %lld;", pw);
+    else
+        for (int64_t ki = 0; ki < q->kh; ki++)
+            kn_emit_line(e, "const float *restrict P%lld = P + (oh * %lld + %lld) * %lld;", (long long)ki,
+                         (long long)q->sh, (long long)(ki * q->dh), pw);
+    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
+    e->indent++;
+    if (flat) kn_emit_line(e, "float v = Tr[ow];");
+    else {
+        kn_emit_line(e, "float v = b;");
+        for (int64_t ki = 0; ki < q->kh; ki++)
+            for (int64_t kj = 0; kj < q->kw; kj++)
+                kn_emit_line(e, "v += Wc[%lld] * P%lld[ow * %lld + %lld];", (long long)(ki * q->kw + kj),
+                             (long long)ki, (long long)q->sw, (long long)(kj * q->dw));
+    }
+    if (ep->residual) kn_emit_line(e, "v += Rc[oh * %lld + ow];", (long long)q->ow);
+    char dst[64];
+    snprintf(dst, sizeof dst, "Yc[oh * %lld + ow]", (long long)q->ow);
+    conv_emit_store(e, ep, dst);
     e->indent--;
     kn_emit_line(e, "}");
     e->indent--;
@@ -316,50 +500,108 @@ static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const char *samp
     kn_emit_line(e, "}");
 }
 
+/* GEMM tiles of one sample and group (Y_g = W_g X_g: ocg x ohw): the
+ * epilogue runs on each tile right after its GEMM, while it is in cache,
+ * and the tiles are the unit of work a parallel loop hands out.  Columns
+ * are cut in blocks of at most 512; then rows, then columns are halved
+ * until a layer has KN_CONV_TILES tiles, so even the 7x7 and 14x14 layers
+ * of a batch-1 call keep every thread busy.  Blocks stay multiples of 4
+ * rows and 16 columns (OpenBLAS's micro-tile in the transposed view it
+ * computes a row-major product in). */
+#define KN_CONV_TILES 8
+
+static long long round_up(long long v, long long m) { return (v + m - 1) / m * m; }
+
+static void conv_tiles(long long ocg, long long ohw, long long *mc, long long *nc)
+{
+    long long nt = (ohw + 511) / 512, mt = 1;
+    while (nt * mt < KN_CONV_TILES && ocg / (mt * 2) >= 16) mt *= 2;
+    while (nt * mt < KN_CONV_TILES && ohw / (nt + 1) >= 64) nt++;
+    *mc = round_up((ocg + mt - 1) / mt, 4);
+    *nc = round_up((ohw + nt - 1) / nt, 16);
+    if (*mc > ocg) *mc = ocg;
+    if (*nc > ohw) *nc = ohw;
+}
+
+/* Prints one tile `t` of the GEMM of sample/group pointers Xs (K x ohw,
+ * row stride ohw), Yg, Rg, filter block Wg and bias row offset `b0`. */
+static void conv_emit_gemm_tile(kn_emit *e, const conv_epilogue *ep, long long ocg, long long ohw, long long k,
+                                const char *xs, const char *b0)
+{
+    long long mc, nc;
+    conv_tiles(ocg, ohw, &mc, &nc);
+    long long nt = (ohw + nc - 1) / nc;
+    kn_emit_line(e, "const size_t m0 = t / %lld * %lld, n0 = t %% %lld * %lld;", nt, mc, nt, nc);
+    kn_emit_line(e, "const size_t mc = %lld - m0 < %lld ? %lld - m0 : %lld, nc = %lld - n0 < %lld ? %lld - n0 : %lld;",
+                 ocg, mc, ocg, mc, ohw, nc, ohw, nc);
+    kn_emit_line(e, "kn_rt_sgemm(0, 0, (int)mc, (int)nc, %lld, 1.0f, Wg + m0 * %lld, %lld, %s + n0, %lld, 0.0f, "
+                    "Yg + m0 * %lld + n0, %lld);", k, k, k, xs, ohw, ohw, ohw);
+    if (!conv_has_epilogue(ep)) return;
+    kn_emit_line(e, "for (size_t o = 0; o < mc; o++) {");
+    e->indent++;
+    kn_emit_line(e, "float *restrict Yo = Yg + (m0 + o) * %lld + n0;", ohw);
+    if (ep->residual) kn_emit_line(e, "const float *restrict Ro = Rg + (m0 + o) * %lld + n0;", ohw);
+    if (ep->bias) kn_emit_line(e, "const float bo = B[%s + m0 + o];", b0);
+    else kn_emit_line(e, "const float bo = 0.0f;");
+    kn_emit_line(e, "for (size_t i = 0; i < nc; i++) {");
+    e->indent++;
+    kn_emit_line(e, "const float v = Yo[i] + bo%s;", ep->residual ? " + Ro[i]" : "");
+    conv_emit_store(e, ep, "Yo[i]");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
 static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     conv_geom q;
     if (conv_geom_forward(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    conv_epilogue ep;
+    conv_read_epilogue(n, &ep);
+    char samples[64];
+    kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
+    conv_bind(e, n, &ep);
     if (conv_is_depthwise(&q)) {
-        char s[64];
-        kn_ops_dims_expr(e, n->in[0], 0, 1, s, sizeof s);
-        kn_emit_bind_in(e, "X", n->in[0]);
-        kn_emit_bind_in(e, "W", n->in[1]);
-        if (n->n_in > 2) kn_emit_bind_in(e, "B", n->in[2]);
-        kn_emit_bind_out(e, "Y", n->out[0]);
-        kn_emit_bind_out(e, "COL", n->out[1]);
-        conv_emit_depthwise(e, &q, s, n->n_in > 2);
+        if (conv_dw_padded_floats(&q)) conv_emit_depthwise_padded(e, &q, &ep, samples);
+        else conv_emit_depthwise(e, &q, &ep, samples);
         return KN_OK;
     }
     long long cg = q.c / q.groups, ocg = q.oc / q.groups, k = cg * q.kh * q.kw, ohw = q.oh * q.ow;
-    char samples[64];
-    kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
-    bool bias = n->n_in > 2, direct = conv_is_1x1(&q);
-    kn_emit_bind_in(e, "X", n->in[0]);
-    kn_emit_bind_in(e, "W", n->in[1]);
-    if (bias) kn_emit_bind_in(e, "B", n->in[2]);
-    kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_bind_out(e, "COL", n->out[1]);
-    if (direct) kn_emit_line(e, "(void)COL; /* 1x1 kernel: x is its own im2col */");
-    kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
-    e->indent++;
-    kn_emit_line(e, "for (size_t gi = 0; gi < %lld; gi++) {", (long long)q.groups);
-    e->indent++;
-    kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg,
-                 (long long)(q.h * q.w));
-    kn_emit_line(e, "float *Yg = Y + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
-    if (bias) {
-        kn_emit_line(e, "for (size_t o = 0; o < %lld; o++)", ocg);
-        kn_emit_line(e, "    for (size_t i = 0; i < %lld; i++) Yg[o * %lld + i] = B[gi * %lld + o];", ohw, ohw,
-                     ocg);
+    long long mc, nc, hw = q.h * q.w;
+    conv_tiles(ocg, ohw, &mc, &nc);
+    long long tiles = (ocg + mc - 1) / mc * ((ohw + nc - 1) / nc);
+    bool direct = conv_is_1x1(&q);
+    if (direct) {
+        /* x is its own im2col: every (sample, group, tile) is independent. */
+        kn_emit_line(e, "(void)COL; /* 1x1 kernel: x is its own im2col */");
+        conv_emit_parallel_for(e, samples, (long long)q.oc * ohw * k);
+        kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q.groups * tiles);
+        e->indent++;
+        kn_emit_line(e, "const size_t s = j / %lld, gi = j / %lld %% %lld, t = j %% %lld;",
+                     (long long)q.groups * tiles, tiles, (long long)q.groups, tiles);
+        kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg, hw);
+    } else {
+        kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
+        e->indent++;
+        kn_emit_line(e, "for (size_t gi = 0; gi < %lld; gi++) {", (long long)q.groups);
+        e->indent++;
+        kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg, hw);
+        conv_emit_im2col(e, &q, "Xg");
+        conv_emit_parallel_for(e, "1", ocg * ohw * k);
+        kn_emit_line(e, "for (size_t t = 0; t < %lld; t++) {", tiles);
+        e->indent++;
     }
-    if (!direct) conv_emit_im2col(e, &q, "Xg");
-    kn_emit_line(e, "kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, W + gi * %lld, %lld, %s, %lld, %s, Yg, %lld);",
-                 ocg, ohw, k, ocg * k, k, direct ? "Xg" : "COL", ohw, bias ? "1.0f" : "0.0f", ohw);
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_line(e, "const float *Wg = W + gi * %lld;", ocg * k);
+    kn_emit_line(e, "float *Yg = Y + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
+    if (ep.residual)
+        kn_emit_line(e, "const float *Rg = R + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
+    char b0[64];
+    snprintf(b0, sizeof b0, "gi * %lld", ocg);
+    conv_emit_gemm_tile(e, &ep, ocg, ohw, k, direct ? "Xg" : "COL", b0);
+    for (int depth = direct ? 1 : 3; depth > 0; depth--) {
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
     return KN_OK;
 }
 
@@ -390,6 +632,8 @@ static kn_status conv_grad(kn_graph *g, const kn_node *n, const int *dy, const b
 {
     for (int i = 0; i < n->n_in; i++) dx[i] = -1;
     if (dy[0] < 0) return KN_OK;
+    if (kn_node_attr(n, "residual") || kn_node_attr(n, "act_min"))
+        return kn_op_error(d, g, n, "internal: a conv with a fused epilogue (inference only) has no gradient");
     conv_geom q;
     if (conv_geom_forward(d, g, n, &q) != KN_OK) return KN_ERR;
     char name[512];

@@ -1,0 +1,98 @@
+/* fuse_epilogue.c — folds a conv2d's elementwise successors into the conv.
+ *
+ * MobileNet-style graphs follow almost every convolution with ReLU6 (clip)
+ * or, at the end of a residual block, with add(conv, block_input).  Run as
+ * separate nodes, each is one more pass over an activation that left the
+ * cache long ago; as an epilogue the conv applies it to each output tile
+ * while the tile is still hot.  The fused conv2d carries:
+ *   residual = 1   one more input R (same shape as Y): Y = conv(X) + B + R
+ *   act_min/act_max   then Y = min(max(Y, act_min), act_max)
+ * in that order, which covers conv -> add -> relu/clip (ResNet) and
+ * conv -> clip (MobileNet).  conv -> clip -> add keeps its add.
+ *
+ * Only for code generation of inference phases (kn_run_backend_pipeline):
+ * the fused node has no gradient rule and ONNX export keeps the plain ops.
+ * The successor's output value becomes the conv's output, so names and
+ * graph outputs are unchanged; the successor node is left writing the old
+ * conv value, which nothing reads, and the DCE this pass ends with removes it.
+ */
+#include "passes.h"
+#include "../ir/ops/op_util.h" /* kn_ops_attr_num: clip bounds may be written as 0 or 0.0 */
+
+#include <math.h>
+#include <stdlib.h>
+
+/* Number of nodes reading value `vid`; graph outputs count as readers too. */
+static int count_readers(const kn_graph *g, int vid)
+{
+    int r = 0;
+    for (int i = 0; i < g->n_outputs; i++) r += g->outputs[i] == vid;
+    if (g->loss == vid) r++;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_in; k++) r += g->nodes[i]->in[k] == vid;
+    return r;
+}
+
+/* The only node reading `vid`, or NULL (none, several, or a graph output). */
+static kn_node *sole_reader(const kn_graph *g, int vid)
+{
+    if (count_readers(g, vid) != 1) return NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_in; k++)
+            if (g->nodes[i]->in[k] == vid) return g->nodes[i];
+    return NULL; /* read only as a graph output */
+}
+
+/* The conv takes over `next`'s output; `next` now writes the old conv value,
+ * which nobody reads, so DCE drops it. */
+static void take_output(kn_graph *g, kn_node *conv, kn_node *next)
+{
+    int old = conv->out[0];
+    conv->out[0] = next->out[0];
+    g->values[conv->out[0]]->producer = conv->id;
+    next->out[0] = old;
+    g->values[old]->producer = next->id;
+}
+
+/* add(conv, R) or add(R, conv) with equal shapes (no broadcast) and R ready
+ * before the conv runs. */
+static bool try_residual(kn_graph *g, kn_node *conv)
+{
+    kn_node *add = sole_reader(g, conv->out[0]);
+    if (!add || add->op != KN_OP_ADD || add->n_in != 2 || add->in[0] == add->in[1]) return false;
+    int r = add->in[0] == conv->out[0] ? add->in[1] : add->in[0];
+    const kn_value *rv = g->values[r], *yv = g->values[conv->out[0]];
+    if (rv->dtype != KN_F32 || !kn_shape_equal(&rv->shape, &yv->shape)) return false;
+    if (rv->kind == KN_VAL_NODE && rv->producer >= conv->id) return false;
+    kn_node_append_input(conv, r);
+    kn_node_set_attr_i(conv, "residual", 1);
+    take_output(g, conv, add);
+    return true;
+}
+
+/* clip(conv) or relu(conv). */
+static bool try_activation(kn_graph *g, kn_node *conv)
+{
+    kn_node *act = sole_reader(g, conv->out[0]);
+    if (!act || (act->op != KN_OP_CLIP && act->op != KN_OP_RELU)) return false;
+    double lo = act->op == KN_OP_RELU ? 0.0 : kn_ops_attr_num(act, "min", -INFINITY);
+    double hi = act->op == KN_OP_RELU ? INFINITY : kn_ops_attr_num(act, "max", INFINITY);
+    kn_node_set_attr_f(conv, "act_min", lo);
+    kn_node_set_attr_f(conv, "act_max", hi);
+    take_output(g, conv, act);
+    return true;
+}
+
+kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
+{
+    if (g->mode != KN_MODE_EVAL) return KN_OK; /* training needs the unfused values for backward */
+    for (int i = 0; i < g->n_nodes; i++) {
+        kn_node *n = g->nodes[i];
+        if (n->op != KN_OP_CONV2D || kn_node_attr(n, "residual") || kn_node_attr(n, "act_min")) continue;
+        try_residual(g, n);
+        try_activation(g, n);
+    }
+    /* The absorbed nodes now read their own output: DCE removes them (and
+     * verifies the graph) before anything walks the node order. */
+    return kn_pass_dce(g, d);
+}
