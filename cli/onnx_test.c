@@ -200,7 +200,7 @@ static void run_test(runner *r, const char *dir, const char *name)
     snprintf(outdir, sizeof outdir, "%s/out", r->tmp);
     int fail = 0;
     double max_err = 0;
-    if (kn_cli_build(&c, "cpu", c_path, exe, &d) != KN_OK) {
+    if (kn_cli_build(&c, "cpu", NULL, c_path, exe, NULL, &d) != KN_OK) {
         snprintf(why, sizeof why, "build: %s", short_msg(d.text));
         fail = 1;
     }

@@ -72,3 +72,45 @@ void kn_emit_float_lit(double v, char *buf, size_t cap)
         }
     }
 }
+
+void kn_emit_cuda_kernel(kn_emit *e, const char *work)
+{
+    if (e->kernel_begin) e->kernel_begin(e, work);
+}
+
+void kn_emit_cuda_end(kn_emit *e)
+{
+    if (e->kernel_end) e->kernel_end(e);
+}
+
+bool kn_emit_is_cuda(const kn_emit *e) { return e->kernel_begin != NULL; }
+
+static void for_header(kn_emit *e, const char *var, const char *count, kn_strbuf *line)
+{
+    if (kn_emit_is_cuda(e)) kn_sb_printf(line, "KN_FOR(%s, %s)", var, count);
+    else kn_sb_printf(line, "for (size_t %s = 0; %s < %s; %s++)", var, var, count, var);
+}
+
+void kn_emit_for(kn_emit *e, const char *var, const char *count, const char *body, ...)
+{
+    kn_strbuf line;
+    kn_sb_init(&line);
+    for_header(e, var, count, &line);
+    kn_sb_puts(&line, " ");
+    va_list ap;
+    va_start(ap, body);
+    kn_sb_vprintf(&line, body, ap);
+    va_end(ap);
+    kn_emit_line(e, "%s", line.s);
+    kn_sb_free(&line);
+}
+
+void kn_emit_for_open(kn_emit *e, const char *var, const char *count)
+{
+    kn_strbuf line;
+    kn_sb_init(&line);
+    for_header(e, var, count, &line);
+    kn_emit_line(e, "%s {", line.s);
+    kn_sb_free(&line);
+    e->indent++;
+}
