@@ -80,8 +80,18 @@ static const char PRELUDE[] =
     "    out[3] = (float)(c3 >> 8) * (1.0f / 16777216.0f);\n"
     "}\n"
     "\n"
-    "/* Atomic float max for pooling gradients is not needed: every kernel\n"
-    " * writes each output element from exactly one thread. */\n";
+    "#define kn_rt_uniform4 kn_uniform4\n";
+
+/* Host statements an op prints in a GPU phase (its C emitter's GEMM
+ * calls, copies and clears) address device memory: send them to cuBLAS and
+ * cudaMemcpyAsync/cudaMemsetAsync on the model's stream.  Scoped to the GPU
+ * phase functions by the #undefs after each. */
+static const char HOST_REDIRECTS[] =
+    "#undef memcpy\n#undef memset\n"
+    "#define kn_rt_sgemm(...) kn_rt_cuda_sgemm(kn_cu, __VA_ARGS__)\n"
+    "#define memcpy(dst, src, bytes) kn_rt_cuda_memcpy(kn_cu, (dst), (src), (bytes))\n"
+    "#define memset(dst, v, bytes) kn_rt_cuda_memset(kn_cu, (dst), (v), (bytes))\n";
+static const char HOST_REDIRECTS_END[] = "#undef kn_rt_sgemm\n#undef memcpy\n#undef memset\n\n";
 
 kn_cuda_prog *kn_cuda_prog_new(const char *model_name)
 {
@@ -172,6 +182,7 @@ kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phas
     e->kernel_end = kernel_end;
     kn_sb_printf(o, "/* ---- phase %s on the GPU: the same nodes as phase_%s, as kernel launches ---- */\n", fname,
                  fname);
+    kn_sb_puts(o, HOST_REDIRECTS);
     kn_sb_printf(o, "static void phase_%s_cuda(kn_rt_ctx *ctx, int n)\n{\n", fname);
     kn_sb_puts(o, "    kn_rt_cuda *kn_cu = ctx->cuda;\n");
     kn_sb_puts(o, "    unsigned char *kn_arena = kn_rt_cuda_arena(kn_cu);\n");
@@ -204,7 +215,8 @@ kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phas
         }
         kn_emit_close(e);
     }
-    kn_sb_puts(o, "}\n\n");
+    kn_sb_puts(o, "}\n");
+    kn_sb_puts(o, HOST_REDIRECTS_END);
     return KN_OK;
 }
 

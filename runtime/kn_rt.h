@@ -238,6 +238,10 @@ float *kn_rt_cuda_weights(kn_rt_cuda *cu);
 float *kn_rt_cuda_grads(kn_rt_cuda *cu);
 /* Launches kernel `kernel` of the module with at least `work` threads. */
 void kn_rt_cuda_launch(kn_rt_cuda *cu, int kernel, size_t work, int n, unsigned char *fixed);
+/* Device-to-device copy / fill on the model's stream (the GPU phases'
+ * memcpy and memset). */
+void kn_rt_cuda_memcpy(kn_rt_cuda *cu, void *dst, const void *src, size_t bytes);
+void kn_rt_cuda_memset(kn_rt_cuda *cu, void *dst, int value, size_t bytes);
 /* kn_rt_sgemm on device pointers, through cuBLAS on the model's stream. */
 void kn_rt_cuda_sgemm(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);

@@ -232,6 +232,20 @@ void kn_rt_cuda_launch(kn_rt_cuda *cu, int kernel, size_t work, int n, unsigned 
     fail(cu, what, __FILE__, __LINE__, cudaGetErrorString(e));
 }
 
+void kn_rt_cuda_memcpy(kn_rt_cuda *cu, void *dst, const void *src, size_t bytes)
+{
+    if (cu->failed || dst == src || bytes == 0) return;
+    cudaError_t e = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu->stream);
+    if (e != cudaSuccess) fail(cu, "cudaMemcpyAsync", __FILE__, __LINE__, cudaGetErrorString(e));
+}
+
+void kn_rt_cuda_memset(kn_rt_cuda *cu, void *dst, int value, size_t bytes)
+{
+    if (cu->failed || bytes == 0) return;
+    cudaError_t e = cudaMemsetAsync(dst, value, bytes, cu->stream);
+    if (e != cudaSuccess) fail(cu, "cudaMemsetAsync", __FILE__, __LINE__, cudaGetErrorString(e));
+}
+
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: swap the
  * operands instead of transposing anything. */
 void kn_rt_cuda_sgemm(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,

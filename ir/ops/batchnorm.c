@@ -273,13 +273,17 @@ static const kn_arg_spec bn_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status bn_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, bn_emit); }
+static kn_status bng_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, bng_emit); }
+
 const kn_op_def kn_op_def_batchnorm = {
     .name = "batchnorm", .min_inputs = 1, .max_inputs = 1, .args = bn_args,
-    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .grad = bn_grad,
+    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .emit_cuda = bn_emit_cuda, .grad = bn_grad,
     .train_impure = bn_train_impure,
 };
 const kn_op_def kn_op_def_batchnorm_grad = {
     .name = "batchnorm_grad", .min_inputs = 3, .max_inputs = 5,
-    .infer = bng_infer, .emit_c = bng_emit,
+    .infer = bng_infer, .emit_c = bng_emit, .emit_cuda = bng_emit_cuda,
     .internal = true,
 };

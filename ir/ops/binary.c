@@ -319,40 +319,49 @@ static kn_status binary_grad(kn_graph *g, const kn_node *n, const int *dy,
     return KN_OK;
 }
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status emit_add_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_add); }
+static kn_status emit_sub_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_sub); }
+static kn_status emit_mul_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_mul); }
+static kn_status emit_div_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_div); }
+static kn_status emit_func_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_func); }
+static kn_status binary_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, binary_grad_emit); }
+static kn_status sum_to_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, sum_to_emit); }
+
 const kn_op_def kn_op_def_add = {
-    .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_add,
+    .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_add, .emit_cuda = emit_add_cuda,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_sub = {
-    .name = "sub", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_sub,
+    .name = "sub", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_sub, .emit_cuda = emit_sub_cuda,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_mul = {
-    .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_mul,
+    .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_mul, .emit_cuda = emit_mul_cuda,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_div = {
-    .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_div,
+    .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_div, .emit_cuda = emit_div_cuda,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_max = {
-    .name = "max", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .name = "max", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func_cuda,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_min = {
-    .name = "min", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .name = "min", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func_cuda,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_pow = {
-    .name = "pow", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .name = "pow", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func_cuda,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_binary_grad = {
     .name = "binary_grad", .min_inputs = 4, .max_inputs = 4,
-    .infer = binary_grad_infer, .emit_c = binary_grad_emit, .internal = true,
+    .infer = binary_grad_infer, .emit_c = binary_grad_emit, .emit_cuda = binary_grad_emit_cuda, .internal = true,
 };
 const kn_op_def kn_op_def_sum_to = {
     .name = "sum_to", .min_inputs = 1, .max_inputs = 1,
-    .infer = sum_to_infer, .emit_c = sum_to_emit,
+    .infer = sum_to_infer, .emit_c = sum_to_emit, .emit_cuda = sum_to_emit_cuda,
     .internal = true,
 };

@@ -274,10 +274,10 @@ static const kn_arg_spec linear_args[] = {
 
 const kn_op_def kn_op_def_linear = {
     .name = "linear", .min_inputs = 1, .max_inputs = 1, .args = linear_args,
-    .add_params = linear_add_params, .infer = linear_infer, .emit_c = linear_emit,
+    .add_params = linear_add_params, .infer = linear_infer, .emit_c = linear_emit, .emit_cuda = linear_emit, /* host GEMM/copy calls: cuBLAS on the GPU */
     .grad = linear_grad, .macs = linear_macs,
 };
 const kn_op_def kn_op_def_matmul = {
     .name = "matmul", .min_inputs = 2, .max_inputs = 2,
-    .infer = matmul_infer, .emit_c = matmul_emit, .grad = matmul_grad, .macs = matmul_macs,
+    .infer = matmul_infer, .emit_c = matmul_emit, .emit_cuda = matmul_emit, /* host GEMM/copy calls: cuBLAS on the GPU */ .grad = matmul_grad, .macs = matmul_macs,
 };

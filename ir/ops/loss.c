@@ -225,21 +225,27 @@ static const kn_arg_spec ce_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status ce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, ce_emit); }
+static kn_status mse_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, mse_emit); }
+static kn_status ce_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, ce_grad_emit); }
+static kn_status mse_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, mse_grad_emit); }
+
 const kn_op_def kn_op_def_cross_entropy = {
     .name = "cross_entropy", .min_inputs = 2, .max_inputs = 2, .args = ce_args,
-    .infer = ce_infer, .emit_c = ce_emit, .grad = ce_grad,
+    .infer = ce_infer, .emit_c = ce_emit, .emit_cuda = ce_emit_cuda, .grad = ce_grad,
 };
 const kn_op_def kn_op_def_mse = {
     .name = "mse", .min_inputs = 2, .max_inputs = 2,
-    .infer = mse_infer, .emit_c = mse_emit, .grad = mse_grad,
+    .infer = mse_infer, .emit_c = mse_emit, .emit_cuda = mse_emit_cuda, .grad = mse_grad,
 };
 const kn_op_def kn_op_def_cross_entropy_grad = {
     .name = "cross_entropy_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = ce_grad_infer, .emit_c = ce_grad_emit,
+    .infer = ce_grad_infer, .emit_c = ce_grad_emit, .emit_cuda = ce_grad_emit_cuda,
     .internal = true,
 };
 const kn_op_def kn_op_def_mse_grad = {
     .name = "mse_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = mse_grad_infer, .emit_c = mse_grad_emit,
+    .infer = mse_grad_infer, .emit_c = mse_grad_emit, .emit_cuda = mse_grad_emit_cuda,
     .internal = true,
 };

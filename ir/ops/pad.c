@@ -99,7 +99,10 @@ static const kn_arg_spec pad_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status pad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, pad_emit); }
+
 const kn_op_def kn_op_def_pad = {
     .name = "pad", .min_inputs = 1, .max_inputs = 1, .args = pad_args,
-    .infer = pad_infer, .emit_c = pad_emit, .grad = pad_grad,
+    .infer = pad_infer, .emit_c = pad_emit, .emit_cuda = pad_emit_cuda, .grad = pad_grad,
 };

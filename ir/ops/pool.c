@@ -353,23 +353,30 @@ static const kn_arg_spec avgpool_grad_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status maxpool_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, maxpool_emit); }
+static kn_status avgpool_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, avgpool_emit); }
+static kn_status gap_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, gap_emit); }
+static kn_status maxpool_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, maxpool_grad_emit); }
+static kn_status avgpool_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, avgpool_grad_emit); }
+
 const kn_op_def kn_op_def_max_pool2d = {
     .name = "max_pool2d", .min_inputs = 1, .max_inputs = 1, .args = maxpool_args,
-    .infer = pool_infer, .emit_c = maxpool_emit, .grad = maxpool_grad,
+    .infer = pool_infer, .emit_c = maxpool_emit, .emit_cuda = maxpool_emit_cuda, .grad = maxpool_grad,
 };
 const kn_op_def kn_op_def_avg_pool2d = {
     .name = "avg_pool2d", .min_inputs = 1, .max_inputs = 1, .args = avgpool_args,
-    .infer = pool_infer, .emit_c = avgpool_emit, .grad = avgpool_grad,
+    .infer = pool_infer, .emit_c = avgpool_emit, .emit_cuda = avgpool_emit_cuda, .grad = avgpool_grad,
 };
 const kn_op_def kn_op_def_global_avg_pool = {
     .name = "global_avg_pool", .min_inputs = 1, .max_inputs = 1,
-    .infer = gap_infer, .emit_c = gap_emit, .grad = gap_grad,
+    .infer = gap_infer, .emit_c = gap_emit, .emit_cuda = gap_emit_cuda, .grad = gap_grad,
 };
 const kn_op_def kn_op_def_max_pool2d_grad = {
     .name = "max_pool2d_grad", .min_inputs = 2, .max_inputs = 2, .args = maxpool_args,
-    .infer = maxpool_grad_infer, .emit_c = maxpool_grad_emit,
+    .infer = maxpool_grad_infer, .emit_c = maxpool_grad_emit, .emit_cuda = maxpool_grad_emit_cuda,
 };
 const kn_op_def kn_op_def_avg_pool2d_grad = {
     .name = "avg_pool2d_grad", .min_inputs = 1, .max_inputs = 1, .args = avgpool_grad_args,
-    .infer = avgpool_grad_infer, .emit_c = avgpool_grad_emit,
+    .infer = avgpool_grad_infer, .emit_c = avgpool_grad_emit, .emit_cuda = avgpool_grad_emit_cuda,
 };

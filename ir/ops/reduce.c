@@ -198,13 +198,17 @@ static const kn_arg_spec reduce_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status reduce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, reduce_emit); }
+static kn_status reduce_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, reduce_grad_emit); }
+
 const kn_op_def kn_op_def_sum = {
     .name = "sum", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
-    .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit_cuda, .grad = reduce_grad,
 };
 const kn_op_def kn_op_def_mean = {
     .name = "mean", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
-    .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit_cuda, .grad = reduce_grad,
 };
 static const kn_arg_spec arg_args[] = {
     {"dim", KN_ATTR_INTS, false, 0, 0, NULL},
@@ -215,14 +219,14 @@ static const kn_arg_spec arg_args[] = {
 
 const kn_op_def kn_op_def_argmax = {
     .name = "argmax", .min_inputs = 1, .max_inputs = 1, .args = arg_args,
-    .infer = reduce_infer, .emit_c = reduce_emit,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit_cuda,
 };
 const kn_op_def kn_op_def_argmin = {
     .name = "argmin", .min_inputs = 1, .max_inputs = 1, .args = arg_args,
-    .infer = reduce_infer, .emit_c = reduce_emit,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit_cuda,
 };
 const kn_op_def kn_op_def_reduce_grad = {
     .name = "reduce_grad", .min_inputs = 1, .max_inputs = 1,
-    .infer = reduce_grad_infer, .emit_c = reduce_grad_emit,
+    .infer = reduce_grad_infer, .emit_c = reduce_grad_emit, .emit_cuda = reduce_grad_emit_cuda,
     .internal = true,
 };

@@ -175,21 +175,27 @@ static const kn_arg_spec softmax_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status emit_softmax_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_softmax); }
+static kn_status emit_log_softmax_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_log_softmax); }
+static kn_status emit_softmax_grad_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_softmax_grad); }
+static kn_status emit_log_softmax_grad_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, emit_log_softmax_grad); }
+
 const kn_op_def kn_op_def_softmax = {
     .name = "softmax", .min_inputs = 1, .max_inputs = 1, .args = softmax_args,
-    .infer = infer_softmax, .emit_c = emit_softmax, .grad = softmax_grad,
+    .infer = infer_softmax, .emit_c = emit_softmax, .emit_cuda = emit_softmax_cuda, .grad = softmax_grad,
 };
 const kn_op_def kn_op_def_log_softmax = {
     .name = "log_softmax", .min_inputs = 1, .max_inputs = 1, .args = softmax_args,
-    .infer = infer_softmax, .emit_c = emit_log_softmax, .grad = softmax_grad,
+    .infer = infer_softmax, .emit_c = emit_log_softmax, .emit_cuda = emit_log_softmax_cuda, .grad = softmax_grad,
 };
 const kn_op_def kn_op_def_softmax_grad = {
     .name = "softmax_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_softmax_grad, .emit_c = emit_softmax_grad,
+    .infer = infer_softmax_grad, .emit_c = emit_softmax_grad, .emit_cuda = emit_softmax_grad_cuda,
     .internal = true,
 };
 const kn_op_def kn_op_def_log_softmax_grad = {
     .name = "log_softmax_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_softmax_grad, .emit_c = emit_log_softmax_grad,
+    .infer = infer_softmax_grad, .emit_c = emit_log_softmax_grad, .emit_cuda = emit_log_softmax_grad_cuda,
     .internal = true,
 };

@@ -88,7 +88,10 @@ static const kn_arg_spec transpose_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status transpose_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, transpose_emit); }
+
 const kn_op_def kn_op_def_transpose = {
     .name = "transpose", .min_inputs = 1, .max_inputs = 1, .args = transpose_args,
-    .infer = transpose_infer, .emit_c = transpose_emit, .grad = transpose_grad,
+    .infer = transpose_infer, .emit_c = transpose_emit, .emit_cuda = transpose_emit_cuda, .grad = transpose_grad,
 };

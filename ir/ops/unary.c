@@ -190,10 +190,14 @@ static const kn_arg_spec shrink_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status unary_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, unary_emit); }
+static kn_status unary_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, unary_grad_emit); }
+
 #define UNARY_DEF(id, nm, argv)                                                                                      \
     const kn_op_def kn_op_def_##id = {                                                                               \
         .name = nm, .min_inputs = 1, .max_inputs = 1, .args = argv,                                                  \
-        .infer = unary_infer, .emit_c = unary_emit, .grad = unary_grad,                                              \
+        .infer = unary_infer, .emit_c = unary_emit, .emit_cuda = unary_emit_cuda, .grad = unary_grad,                                              \
     }
 
 UNARY_DEF(abs, "abs", NULL);
@@ -230,5 +234,5 @@ UNARY_DEF(shrink, "shrink", shrink_args);
 
 const kn_op_def kn_op_def_unary_grad = {
     .name = "unary_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = unary_grad_infer, .emit_c = unary_grad_emit, .internal = true,
+    .infer = unary_grad_infer, .emit_c = unary_grad_emit, .emit_cuda = unary_grad_emit_cuda, .internal = true,
 };
