@@ -79,6 +79,10 @@ void kn_emit_for(kn_emit *e, const char *var, const char *count, const char *bod
 /* The same loop opening a block; kn_emit_close ends it. */
 void kn_emit_for_open(kn_emit *e, const char *var, const char *count);
 
+/* In a CUDA kernel about to run work that is not split across threads
+ * (launched with work "1"): lets only the first thread through.  Nothing in C. */
+void kn_emit_cuda_one_thread(kn_emit *e);
+
 typedef kn_status (*kn_emit_fn)(kn_emit *e, const kn_graph *g, const kn_node *n);
 /* Stop-gap emit_cuda: the node's C emission run by one GPU thread.  Correct
  * for any emitter printing plain C (loops, math, memcpy), but serial: used

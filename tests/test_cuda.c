@@ -275,6 +275,44 @@ static void test_gpu_matches_cpu(void)
     free(b);
 }
 
+/* MobileNetV2 (the ONNX file) on the GPU: logits against the CPU run and
+ * the reference logits, the tolerance test_onnx_import uses on the CPU. */
+static void test_gpu_mobilenetv2_logits(void)
+{
+    if (!have_gpu()) {
+        printf("  skipped: no CUDA device (cudaGetDeviceCount found none)\n");
+        return;
+    }
+    const char *data = getenv("KILN_DATA");
+    char onnx[4096];
+    kt_pathf(onnx, sizeof onnx, "%s/mobilenetv2/mobilenetv2.onnx", data && *data ? data : "/work/shared/data");
+    if (!kt_file_exists(onnx)) {
+        printf("  skipped: %s not found\n", onnx);
+        return;
+    }
+    const char *tmp = kt_tmp_dir("cuda_mobilenetv2");
+    char exe[4200], out[2][4200], ref[4200], got[4400];
+    kt_pathf(exe, sizeof exe, "%s/mnv2", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_run(NULL, "'%s' build '%s' --target cuda -o '%s'", kt_kiln_bin(), onnx, exe), 0);
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(out[k], sizeof out[k], "%s/%s", tmp, dev[k]);
+        CU_ASSERT_EQUAL(kt_run(NULL, "'%s' run --device %s --in 'input=%s/../reference/input.npy' --out '%s'", exe,
+                               dev[k], onnx, out[k]),
+                        0);
+    }
+    kt_pathf(ref, sizeof ref, "%s/../reference/logits.npy", onnx);
+    CU_ASSERT_EQUAL(compare_dirs("mobilenetv2 gpu vs cpu", out[0], out[1], 1e-3, 1e-3), 0);
+    DIR *dir = opendir(out[1]);
+    struct dirent *ent;
+    while (dir && (ent = readdir(dir)) != NULL)
+        if (strstr(ent->d_name, ".npy")) {
+            kt_pathf(got, sizeof got, "%s/%s", out[1], ent->d_name);
+            CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 gpu", "logits", ref, got, 1e-3, 0.0), 0);
+        }
+    if (dir) closedir(dir);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -284,6 +322,7 @@ int main(void)
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},
+        {"MobileNetV2 logits on the GPU", test_gpu_mobilenetv2_logits},
         CU_TEST_INFO_NULL,
     };
     return kt_main("cuda", tests);

@@ -107,6 +107,10 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     long long inner = (long long)kn_ops_dims_const(&x->shape, 2, r);
     kn_ops_dims_expr(e, n->in[0], 0, 1, rows, sizeof rows);
     kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    /* On the GPU: one thread per channel (batch statistics) or per row. */
+    char channels[32];
+    snprintf(channels, sizeof channels, "%lld", c);
+    kn_emit_cuda_kernel(e, bn_uses_batch_stats(g, n) ? channels : rows);
 
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "SCALE", n->in[1]);
@@ -120,8 +124,7 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "float *restrict VAR = %s;", var);
         kn_emit_bind_out(e, "Y", n->out[0]);
         bn_emit_header(e, c, inner, rows);
-        kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
-        e->indent++;
+        kn_emit_for_open(e, "c", "C");
         kn_emit_line(e, "double s = 0.0, ss = 0.0;");
         kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
         kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) s += X[(i * C + c) * INNER + k];");
@@ -142,14 +145,14 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "const double unbiased = count > 1.0 ? ss / (count - 1.0) : var;");
         kn_emit_line(e, "MEAN[c] = (1.0f - %s) * MEAN[c] + %s * (float)mu;", mom, mom);
         kn_emit_line(e, "VAR[c] = (1.0f - %s) * VAR[c] + %s * (float)unbiased;", mom, mom);
-        e->indent--;
-        kn_emit_line(e, "}");
+        kn_emit_close(e);
+        kn_emit_cuda_end(e);
         return KN_OK;
     }
     kn_emit_bind_in(e, "MEAN", n->in[3]);
     kn_emit_bind_in(e, "VAR", n->in[4]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", rows);
+    kn_emit_for(e, "i", rows, "{");
     kn_emit_line(e, "    for (size_t c = 0; c < %lld; c++) {", c);
     kn_emit_line(e, "        const float s = SCALE[c] / sqrtf(VAR[c] + %s);", eps);
     kn_emit_line(e, "        const float t = B[c] - MEAN[c] * s;");
@@ -162,6 +165,7 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     }
     kn_emit_line(e, "    }");
     kn_emit_line(e, "}");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -200,6 +204,9 @@ static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     long long inner = (long long)kn_ops_dims_const(&x->shape, 2, r);
     kn_ops_dims_expr(e, n->in[1], 0, 1, rows, sizeof rows);
     kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    char channels[32];
+    snprintf(channels, sizeof channels, "%lld", c);
+    kn_emit_cuda_kernel(e, channels); /* GPU: one thread per channel */
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "X", n->in[1]);
     kn_emit_bind_in(e, "SCALE", n->in[2]);
@@ -211,8 +218,7 @@ static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_out(e, "dW", n->out[1]);
     kn_emit_bind_out(e, "dB", n->out[2]);
     bn_emit_header(e, c, inner, rows);
-    kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
-    e->indent++;
+    kn_emit_for_open(e, "c", "C");
     if (train) {
         kn_emit_line(e, "double s = 0.0, ss = 0.0;");
         kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
@@ -246,8 +252,8 @@ static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     else
         kn_emit_line(e, "        dX[j] = (float)(w * dY[j]);");
     kn_emit_line(e, "    }");
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -273,17 +279,13 @@ static const kn_arg_spec bn_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status bn_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, bn_emit); }
-static kn_status bng_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, bng_emit); }
-
 const kn_op_def kn_op_def_batchnorm = {
     .name = "batchnorm", .min_inputs = 1, .max_inputs = 1, .args = bn_args,
-    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .emit_cuda = bn_emit_cuda, .grad = bn_grad,
+    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .emit_cuda = bn_emit, .grad = bn_grad,
     .train_impure = bn_train_impure,
 };
 const kn_op_def kn_op_def_batchnorm_grad = {
     .name = "batchnorm_grad", .min_inputs = 3, .max_inputs = 5,
-    .infer = bng_infer, .emit_c = bng_emit, .emit_cuda = bng_emit_cuda,
+    .infer = bng_infer, .emit_c = bng_emit, .emit_cuda = bng_emit,
     .internal = true,
 };
