@@ -170,6 +170,62 @@ static void test_broken_kernel_is_named(void)
     kn_graph_free(g);
 }
 
+/* The kernels' Philox (the device source's prelude) compiled as host C
+ * draws exactly kn_rt_uniform4's numbers: dropout masks agree across
+ * backends for the same seed, checkable without a GPU. */
+static void test_device_rng_matches_cpu(void)
+{
+    kn_cuda_prog *cp = kn_cuda_prog_new("rng");
+    const char *src = kn_cuda_prog_source(cp)->s;
+    const char *end = strstr(src, "#define kn_rt_uniform4");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    kn_strbuf c;
+    kn_sb_init(&c);
+    kn_sb_puts(&c, "#define __device__\n#define __umulhi(a, b) ((uint32_t)(((uint64_t)(a) * (b)) >> 32))\n");
+    kn_sb_printf(&c, "%.*s", (int)(end - src), src);
+    kn_sb_puts(&c, "#include <stdio.h>\n"
+                   "int main(void)\n{\n"
+                   "    const uint64_t seeds[] = {0, 1, 0x123456789abcdefULL}, streams[] = {0, 0x64726f7000000003ULL};\n"
+                   "    for (int a = 0; a < 3; a++)\n"
+                   "        for (int b = 0; b < 2; b++)\n"
+                   "            for (uint64_t blk = 0; blk < 5000; blk += 97) {\n"
+                   "                float u[4];\n"
+                   "                kn_uniform4(seeds[a], streams[b], blk + ((uint64_t)7 << 30), u);\n"
+                   "                printf(\"%a %a %a %a\\n\", u[0], u[1], u[2], u[3]);\n"
+                   "            }\n"
+                   "    return 0;\n}\n");
+    const char *tmp = kt_tmp_dir("cuda_rng");
+    char path[4200], exe[4200];
+    kt_pathf(path, sizeof path, "%s/rng.c", tmp);
+    kt_pathf(exe, sizeof exe, "%s/rng", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_write_file(path, c.s, c.len), 0);
+    kn_toolchain tc;
+    kt_toolchain(&tc);
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' -std=c11 -O1 '%s' -o '%s' && '%s'", tc.cc, path, exe, exe), 0);
+    const uint64_t seeds[] = {0, 1, 0x123456789abcdefULL}, streams[] = {0, 0x64726f7000000003ULL};
+    const char *p = out;
+    int bad = 0, count = 0;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++)
+            for (uint64_t blk = 0; blk < 5000; blk += 97) {
+                float want[4], got[4];
+                kn_rt_uniform4(seeds[a], streams[b], blk + ((uint64_t)7 << 30), want);
+                char *next = NULL;
+                for (int k = 0; k < 4; k++) {
+                    got[k] = p ? strtof(p, &next) : -1.0f;
+                    p = next;
+                    bad += got[k] != want[k];
+                    count++;
+                }
+            }
+    if (bad) printf("  %d of %d uniforms differ from kn_rt_uniform4\n", bad, count);
+    CU_ASSERT_EQUAL(bad, 0);
+    free(out);
+    kn_sb_free(&c);
+    kn_cuda_prog_free(cp);
+}
+
 /* The fmnist_mlp cuda executable, built once. */
 static const char *cuda_exe(void)
 {
@@ -319,6 +375,7 @@ int main(void)
         {"every model's kernels compile with NVRTC", test_every_model_compiles},
         {"emitted source is deterministic", test_source_is_deterministic},
         {"a broken kernel is named with its node", test_broken_kernel_is_named},
+        {"the kernels' Philox draws the CPU's numbers", test_device_rng_matches_cpu},
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},

@@ -75,6 +75,7 @@ void kt_toolchain(kn_toolchain *tc)
     tc->link_flags = KILN_RT_LINK_FLAGS;
     tc->extra_cflags = KILN_RT_CFLAGS;
     tc->opt_flags = "-O2";
+    tc->cuda_libs = NULL;
 }
 
 char *kt_read_file(const char *path, size_t *len)
