@@ -234,26 +234,26 @@ void kn_cuda_emit_consts(kn_cuda_prog *cp, const kn_graph *g, int phase)
     }
 }
 
+/* `static const char *const NAME[]` of every kernel's name (or node). */
+static void emit_kernel_strings(kn_strbuf *o, const kn_cuda_prog *cp, const char *name, bool nodes)
+{
+    kn_sb_printf(o, "static const char *const %s[] = {\n", name);
+    for (int i = 0; i < cp->n_k; i++) {
+        kn_sb_puts(o, "    ");
+        kn_sb_c_string(o, nodes ? cp->k[i].node : cp->k[i].name);
+        kn_sb_puts(o, ",\n");
+    }
+    if (cp->n_k == 0) kn_sb_puts(o, "    \"\",\n");
+    kn_sb_puts(o, "};\n");
+}
+
 void kn_cuda_emit_module(kn_cuda_prog *cp, const kn_codegen_phase *phases, int n_phases,
                          const kn_codegen_opts *opts, kn_strbuf *o)
 {
     kn_sb_puts(o, cp->host.s ? cp->host.s : "");
     kn_sb_puts(o, "/* GPU kernels of all phases, in launch-table order, and the IR node each came from. */\n");
-    kn_sb_puts(o, "static const char *const kn_cuda_kernel_names[] = {\n");
-    for (int i = 0; i < cp->n_k; i++) {
-        kn_sb_puts(o, "    ");
-        kn_sb_c_string(o, cp->k[i].name);
-        kn_sb_puts(o, ",\n");
-    }
-    if (cp->n_k == 0) kn_sb_puts(o, "    \"\",\n");
-    kn_sb_puts(o, "};\nstatic const char *const kn_cuda_kernel_nodes[] = {\n");
-    for (int i = 0; i < cp->n_k; i++) {
-        kn_sb_puts(o, "    ");
-        kn_sb_c_string(o, cp->k[i].node);
-        kn_sb_puts(o, ",\n");
-    }
-    if (cp->n_k == 0) kn_sb_puts(o, "    \"\",\n");
-    kn_sb_puts(o, "};\n");
+    emit_kernel_strings(o, cp, "kn_cuda_kernel_names", false);
+    emit_kernel_strings(o, cp, "kn_cuda_kernel_nodes", true);
     kn_sb_puts(o, "/* PTX compiled by NVRTC at build time, and the CUDA source to re-JIT it for another GPU. */\n");
     kn_codegen_emit_incbin(o, "kn_cuda_ptx", opts->cuda_ptx_path, "char");
     kn_codegen_emit_incbin(o, "kn_cuda_src", opts->cuda_src_path, "char");

@@ -285,6 +285,45 @@ static kn_status sum_to_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* GPU sum_to: one thread per element of dX, looping over the broadcast
+ * (summed) dims in the CPU loop's order, so each sum adds the same terms in
+ * the same order as the CPU and gives the same bits.  `sc`: NULL for 1. */
+static kn_status sum_to_emit_kernel(kn_emit *e, const kn_node *n, const loop_dim *L, int nl, const char *numel,
+                                    const char *sc)
+{
+    char it[256], iy[256];
+    kn_emit_cuda_kernel(e, numel);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    kn_emit_for_open(e, "f", numel);
+    kn_emit_line(e, "size_t rest = f; (void)rest;");
+    for (int k = nl - 1; k >= 0; k--) { /* kept dims: from dX's flat index */
+        if (L[k].stride_a == 0) continue;
+        char ext[64];
+        loop_extent(&L[k], ext, sizeof ext);
+        kn_emit_line(e, "const size_t i%d = rest %% (%s); rest /= (%s);", k, ext, ext);
+    }
+    kn_emit_line(e, "float acc = 0.0f;");
+    int summed = 0;
+    for (int k = 0; k < nl; k++) {
+        if (L[k].stride_a != 0) continue;
+        char ext[64];
+        loop_extent(&L[k], ext, sizeof ext);
+        kn_emit_line(e, "for (size_t i%d = 0; i%d < %s; i%d++)", k, k, ext, k);
+        e->indent++;
+        summed++;
+    }
+    index_expr(L, nl, 0, it, sizeof it);
+    index_expr(L, nl, 2, iy, sizeof iy);
+    if (sc) kn_emit_line(e, "acc += %s * dY[%s];", sc, iy);
+    else kn_emit_line(e, "acc += dY[%s];", iy);
+    e->indent -= summed;
+    kn_emit_line(e, "dX[%s] = acc;", it);
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
+    return KN_OK;
+}
+
 static kn_status sum_to_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_shape *t = &kn_graph_value(g, n->out[0])->shape;
@@ -295,6 +334,7 @@ static kn_status sum_to_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
     double scale = kn_ops_attr_num(n, "scale", 1.0);
     kn_emit_float_lit(scale, sc, sizeof sc);
+    if (kn_emit_is_cuda(e)) return sum_to_emit_kernel(e, n, L, nl, numel, scale == 1.0 ? NULL : sc);
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", numel);
@@ -370,51 +410,6 @@ static kn_status binary_grad(kn_graph *g, const kn_node *n, const int *dy,
 }
 
 
-/* GPU sum_to: one thread per element of dX, looping over the broadcast
- * (summed) dims in the CPU loop's order, so each sum adds the same terms in
- * the same order as the CPU and gives the same bits. */
-static kn_status sum_to_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    const kn_shape *t = &kn_graph_value(g, n->out[0])->shape;
-    const kn_shape *dy = &kn_graph_value(g, n->in[0])->shape;
-    loop_dim L[KN_MAX_RANK];
-    int nl = plan_loops(t, dy, dy, L);
-    char numel[64], it[256], iy[256], sc[64];
-    kn_emit_numel(e, n->out[0], numel, sizeof numel);
-    double scale = kn_ops_attr_num(n, "scale", 1.0);
-    kn_emit_float_lit(scale, sc, sizeof sc);
-    kn_emit_cuda_kernel(e, numel);
-    kn_emit_bind_in(e, "dY", n->in[0]);
-    kn_emit_bind_out(e, "dX", n->out[0]);
-    kn_emit_for_open(e, "f", numel);
-    kn_emit_line(e, "size_t rest = f; (void)rest;");
-    for (int k = nl - 1; k >= 0; k--) { /* kept dims: from dX's flat index */
-        if (L[k].stride_a == 0) continue;
-        char ext[64];
-        loop_extent(&L[k], ext, sizeof ext);
-        kn_emit_line(e, "const size_t i%d = rest %% (%s); rest /= (%s);", k, ext, ext);
-    }
-    kn_emit_line(e, "float acc = 0.0f;");
-    int summed = 0;
-    for (int k = 0; k < nl; k++) {
-        if (L[k].stride_a != 0) continue;
-        char ext[64];
-        loop_extent(&L[k], ext, sizeof ext);
-        kn_emit_line(e, "for (size_t i%d = 0; i%d < %s; i%d++)", k, k, ext, k);
-        e->indent++;
-        summed++;
-    }
-    index_expr(L, nl, 0, it, sizeof it);
-    index_expr(L, nl, 2, iy, sizeof iy);
-    if (scale == 1.0) kn_emit_line(e, "acc += dY[%s];", iy);
-    else kn_emit_line(e, "acc += %s * dY[%s];", sc, iy);
-    e->indent -= summed;
-    kn_emit_line(e, "dX[%s] = acc;", it);
-    kn_emit_close(e);
-    kn_emit_cuda_end(e);
-    return KN_OK;
-}
-
 const kn_op_def kn_op_def_add = {
     .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_add, .emit_cuda = emit_add,
     .grad = binary_grad,
@@ -449,6 +444,6 @@ const kn_op_def kn_op_def_binary_grad = {
 };
 const kn_op_def kn_op_def_sum_to = {
     .name = "sum_to", .min_inputs = 1, .max_inputs = 1,
-    .infer = sum_to_infer, .emit_c = sum_to_emit, .emit_cuda = sum_to_emit_cuda,
+    .infer = sum_to_infer, .emit_c = sum_to_emit, .emit_cuda = sum_to_emit,
     .internal = true,
 };

@@ -629,6 +629,25 @@ static void conv_cuda_count(kn_emit *e, int vid, int64_t per, char *buf, size_t 
     snprintf(buf, cap, "(%s * %lld)", s, (long long)per);
 }
 
+/* `outer` around a 2-D loop (y over NY, x over NX) visiting the input taps
+ * iy = oy*SH - PH + ky*DH, ix = ox*SW - PW + kx*DW inside the image, adding
+ * `term` to acc: the forward pass loops over the kernel taps (ky, kx), the
+ * weight gradient over the output positions (oy, ox). */
+static void conv_emit_cuda_taps(kn_emit *e, const char *outer, const char *y, const char *ny, const char *x,
+                                const char *nx, const char *term)
+{
+    kn_emit_line(e, "%s", outer);
+    kn_emit_line(e, "    for (int64_t %s = 0; %s < %s; %s++) {", y, y, ny, y);
+    kn_emit_line(e, "        const int64_t iy = oy * SH - PH + ky * DH;");
+    kn_emit_line(e, "        if (iy < 0 || iy >= H) continue;");
+    kn_emit_line(e, "        for (int64_t %s = 0; %s < %s; %s++) {", x, x, nx, x);
+    kn_emit_line(e, "            const int64_t ix = ox * SW - PW + kx * DW;");
+    kn_emit_line(e, "            if (ix < 0 || ix >= W_) continue;");
+    kn_emit_line(e, "            acc += %s;", term);
+    kn_emit_line(e, "        }");
+    kn_emit_line(e, "    }");
+}
+
 static kn_status conv_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     conv_geom q;
@@ -645,16 +664,8 @@ static kn_status conv_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "const int64_t ox = i %% OW, oy = (i / OW) %% OH, oc = (i / (OW * OH)) %% OC, s = i / (OW * OH * OC);");
     kn_emit_line(e, "const int64_t c0 = oc / OCG * CG;");
     kn_emit_line(e, "float acc = %s;", n->n_in > 2 ? "B[oc]" : "0.0f");
-    kn_emit_line(e, "for (int64_t ci = 0; ci < CG; ci++)");
-    kn_emit_line(e, "    for (int64_t ky = 0; ky < KH; ky++) {");
-    kn_emit_line(e, "        const int64_t iy = oy * SH - PH + ky * DH;");
-    kn_emit_line(e, "        if (iy < 0 || iy >= H) continue;");
-    kn_emit_line(e, "        for (int64_t kx = 0; kx < KW; kx++) {");
-    kn_emit_line(e, "            const int64_t ix = ox * SW - PW + kx * DW;");
-    kn_emit_line(e, "            if (ix < 0 || ix >= W_) continue;");
-    kn_emit_line(e, "            acc += X[((s * C + c0 + ci) * H + iy) * W_ + ix] * W[((oc * CG + ci) * KH + ky) * KW + kx];");
-    kn_emit_line(e, "        }");
-    kn_emit_line(e, "    }");
+    conv_emit_cuda_taps(e, "for (int64_t ci = 0; ci < CG; ci++)", "ky", "KH", "kx", "KW",
+                        "X[((s * C + c0 + ci) * H + iy) * W_ + ix] * W[((oc * CG + ci) * KH + ky) * KW + kx]");
     kn_emit_line(e, "Y[i] = acc;");
     kn_emit_close(e);
     kn_emit_cuda_end(e);
@@ -713,16 +724,10 @@ static kn_status grad_weight_emit_cuda(kn_emit *e, const kn_graph *g, const kn_n
     kn_emit_line(e, "const int64_t kx = i %% KW, ky = (i / KW) %% KH, ci = (i / (KW * KH)) %% CG, oc = i / (KW * KH * CG);");
     kn_emit_line(e, "const int64_t c = oc / OCG * CG + ci;");
     kn_emit_line(e, "float acc = 0.0f;");
-    kn_emit_line(e, "for (int64_t s = 0; s < (int64_t)%s; s++)", samples);
-    kn_emit_line(e, "    for (int64_t oy = 0; oy < OH; oy++) {");
-    kn_emit_line(e, "        const int64_t iy = oy * SH - PH + ky * DH;");
-    kn_emit_line(e, "        if (iy < 0 || iy >= H) continue;");
-    kn_emit_line(e, "        for (int64_t ox = 0; ox < OW; ox++) {");
-    kn_emit_line(e, "            const int64_t ix = ox * SW - PW + kx * DW;");
-    kn_emit_line(e, "            if (ix < 0 || ix >= W_) continue;");
-    kn_emit_line(e, "            acc += dY[((s * OC + oc) * OH + oy) * OW + ox] * X[((s * C + c) * H + iy) * W_ + ix];");
-    kn_emit_line(e, "        }");
-    kn_emit_line(e, "    }");
+    char outer[160];
+    snprintf(outer, sizeof outer, "for (int64_t s = 0; s < (int64_t)%s; s++)", samples);
+    conv_emit_cuda_taps(e, outer, "oy", "OH", "ox", "OW",
+                        "dY[((s * OC + oc) * OH + oy) * OW + ox] * X[((s * C + c) * H + iy) * W_ + ix]");
     kn_emit_line(e, "dW[i] = acc;");
     kn_emit_close(e);
     kn_emit_cuda_end(e);

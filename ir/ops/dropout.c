@@ -147,31 +147,30 @@ static void dropout_emit_mask_cuda(kn_emit *e, const kn_node *n, int vid, const 
     kn_emit_close(e);
 }
 
+/* The masked copy as one kernel: OUT = mask(IN) over the node's output. */
+static kn_status dropout_emit_kernel(kn_emit *e, const kn_node *n, const char *in, const char *out)
+{
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
+    kn_emit_bind_in(e, in, n->in[0]);
+    kn_emit_bind_out(e, out, n->out[0]);
+    dropout_emit_mask_cuda(e, n, n->out[0], out, in);
+    kn_emit_cuda_end(e);
+    return KN_OK;
+}
+
 static kn_status dropout_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     if (g->mode != KN_MODE_TRAIN || kn_ops_attr_num(n, "p", 0.5) <= 0)
         return dropout_emit(e, g, n); /* a copy: host memcpy, redirected on the GPU */
-    char numel[64];
-    kn_emit_numel(e, n->out[0], numel, sizeof numel);
-    kn_emit_cuda_kernel(e, numel);
-    kn_emit_bind_in(e, "X", n->in[0]);
-    kn_emit_bind_out(e, "Y", n->out[0]);
-    dropout_emit_mask_cuda(e, n, n->out[0], "Y", "X");
-    kn_emit_cuda_end(e);
-    return KN_OK;
+    return dropout_emit_kernel(e, n, "X", "Y");
 }
 
 static kn_status dropout_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     (void)g;
-    char numel[64];
-    kn_emit_numel(e, n->out[0], numel, sizeof numel);
-    kn_emit_cuda_kernel(e, numel);
-    kn_emit_bind_in(e, "dY", n->in[0]);
-    kn_emit_bind_out(e, "dX", n->out[0]);
-    dropout_emit_mask_cuda(e, n, n->out[0], "dX", "dY");
-    kn_emit_cuda_end(e);
-    return KN_OK;
+    return dropout_emit_kernel(e, n, "dY", "dX");
 }
 
 static bool dropout_train_impure(const kn_graph *g, const kn_node *n)
