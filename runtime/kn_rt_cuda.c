@@ -13,7 +13,17 @@
  * copies the weight and gradient blobs and the phase inputs up, and the
  * outputs, loss, weights and gradients back, so the host view the commands
  * use (checkpoints, metrics) is always current.  Correct, not fast: keeping
- * weights resident and CUDA Graph capture are the next steps (issue #6).
+ * weights resident is the next step (issue #6).  The host arena, weights
+ * and gradients are page-locked (cudaHostRegister) so those copies are
+ * async DMA.
+ *
+ * CUDA Graphs: a phase's launches for a batch size are captured into a
+ * graph on its second call with that size (the first call runs eagerly, so
+ * cuBLAS has set up its workspace) and replayed after; kernels read the step
+ * scalars from device memory, so a replay sees the new step.  A failed
+ * capture falls back to eager launches for that phase.  KILN_CUDA_GRAPHS=0
+ * turns capture off; KILN_CUDA_SYNC=1 synchronizes after every launch so an
+ * asynchronous fault is reported with its kernel and IR node.
  *
  * Errors: every CUDA/cuBLAS/NVRTC call goes through one check that prints
  * the call, file:line, the library's message and, for launches, the kernel
@@ -22,6 +32,7 @@
  * exit 1 (a NaN loss, a bad metric) instead of crashing.
  */
 #include "kn_rt.h"
+#include "kn_rt_arena.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -44,6 +55,13 @@ struct kn_rt_cuda {
     kn_rt_cuda_ctx *dctx;    /* device copy of the step scalars */
     kn_rt_cuda_ctx *hctx;    /* pinned host staging for it */
     int failed;              /* sticky: first error already reported */
+    int sync_each;           /* KILN_CUDA_SYNC=1 */
+    int use_graphs;          /* KILN_CUDA_GRAPHS != 0 */
+    void *pinned[3];         /* host ranges registered with cudaHostRegister */
+    struct cuda_graph {      /* per phase: the captured batch size and graph */
+        int n, eager_calls, broken;
+        cudaGraphExec_t exec;
+    } *graphs;
 };
 
 static int fail(kn_rt_cuda *cu, const char *what, const char *file, int line, const char *msg)
@@ -143,17 +161,29 @@ static int load_kernels(kn_rt_cuda *cu)
     return 0;
 }
 
-/* Largest arena any phase needs at the host context's capacity: the same
- * rule as kn_rt_arena_bytes (the host arena is at least this large). */
-static size_t arena_bytes(const kn_rt_model *m, int capacity)
+static void unpin(kn_rt_cuda *cu)
 {
-    size_t best = 64;
-    for (int p = 0; p < m->cuda->n_phases; p++) {
-        const kn_rt_phase *ph = m->cuda->phases[p];
-        size_t b = (size_t)capacity * ph->arena_per_sample + ph->arena_fixed;
-        if (b > best) best = b;
-    }
-    return (best + 63) / 64 * 64;
+    for (int i = 0; i < 3; i++)
+        if (cu->pinned[i]) cudaHostUnregister(cu->pinned[i]);
+    memset(cu->pinned, 0, sizeof cu->pinned);
+}
+
+/* Page-locks a host range so async copies are DMA; slot i remembers it.
+ * Failing is harmless (copies are then staged by the driver). */
+static void pin(kn_rt_cuda *cu, int i, void *p, size_t bytes)
+{
+    if (!p || cu->pinned[i] == p) return;
+    if (cu->pinned[i]) cudaHostUnregister(cu->pinned[i]);
+    cu->pinned[i] = cudaHostRegister(p, bytes, cudaHostRegisterDefault) == cudaSuccess ? p : NULL;
+    if (!cu->pinned[i]) (void)cudaGetLastError();
+}
+
+static void drop_graphs(kn_rt_cuda *cu)
+{
+    for (int p = 0; cu->graphs && p < cu->mod->n_phases; p++)
+        if (cu->graphs[p].exec) cudaGraphExecDestroy(cu->graphs[p].exec);
+    free(cu->graphs);
+    cu->graphs = NULL;
 }
 
 static void cuda_close(kn_rt_ctx *ctx)
@@ -161,6 +191,8 @@ static void cuda_close(kn_rt_ctx *ctx)
     kn_rt_cuda *cu = ctx->cuda;
     if (!cu) return;
     cudaStreamSynchronize(cu->stream);
+    drop_graphs(cu);
+    unpin(cu);
     if (cu->blas) cublasDestroy(cu->blas);
     cudaFree(cu->arena);
     cudaFree(cu->weights);
@@ -182,7 +214,7 @@ static int open_device(kn_rt_cuda *cu, const kn_rt_ctx *ctx)
     CUBLAS_CHECK(cu, cublasCreate(&cu->blas));
     CUBLAS_CHECK(cu, cublasSetStream(cu->blas, cu->stream));
     if (load_kernels(cu) != 0) return -1;
-    cu->arena_bytes = arena_bytes(cu->m, ctx->capacity);
+    cu->arena_bytes = kn_rt_arena_bytes(cu->m, ctx->capacity);
     CU_CHECK(cu, cudaMalloc((void **)&cu->arena, cu->arena_bytes));
     CU_CHECK(cu, cudaMemsetAsync(cu->arena, 0, cu->arena_bytes, cu->stream));
     CU_CHECK(cu, cudaMalloc((void **)&cu->weights, wbytes));
@@ -190,6 +222,14 @@ static int open_device(kn_rt_cuda *cu, const kn_rt_ctx *ctx)
     CU_CHECK(cu, cudaMemsetAsync(cu->grads, 0, wbytes, cu->stream));
     CU_CHECK(cu, cudaMalloc((void **)&cu->dctx, sizeof *cu->dctx));
     CU_CHECK(cu, cudaMallocHost((void **)&cu->hctx, sizeof *cu->hctx));
+    cu->graphs = calloc((size_t)cu->mod->n_phases + 1, sizeof *cu->graphs);
+    if (!cu->graphs) return fail(cu, "calloc", __FILE__, __LINE__, "out of memory");
+    const char *g = getenv("KILN_CUDA_GRAPHS"), *sy = getenv("KILN_CUDA_SYNC");
+    cu->use_graphs = !(g && strcmp(g, "0") == 0);
+    cu->sync_each = sy && strcmp(sy, "1") == 0;
+    if (cu->sync_each) cu->use_graphs = 0; /* a captured launch cannot be synchronized */
+    pin(cu, 0, ctx->arena, kn_rt_arena_bytes(cu->m, ctx->capacity));
+    pin(cu, 1, ctx->weights, wbytes);
     return 0;
 }
 
@@ -225,6 +265,7 @@ void kn_rt_cuda_launch(kn_rt_cuda *cu, int kernel, size_t work, int n, unsigned 
     void *args[] = {&cu->arena, &fixed, &cu->weights, &cu->grads, &n, &cu->dctx};
     dim3 grid = {(unsigned)blocks, 1, 1}, block = {(unsigned)threads, 1, 1};
     cudaError_t e = cudaLaunchKernel((const void *)cu->kernels[kernel], grid, block, args, 0, cu->stream);
+    if (e == cudaSuccess && cu->sync_each) e = cudaStreamSynchronize(cu->stream);
     if (e == cudaSuccess) return;
     char what[512];
     snprintf(what, sizeof what, "launch of kernel %s (%s)", cu->mod->kernel_names[kernel],
@@ -298,11 +339,59 @@ static void poison_outputs(kn_rt_ctx *ctx, const kn_rt_phase *ph, int n)
     }
 }
 
+/* Runs the phase's launches: replays its graph for this n, captures one on
+ * the second call with this n, or launches eagerly. */
+static void launch_phase(kn_rt_cuda *cu, kn_rt_ctx *ctx, int phase, int n)
+{
+    struct cuda_graph *gr = &cu->graphs[phase];
+    if (!cu->use_graphs || gr->broken) {
+        cu->mod->phase_run[phase](ctx, n);
+        return;
+    }
+    if (gr->exec && gr->n == n) {
+        cudaError_t e = cudaGraphLaunch(gr->exec, cu->stream);
+        if (e != cudaSuccess) fail(cu, "cudaGraphLaunch", __FILE__, __LINE__, cudaGetErrorString(e));
+        return;
+    }
+    if (gr->n != n) { /* another batch size: start over */
+        if (gr->exec) cudaGraphExecDestroy(gr->exec);
+        gr->exec = NULL;
+        gr->n = n;
+        gr->eager_calls = 0;
+    }
+    if (gr->eager_calls++ == 0) {
+        cu->mod->phase_run[phase](ctx, n);
+        return;
+    }
+    cudaGraph_t graph = NULL;
+    cudaError_t e = cudaStreamBeginCapture(cu->stream, cudaStreamCaptureModeThreadLocal);
+    if (e == cudaSuccess) {
+        cu->mod->phase_run[phase](ctx, n);
+        e = cudaStreamEndCapture(cu->stream, &graph);
+    }
+    if (e == cudaSuccess && !cu->failed) e = cudaGraphInstantiate(&gr->exec, graph, 0);
+    if (graph) cudaGraphDestroy(graph);
+    if (e != cudaSuccess || cu->failed) {
+        /* Not capturable here: launch eagerly from now on. */
+        (void)cudaGetLastError();
+        fprintf(stderr, "cuda: phase %s: no CUDA Graph (%s); launching kernels one by one\n",
+                cu->mod->phases[phase]->name, cudaGetErrorString(e));
+        gr->broken = 1;
+        gr->exec = NULL;
+        cu->failed = 0;
+        cu->mod->phase_run[phase](ctx, n);
+        return;
+    }
+    e = cudaGraphLaunch(gr->exec, cu->stream);
+    if (e != cudaSuccess) fail(cu, "cudaGraphLaunch", __FILE__, __LINE__, cudaGetErrorString(e));
+}
+
 void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n)
 {
     kn_rt_cuda *cu = ctx->cuda;
     const kn_rt_phase *ph = cu->mod->phases[phase];
     *cu->hctx = (kn_rt_cuda_ctx){ctx->seed, ctx->step, ctx->lr, ctx->grad_scale, ctx->sample0};
+    pin(cu, 2, ctx->grads, (cu->m->weights_numel ? cu->m->weights_numel : 1) * sizeof(float));
     int rc = cu->failed ? -1 : 0;
     if (rc == 0 && (size_t)n * ph->arena_per_sample + ph->arena_fixed > cu->arena_bytes)
         rc = fail(cu, "kn_rt_cuda_run_phase", __FILE__, __LINE__, "batch larger than the arena's capacity");
@@ -312,7 +401,7 @@ void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n)
         rc = cudaMemcpyAsync(cu->dctx, cu->hctx, sizeof *cu->hctx, cudaMemcpyHostToDevice, cu->stream) == cudaSuccess
                  ? 0
                  : fail(cu, "cudaMemcpyAsync(ctx)", __FILE__, __LINE__, "copy of the step scalars failed");
-    if (rc == 0) cu->mod->phase_run[phase](ctx, n);
+    if (rc == 0) launch_phase(cu, ctx, phase, n);
     if (rc == 0 && !cu->failed) rc = copy_io(cu, ctx, ph, n, 0);
     if (rc == 0 && !cu->failed) rc = copy_blobs(cu, ctx, 0);
     cudaError_t e = cudaStreamSynchronize(cu->stream);
