@@ -18,13 +18,21 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The shared MobileNetV2 folder (ONNX file, reference input and logits). */
+static const char *mobilenetv2_dir(void)
+{
+    static char dir[4096];
+    const char *data = getenv("KILN_DATA");
+    kt_pathf(dir, sizeof dir, "%s/mobilenetv2", data && *data ? data : "/work/shared/data");
+    return dir;
+}
+
 /* Models that splice the shared MobileNetV2 need its ONNX file. */
 static int model_data_missing(const char *model)
 {
     if (!strstr(model, "mobilenetv2") && !strstr(model, "clothing")) return 0;
-    const char *data = getenv("KILN_DATA");
-    char path[4096];
-    kt_pathf(path, sizeof path, "%s/mobilenetv2/mobilenetv2.onnx", data && *data ? data : "/work/shared/data");
+    char path[4200];
+    kt_pathf(path, sizeof path, "%s/mobilenetv2.onnx", mobilenetv2_dir());
     return !kt_file_exists(path);
 }
 
@@ -339,9 +347,9 @@ static void test_gpu_mobilenetv2_logits(void)
         printf("  skipped: no CUDA device (cudaGetDeviceCount found none)\n");
         return;
     }
-    const char *data = getenv("KILN_DATA");
     char onnx[4096];
-    kt_pathf(onnx, sizeof onnx, "%s/mobilenetv2/mobilenetv2.onnx", data && *data ? data : "/work/shared/data");
+    const char *dir = mobilenetv2_dir();
+    kt_pathf(onnx, sizeof onnx, "%s/mobilenetv2.onnx", dir);
     if (!kt_file_exists(onnx)) {
         printf("  skipped: %s not found\n", onnx);
         return;
@@ -353,20 +361,115 @@ static void test_gpu_mobilenetv2_logits(void)
     const char *dev[2] = {"cpu", "cuda"};
     for (int k = 0; k < 2; k++) {
         kt_pathf(out[k], sizeof out[k], "%s/%s", tmp, dev[k]);
-        CU_ASSERT_EQUAL(kt_run(NULL, "'%s' run --device %s --in 'input=%s/../reference/input.npy' --out '%s'", exe,
-                               dev[k], onnx, out[k]),
+        CU_ASSERT_EQUAL(kt_run(NULL, "'%s' run --device %s --in 'input=%s/reference/input.npy' --out '%s'", exe,
+                               dev[k], dir, out[k]),
                         0);
     }
-    kt_pathf(ref, sizeof ref, "%s/../reference/logits.npy", onnx);
+    kt_pathf(ref, sizeof ref, "%s/reference/logits.npy", dir);
     CU_ASSERT_EQUAL(compare_dirs("mobilenetv2 gpu vs cpu", out[0], out[1], 1e-3, 1e-3), 0);
-    DIR *dir = opendir(out[1]);
-    struct dirent *ent;
-    while (dir && (ent = readdir(dir)) != NULL)
-        if (strstr(ent->d_name, ".npy")) {
-            kt_pathf(got, sizeof got, "%s/%s", out[1], ent->d_name);
-            CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 gpu", "logits", ref, got, 1e-3, 0.0), 0);
-        }
-    if (dir) closedir(dir);
+    kt_pathf(got, sizeof got, "%s/logits.npy", out[1]);
+    CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 gpu", "logits", ref, got, 1e-3, 0.0), 0);
+}
+
+/* ---- without a GPU: the GPU phases in host emulation (support/cuda_emu.c) ----
+ * The generated kernels compiled as host C and the generated host launch
+ * code, linked against an emulated libkiln_rt_cuda: every kernel's
+ * arithmetic and indexing against the CPU path of the same executable. */
+
+typedef struct {
+    char exe[4200], kernels[4200];
+} emu_model;
+
+/* Builds MODEL (a path; BASE its file name without extension) with
+ * --target cuda into tmp/NAME, the kernels into
+ * a shared object and the executable against the emulation library. */
+static int emu_build(const char *model, const char *base, const char *name, emu_model *em)
+{
+    const char *lib = getenv("KILN_CUDA_EMU_LIB"), *shim = getenv("KILN_CUDA_EMU_SHIM");
+    if (!lib || !shim) {
+        printf("  KILN_CUDA_EMU_LIB / KILN_CUDA_EMU_SHIM not set (run through ctest)\n");
+        return -1;
+    }
+    const char *tmp = kt_tmp_dir(name);
+    char emit[4096], log_exe[4200];
+    kt_pathf(emit, sizeof emit, "%s/gen", tmp);
+    kt_pathf(log_exe, sizeof log_exe, "%s/%s.real", tmp, name);
+    kt_pathf(em->exe, sizeof em->exe, "%s/%s.emu", tmp, name);
+    kt_pathf(em->kernels, sizeof em->kernels, "%s/kernels.so", tmp);
+    char *log = NULL;
+    int rc = kt_run(&log, "'%s' build '%s' --target cuda -o '%s' --emit '%s'", kt_kiln_bin(), model, log_exe, emit);
+    kn_toolchain tc;
+    kt_toolchain(&tc);
+    if (rc == 0)
+        rc = kt_run(&log, "'%s' -std=gnu11 -O2 -fPIC -shared -w -include '%s' -x c '%s/%s.cu' -o '%s' -lm", tc.cc, shim,
+                    emit, base, em->kernels);
+    if (rc == 0)
+        rc = kt_run(&log, "'%s' -std=c11 -O2 %s -I'%s' '%s/%s.c' '%s' '%s' %s -ldl -lm -o '%s'", tc.cc,
+                    tc.extra_cflags, tc.rt_include, emit, base, lib, tc.rt_lib, tc.link_flags, em->exe);
+    if (rc != 0) printf("  %s: emulation build failed (%d):\n%s\n", name, rc, log ? log : "");
+    free(log);
+    return rc;
+}
+
+/* Runs `EXE ARGS --device D` with the emulated GPU. */
+static int emu_run(const emu_model *em, const char *device, const char *args)
+{
+    char *log = NULL;
+    int rc = kt_run(&log, "KILN_CUDA_EMU_KERNELS='%s' '%s' %s --device %s", em->kernels, em->exe, args, device);
+    if (rc != 0) printf("  %s --device %s failed (%d):\n%s\n", args, device, rc, log ? log : "");
+    free(log);
+    return rc;
+}
+
+/* One seeded train run of `steps` on each device; the dumped gradients of
+ * the last step must agree within (atol, rtol). */
+static void emu_check_grads(const char *name, const char *model, int steps, double atol, double rtol)
+{
+    emu_model em;
+    char path[4096];
+    kt_pathf(path, sizeof path, "%s/models/%s.kiln", kt_src_dir(), model);
+    CU_ASSERT_EQUAL_FATAL(emu_build(path, model, name, &em), 0);
+    const char *tmp = kt_tmp_dir(name);
+    char dirs[2][4200], args[4400];
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(dirs[k], sizeof dirs[k], "%s/grads_%s", tmp, dev[k]);
+        kt_pathf(args, sizeof args, "train --steps %d --seed 3 --quiet --dump-grads '%s'", steps, dirs[k]);
+        CU_ASSERT_EQUAL(emu_run(&em, dev[k], args), 0);
+    }
+    CU_ASSERT_EQUAL(compare_dirs(name, dirs[0], dirs[1], atol, rtol), 0);
+}
+
+/* fmnist_mlp: linear + cuBLAS path, batchnorm train, relu, dropout masks,
+ * cross-entropy, sum_to, accumulate_grad, and three Adam steps before the
+ * last gradients (so the update phase is checked too): bit for bit. */
+static void test_emu_fmnist_mlp(void) { emu_check_grads("emu_fmnist_mlp", "fmnist_mlp", 3, 0.0, 0.0); }
+
+/* mnist_cnn: direct convolution and its two gradients, max pooling and its
+ * gradient: rounding-level differences (direct sums vs im2col GEMMs). */
+static void test_emu_mnist_cnn(void) { emu_check_grads("emu_mnist_cnn", "mnist_cnn", 2, 1e-6, 1e-3); }
+
+/* MobileNetV2 (the ONNX file): depthwise and pointwise convolutions, clip,
+ * residual adds, global pooling, against the reference logits. */
+static void test_emu_mobilenetv2(void)
+{
+    char onnx[4096], in[4200], ref[4200];
+    const char *dir = mobilenetv2_dir();
+    kt_pathf(onnx, sizeof onnx, "%s/mobilenetv2.onnx", dir);
+    if (!kt_file_exists(onnx)) {
+        printf("  skipped: %s not found\n", onnx);
+        return;
+    }
+    emu_model em;
+    CU_ASSERT_EQUAL_FATAL(emu_build(onnx, "mobilenetv2", "emu_mobilenetv2", &em), 0);
+    const char *tmp = kt_tmp_dir("emu_mobilenetv2_out");
+    char args[9000], got[4400];
+    kt_pathf(in, sizeof in, "%s/reference/input.npy", dir);
+    kt_pathf(ref, sizeof ref, "%s/reference/logits.npy", dir);
+    kt_pathf(args, sizeof args, "run --in 'input=%s' --out '%s'", in, tmp);
+    CU_ASSERT_EQUAL_FATAL(emu_run(&em, "cuda", args), 0);
+    kt_pathf(got, sizeof got, "%s/logits.npy", tmp);
+    CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 (emulated GPU)", "logits", ref, got, 1e-3, 0.0), 0);
 }
 
 int main(void)
@@ -376,6 +479,9 @@ int main(void)
         {"emitted source is deterministic", test_source_is_deterministic},
         {"a broken kernel is named with its node", test_broken_kernel_is_named},
         {"the kernels' Philox draws the CPU's numbers", test_device_rng_matches_cpu},
+        {"emulated GPU phases: fmnist_mlp train (bitwise)", test_emu_fmnist_mlp},
+        {"emulated GPU phases: mnist_cnn train", test_emu_mnist_cnn},
+        {"emulated GPU phases: MobileNetV2 logits", test_emu_mobilenetv2},
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},
