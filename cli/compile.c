@@ -296,7 +296,8 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *arc
         .link_flags = KILN_RT_LINK_FLAGS,
         .extra_cflags = KILN_RT_CFLAGS,
         .opt_flags = env_or("KILN_CFLAGS", "-O3"),
-        .cuda_libs = cuda ? KILN_RT_CUDA_LIBS : NULL,
+        /* KILN_RT_CUDA_LIBS: tests link a host emulation instead. */
+        .cuda_libs = cuda ? env_or("KILN_RT_CUDA_LIBS", KILN_RT_CUDA_LIBS) : NULL,
     };
     return kn_build_executable(&tc, c_path, exe_path, d);
 }

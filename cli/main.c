@@ -34,7 +34,7 @@ static const char *USAGE =
     "  export MODEL [--set P=V] [--weights CKPT] -o OUT.onnx\n"
     "                                 write the inference graph with trained weights as ONNX (opset 17)\n"
     "  gradcheck MODEL [ARGS]         compiled gradients vs central finite differences, per parameter\n"
-    "  onnx-test [DIR]                ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
+    "  onnx-test [--target T] [DIR]   ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
     "  sweep MODEL [--set P=A,B] [--lr X,Y ...]\n"
     "                                 train once per setting (compile-time --set values, run-time lr/batch)\n"
     "                                 and print one table\n"

@@ -169,8 +169,14 @@ static const kn_arg_spec slice_args[] = {
 };
 
 /* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status concat_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, concat_emit); }
-static kn_status slice_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, slice_emit); }
+static kn_status concat_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, concat_emit);
+}
+static kn_status slice_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, slice_emit);
+}
 
 const kn_op_def kn_op_def_concat = {
     .name = "concat", .min_inputs = 1, .max_inputs = CONCAT_MAX_INPUTS, .args = concat_args,

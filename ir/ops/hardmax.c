@@ -62,7 +62,10 @@ static const kn_arg_spec hardmax_args[] = {
 };
 
 /* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status hardmax_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, hardmax_emit); }
+static kn_status hardmax_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, hardmax_emit);
+}
 
 const kn_op_def kn_op_def_hardmax = {
     .name = "hardmax", .min_inputs = 1, .max_inputs = 1, .args = hardmax_args,

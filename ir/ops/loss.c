@@ -228,9 +228,18 @@ static const kn_arg_spec ce_args[] = {
 };
 
 /* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status ce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, ce_emit); }
-static kn_status mse_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, mse_emit); }
-static kn_status mse_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, mse_grad_emit); }
+static kn_status ce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, ce_emit);
+}
+static kn_status mse_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, mse_emit);
+}
+static kn_status mse_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, mse_grad_emit);
+}
 
 const kn_op_def kn_op_def_cross_entropy = {
     .name = "cross_entropy", .min_inputs = 2, .max_inputs = 2, .args = ce_args,

@@ -163,8 +163,14 @@ static const kn_arg_spec nll_args[] = {
 };
 
 /* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status nll_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, nll_emit); }
-static kn_status nll_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, nll_grad_emit); }
+static kn_status nll_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, nll_emit);
+}
+static kn_status nll_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, nll_grad_emit);
+}
 
 const kn_op_def kn_op_def_nll_loss = {
     .name = "nll_loss", .min_inputs = 2, .max_inputs = 3, .args = nll_args,

@@ -269,13 +269,19 @@ static const kn_arg_spec reduce_args[] = {
 };
 
 /* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status reduce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, reduce_emit); }
-static kn_status grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n) { return kn_emit_cuda_serial(e, g, n, grad_emit); }
+static kn_status reduce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, reduce_emit);
+}
+static kn_status grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, grad_emit);
+}
 
 #define REDUCE_DEF(id)                                                                                               \
     const kn_op_def kn_op_def_##id = {                                                                               \
         .name = #id, .min_inputs = 1, .max_inputs = 1, .args = reduce_args,                                          \
-        .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit_cuda, .grad = reduce_grad,                                           \
+        .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit_cuda, .grad = reduce_grad,            \
     }
 
 REDUCE_DEF(reduce_sum);

@@ -3,7 +3,10 @@
  *
  * Linked instead of libkiln_rt_cuda; the kernels come from the model's
  * generated .cu compiled as host C with cuda_emu_shim.h into a shared
- * object named by $KILN_CUDA_EMU_KERNELS and looked up by kernel name.  The
+ * object named by $KILN_CUDA_EMU_KERNELS and looked up by kernel name, or,
+ * when only $KILN_CUDA_EMU_SHIM is set, compiled here from the source the
+ * executable embeds (so any --target cuda build linked with this library
+ * runs, e.g. `kiln onnx-test --target cuda`).  The
  * generated host code (launch order, arena offsets, GEMM arguments, the
  * memcpy/memset redirects) and the kernels run as they would on a GPU, with
  * "device" memory in separate host buffers that each phase call copies in
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef void (*emu_kernel)(unsigned char *, unsigned char *, float *, float *, int, const kn_rt_cuda_ctx *);
 
@@ -33,10 +37,32 @@ struct kn_rt_cuda {
 
 static int emu_probe(char *err, size_t cap)
 {
-    const char *so = getenv("KILN_CUDA_EMU_KERNELS");
-    if (so && *so) return 1;
+    const char *so = getenv("KILN_CUDA_EMU_KERNELS"), *shim = getenv("KILN_CUDA_EMU_SHIM");
+    if ((so && *so) || (shim && *shim)) return 1;
     snprintf(err, cap, "emulation: KILN_CUDA_EMU_KERNELS is not set");
     return 0;
+}
+
+/* Compiles the embedded kernel source with the shim into a temporary
+ * shared object and opens it. */
+static void *emu_compile(const kn_rt_model *m, char *err, size_t cap)
+{
+    char src[] = "/tmp/kiln-emu-XXXXXX", so[64], cmd[8192];
+    int fd = mkstemp(src);
+    if (fd < 0) return snprintf(err, cap, "emulation: cannot create a temporary file"), NULL;
+    size_t len = strlen(m->cuda->source);
+    int ok = write(fd, m->cuda->source, len) == (ssize_t)len;
+    close(fd);
+    snprintf(so, sizeof so, "%s.so", src);
+    const char *cc = getenv("KILN_CC");
+    snprintf(cmd, sizeof cmd, "'%s' -std=gnu11 -O1 -fPIC -shared -w -include '%s' -x c '%s' -o '%s' -lm",
+             cc && *cc ? cc : "cc", getenv("KILN_CUDA_EMU_SHIM"), src, so);
+    ok = ok && system(cmd) == 0;
+    void *h = ok ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (!h) snprintf(err, cap, "emulation: cannot compile the embedded kernels (%s)", ok ? dlerror() : cmd);
+    unlink(src);
+    unlink(so);
+    return h;
 }
 
 static void emu_close(kn_rt_ctx *ctx)
@@ -64,9 +90,11 @@ static int emu_open(kn_rt_ctx *ctx, const kn_rt_model *m, char *err, size_t cap)
     cu->weights = calloc(wn, sizeof(float));
     cu->grads = calloc(wn, sizeof(float));
     cu->kernels = calloc((size_t)m->cuda->n_kernels + 1, sizeof *cu->kernels);
-    cu->so = dlopen(getenv("KILN_CUDA_EMU_KERNELS"), RTLD_NOW | RTLD_LOCAL);
+    const char *so = getenv("KILN_CUDA_EMU_KERNELS");
+    cu->so = so && *so ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : emu_compile(m, err, cap);
     if (!cu->arena || !cu->weights || !cu->grads || !cu->kernels || !cu->so) {
-        snprintf(err, cap, "emulation: cannot set up (%s)", cu->so ? "out of memory" : dlerror());
+        if (!cu->so && so && *so) snprintf(err, cap, "emulation: %s", dlerror());
+        else if (cu->so) snprintf(err, cap, "emulation: out of memory");
         emu_close(ctx);
         return -1;
     }
