@@ -648,10 +648,35 @@ static void conv_emit_cuda_taps(kn_emit *e, const char *outer, const char *y, co
     kn_emit_line(e, "    }");
 }
 
+/* 1x1 convolution, one group: per sample Y (OC x HW) = W (OC x C) X (C x HW),
+ * a cuBLAS GEMM each (the host's kn_rt_sgemm, redirected on the GPU) on top
+ * of a kernel writing the bias (or zeros). */
+static kn_status conv_emit_cuda_1x1(kn_emit *e, const kn_node *n, const conv_geom *q)
+{
+    long long hw = (long long)(q->h * q->w), oc = (long long)q->oc, c = (long long)q->c;
+    char count[96], samples[64];
+    conv_cuda_count(e, n->out[0], q->oc * q->oh * q->ow, count, sizeof count);
+    kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
+    kn_emit_cuda_kernel(e, count);
+    if (n->n_in > 2) kn_emit_bind_in(e, "B", n->in[2]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    if (n->n_in > 2) kn_emit_for(e, "i", count, "Y[i] = B[(i / %lld) %% %lld];", hw, oc);
+    else kn_emit_for(e, "i", count, "Y[i] = 0.0f;");
+    kn_emit_cuda_end(e);
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    kn_emit_line(e, "for (size_t s = 0; s < %s; s++)", samples);
+    kn_emit_line(e, "    kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, W, %lld, X + s * %lld, %lld, 1.0f, Y + s * %lld, %lld);",
+                 oc, hw, c, c, c * hw, hw, oc * hw, hw);
+    return KN_OK;
+}
+
 static kn_status conv_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     conv_geom q;
     if (conv_geom_forward(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    if (conv_is_1x1(&q) && q.groups == 1) return conv_emit_cuda_1x1(e, n, &q);
     char count[96];
     conv_cuda_count(e, n->out[0], q.oc * q.oh * q.ow, count, sizeof count);
     kn_emit_cuda_kernel(e, count);
