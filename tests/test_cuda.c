@@ -400,9 +400,11 @@ static int emu_build(const char *model, const char *base, const char *name, emu_
     int rc = kt_run(&log, "'%s' build '%s' --target cuda -o '%s' --emit '%s'", kt_kiln_bin(), model, log_exe, emit);
     kn_toolchain tc;
     kt_toolchain(&tc);
+    if (rc == 0) free(log), log = NULL;
     if (rc == 0)
         rc = kt_run(&log, "'%s' -std=gnu11 -O2 -fPIC -shared -w -include '%s' -x c '%s/%s.cu' -o '%s' -lm", tc.cc, shim,
                     emit, base, em->kernels);
+    if (rc == 0) free(log), log = NULL;
     if (rc == 0)
         rc = kt_run(&log, "'%s' -std=c11 -O2 %s -I'%s' '%s/%s.c' '%s' '%s' %s -ldl -lm -o '%s'", tc.cc,
                     tc.extra_cflags, tc.rt_include, emit, base, lib, tc.rt_lib, tc.link_flags, em->exe);
