@@ -27,33 +27,9 @@ static void test_expected_passes_on_cuda(void)
     }
     const char *lib = getenv("KILN_CUDA_EMU_LIB"), *shim = getenv("KILN_CUDA_EMU_SHIM");
     CU_ASSERT_FATAL(lib && shim);
-    char list[4096];
-    kt_pathf(list, sizeof list, "%s/tests/golden/onnx_conformance_pass.txt", kt_src_dir());
-    char *want = kt_read_file(list, NULL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(want);
-    char *log = NULL;
-    int rc = kt_run(&log, "KILN_RT_CUDA_LIBS='%s -ldl' KILN_CUDA_EMU_SHIM='%s' '%s' onnx-test --target cuda '%s'", lib,
-                    shim, kt_kiln_bin(), NODE_DIR);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
-    const char *last = strstr(log, "\nconformance: ");
-    CU_ASSERT_PTR_NOT_NULL(last);
-    if (last) printf("%s", last + 1);
-    CU_ASSERT_EQUAL(rc, 0); /* no test fails */
-    int expected = 0, missing = 0;
-    for (char *name = strtok(want, "\n"); name; name = strtok(NULL, "\n")) {
-        char line[512];
-        snprintf(line, sizeof line, "\n%s: pass", name);
-        expected++;
-        if (!strstr(log, line) && strncmp(log, line + 1, strlen(line + 1)) != 0) {
-            printf("cuda: %s does not pass\n", name);
-            missing++;
-        }
-    }
-    printf("%d expected passes, %d missing on cuda\n", expected, missing);
-    CU_ASSERT(expected > 100);
-    CU_ASSERT_EQUAL(missing, 0);
-    free(log);
-    free(want);
+    char env[8400];
+    kt_pathf(env, sizeof env, "KILN_RT_CUDA_LIBS='%s -ldl' KILN_CUDA_EMU_SHIM='%s'", lib, shim);
+    kt_check_onnx_conformance(NODE_DIR, env, "--target cuda", "cuda");
 }
 
 int main(void)
