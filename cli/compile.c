@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t len)
@@ -250,11 +251,42 @@ static void lowered_free(lowered *lo)
     kn_memplan_free(&lo->plan);
 }
 
-kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_path,
-                       const char *exe_path, kn_diag *d)
+void kn_cli_cuda_paths(const char *c_path, char *ptx, char *cu, size_t cap)
 {
-    if (strcmp(target, "cpu") != 0)
-        return kn_diag_fail(d, "target '%s' is not available in this build (supported: cpu)", target);
+    size_t len = strlen(c_path);
+    if (ends_with(c_path, ".c")) len -= 2;
+    snprintf(ptx, cap, "%.*s.ptx", (int)len, c_path);
+    snprintf(cu, cap, "%.*s.cu", (int)len, c_path);
+}
+
+/* Compiles the emitted kernels with NVRTC and writes the device source and
+ * PTX next to the C file, where the C file's .incbin finds them. */
+static kn_status build_cuda_kernels(kn_cuda_prog *cp, const char *arch, const char *ptx_path, const char *cu_path,
+                                    kn_cli_build_stats *stats, kn_diag *d)
+{
+    kn_strbuf *src = kn_cuda_prog_source(cp);
+    if (write_atomic(cu_path, src->s, src->len, d) != KN_OK) return KN_ERR;
+    kn_strbuf ptx;
+    kn_sb_init(&ptx);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    kn_status st = kn_cuda_compile(cp, arch, &ptx, d);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (st == KN_OK) st = write_atomic(ptx_path, ptx.s, ptx.len, d);
+    if (stats) {
+        stats->cuda_kernels = kn_cuda_prog_kernels(cp);
+        stats->nvrtc_seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    }
+    kn_sb_free(&ptx);
+    return st;
+}
+
+kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *arch, const char *c_path,
+                       const char *exe_path, kn_cli_build_stats *stats, kn_diag *d)
+{
+    bool cuda = strcmp(target, "cuda") == 0;
+    if (strcmp(target, "cpu") != 0 && !cuda)
+        return kn_diag_fail(d, "target '%s' is not available in this build (supported: cpu, cuda)", target);
     kn_codegen_phase phases[6] = {{"infer", c->infer, &c->infer_plan}};
     int n_phases = 1;
     if (c->train) {
@@ -266,20 +298,27 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_p
         phases[n_phases++] = (kn_codegen_phase){"head_train", c->head_train, &c->head_train_plan};
         phases[n_phases++] = (kn_codegen_phase){"head_infer", c->head_infer, &c->head_infer_plan};
     }
+    char blob[4200], ptx_path[4200], cu_path[4200];
+    kn_cli_blob_path(c_path, blob, sizeof blob);
+    kn_cli_cuda_paths(c_path, ptx_path, cu_path, sizeof ptx_path);
+    kn_codegen_opts opts = {c->hash, target, blob, NULL, ptx_path, cu_path, arch};
+    if (cuda && (kn_codegen_check_embed_path(ptx_path, d) != KN_OK || kn_codegen_check_embed_path(cu_path, d) != KN_OK))
+        return KN_ERR;
+    /* Epilogue fusion is a CPU lowering: the CUDA emitters take the graph unfused. */
     lowered low[6];
     kn_status st = KN_OK;
     for (int i = 0; i < n_phases; i++)
-        if (st == KN_OK) st = lower_phase(&phases[i], &low[i], d);
+        if (st == KN_OK && !cuda) st = lower_phase(&phases[i], &low[i], d);
         else low[i] = (lowered){0};
-    char blob[4200];
-    kn_cli_blob_path(c_path, blob, sizeof blob);
-    kn_codegen_opts opts = {c->hash, target, blob};
+    if (cuda) opts.cuda = kn_cuda_prog_new(c->model->name);
     kn_strbuf src;
     kn_sb_init(&src);
     if (st == KN_OK) st = kn_emit_c_program(c->model, phases, n_phases, &opts, &src, d);
     for (int i = 0; i < n_phases; i++) lowered_free(&low[i]);
     if (st == KN_OK) st = write_atomic(c_path, src.s, src.len, d);
     kn_sb_free(&src);
+    if (st == KN_OK && cuda) st = build_cuda_kernels(opts.cuda, arch, ptx_path, cu_path, stats, d);
+    kn_cuda_prog_free(opts.cuda);
     if (st != KN_OK) return st;
     kn_toolchain tc = {
         .cc = env_or("KILN_CC", KILN_C_COMPILER),
@@ -288,6 +327,8 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_p
         .link_flags = KILN_RT_LINK_FLAGS,
         .extra_cflags = KILN_RT_CFLAGS,
         .opt_flags = env_or("KILN_CFLAGS", KILN_DEFAULT_CFLAGS),
+        /* KILN_RT_CUDA_LIBS: tests link a host emulation instead. */
+        .cuda_libs = cuda ? env_or("KILN_RT_CUDA_LIBS", KILN_RT_CUDA_LIBS) : NULL,
     };
     return kn_build_executable(&tc, c_path, exe_path, d);
 }

@@ -52,9 +52,21 @@ kn_status kn_cli_model_hash(const char *path, const kn_frontend_opts *fo, char o
 /* The weight blob written next to `c_path` ("m.c" -> "m.weights.bin"). */
 void kn_cli_blob_path(const char *c_path, char *out, size_t cap);
 
+/* The device source and PTX a cuda build writes next to `c_path`
+ * ("m.c" -> "m.cu", "m.ptx"). */
+void kn_cli_cuda_paths(const char *c_path, char *ptx, char *cu, size_t cap);
+
+typedef struct {
+    int cuda_kernels;        /* target cuda: kernels compiled */
+    double nvrtc_seconds;    /* and NVRTC's time */
+} kn_cli_build_stats;
+
 /* Emits C for `c` into `c_path` (atomically), the initial weights of
- * imported parameters into kn_cli_blob_path(c_path), and builds `exe_path`. */
-kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *c_path,
-                       const char *exe_path, kn_diag *d);
+ * imported parameters into kn_cli_blob_path(c_path), and builds `exe_path`.
+ * Target "cuda" also emits the kernels, compiles them with NVRTC for `arch`
+ * (NULL: compute_90) into kn_cli_cuda_paths(c_path) and embeds both.
+ * `stats` may be NULL. */
+kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *arch, const char *c_path,
+                       const char *exe_path, kn_cli_build_stats *stats, kn_diag *d);
 
 #endif

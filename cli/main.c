@@ -3,6 +3,7 @@
  * build error), 2 usage error. */
 #define _GNU_SOURCE
 #include "compile.h"
+#include "../codegen/codegen.h" /* KN_CUDA_DEFAULT_ARCH */
 #include "export.h"
 #include "onnx_test.h"
 #include "sweep.h"
@@ -24,7 +25,7 @@ static const char *USAGE =
     "\n"
     "commands:\n"
     "  check MODEL [--set P=V]        parse + shape inference; layer table, parameter counts, arena bytes\n"
-    "  build MODEL [-o EXE] [--target cpu] [--emit DIR] [--set P=V]\n"
+    "  build MODEL [-o EXE] [--target cpu|cuda] [--arch A] [--emit DIR] [--set P=V]\n"
     "                                 compile MODEL into the executable EXE (default: the model file's name);\n"
     "                                 --emit DIR keeps the generated C source in DIR\n"
     "  run MODEL [--set P=V] SUBCOMMAND [ARGS]\n"
@@ -33,7 +34,7 @@ static const char *USAGE =
     "  export MODEL [--set P=V] [--weights CKPT] -o OUT.onnx\n"
     "                                 write the inference graph with trained weights as ONNX (opset 17)\n"
     "  gradcheck MODEL [ARGS]         compiled gradients vs central finite differences, per parameter\n"
-    "  onnx-test [DIR]                ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
+    "  onnx-test [--target T] [DIR]   ONNX node conformance over Debian's libonnx-testdata (or DIR)\n"
     "  sweep MODEL [--set P=A,B] [--lr X,Y ...]\n"
     "                                 train once per setting (compile-time --set values, run-time lr/batch)\n"
     "                                 and print one table\n"
@@ -164,7 +165,7 @@ static const char *base_name_no_ext(const char *path, char *buf, size_t cap)
 
 /* Builds MODEL to EXE; keeps the C source in emit_dir when given. */
 static int build_model(const char *model, const kn_frontend_opts *fo, const char *exe, const char *target,
-                       const char *emit_dir, bool quiet)
+                       const char *arch, const char *emit_dir, bool quiet)
 {
     double t0 = now_s();
     kn_compiled c;
@@ -194,12 +195,16 @@ static int build_model(const char *model, const kn_frontend_opts *fo, const char
         }
         snprintf(c_path, sizeof c_path, "%s/%s.c", tmpdir, ident);
     }
-    kn_status st = kn_cli_build(&c, target, c_path, exe, &d);
+    kn_cli_build_stats stats = {0, 0};
+    kn_status st = kn_cli_build(&c, target, arch, c_path, exe, &stats, &d);
     if (!keep) {
-        char blob[4200];
+        char blob[4200], ptx[4200], cu[4200];
         kn_cli_blob_path(c_path, blob, sizeof blob);
+        kn_cli_cuda_paths(c_path, ptx, cu, sizeof ptx);
         unlink(c_path);
         unlink(blob);
+        unlink(ptx);
+        unlink(cu);
         rmdir(tmpdir);
     }
     if (st != KN_OK) {
@@ -211,8 +216,12 @@ static int build_model(const char *model, const kn_frontend_opts *fo, const char
         int64_t t, f, b;
         kn_graph_param_counts(c.model, &t, &f, &b);
         fmt_bytes(kn_memplan_bytes(&c.infer_plan, c.model->meta.batch > 0 ? c.model->meta.batch : 1), a, sizeof a);
-        fprintf(stderr, "kiln: built %s (%d nodes, %lld parameters, arena %s at N=%d) in %.2f s%s%s\n", exe,
-                c.infer->n_nodes, (long long)(t + f), a, c.model->meta.batch, now_s() - t0,
+        char cuda[96] = "";
+        if (stats.cuda_kernels > 0)
+            snprintf(cuda, sizeof cuda, ", %d CUDA kernels for %s (NVRTC %.2f s)", stats.cuda_kernels,
+                     arch ? arch : KN_CUDA_DEFAULT_ARCH, stats.nvrtc_seconds);
+        fprintf(stderr, "kiln: built %s (%d nodes, %lld parameters, arena %s at N=%d%s) in %.2f s%s%s\n", exe,
+                c.infer->n_nodes, (long long)(t + f), a, c.model->meta.batch, cuda, now_s() - t0,
                 keep ? "; source in " : "", keep ? c_path : "");
     }
     kn_cli_compiled_free(&c);
@@ -221,7 +230,7 @@ static int build_model(const char *model, const kn_frontend_opts *fo, const char
 
 static int cmd_build(int argc, char **argv)
 {
-    const char *model = NULL, *exe = NULL, *target = "cpu", *emit = NULL;
+    const char *model = NULL, *exe = NULL, *target = "cpu", *emit = NULL, *arch = NULL;
     cli_sets sets = {.n = 0};
     for (int i = 1; i < argc; i++) {
         int t = take_set(argc, argv, &i, &sets);
@@ -229,20 +238,23 @@ static int cmd_build(int argc, char **argv)
         if (t) continue;
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("usage: kiln build MODEL [-o EXE] [--target cpu] [--emit DIR] [--set P=V]...\n\n"
+            printf("usage: kiln build MODEL [-o EXE] [--target cpu|cuda] [--arch A] [--emit DIR] [--set P=V]...\n\n"
                    "Compiles MODEL (.kiln, or an ONNX model .onnx) into a standalone executable with the commands\n"
                    "info, eval, predict, bench, run, train, sweep and gradcheck (see EXE --help).\n"
                    "  -o EXE        output executable (default: model file name without extension)\n"
-                   "  --target T    code generation target (cpu)\n"
+                   "  --target T    code generation target: cpu, or cuda (kernels compiled with NVRTC and embedded;\n"
+                   "                the executable runs on the CPU or, with --device cuda, on the GPU)\n"
+                   "  --arch A      CUDA virtual architecture for --target cuda (default " KN_CUDA_DEFAULT_ARCH ")\n"
                    "  --emit DIR    keep the generated C source in DIR\n"
                    "  --set P=V     override the model file's `param P = default` (repeatable)\n");
             return 0;
         }
-        if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--emit")) {
+        if (!strcmp(a, "-o") || !strcmp(a, "--target") || !strcmp(a, "--emit") || !strcmp(a, "--arch")) {
             if (i + 1 >= argc) return usage_error("build: %s needs a value", a);
             const char *v = argv[++i];
             if (!strcmp(a, "-o")) exe = v;
             else if (!strcmp(a, "--target")) target = v;
+            else if (!strcmp(a, "--arch")) arch = v;
             else emit = v;
         } else if (a[0] == '-') {
             return usage_error("build: unknown option '%s'", a);
@@ -259,7 +271,8 @@ static int cmd_build(int argc, char **argv)
     if (!exe) exe = base_name_no_ext(model, dflt, sizeof dflt);
     kn_frontend_opts fo;
     kn_cli_frontend_opts(&fo, sets.v, sets.n);
-    return build_model(model, &fo, exe, target, emit, false);
+    if (arch && strcmp(target, "cuda") != 0) return usage_error("build: --arch %s needs --target cuda", arch);
+    return build_model(model, &fo, exe, target, arch, emit, false);
 }
 
 /* The executable of MODEL with these --set values, built into the cache
@@ -287,7 +300,7 @@ static int cached_exe(const char *model, const char *const *sets, int n_sets, ch
     }
     char tmp_exe[4500];
     snprintf(tmp_exe, sizeof tmp_exe, "%s.tmp%d", exe, (int)getpid());
-    int rc = build_model(model, &fo, tmp_exe, "cpu", NULL, true);
+    int rc = build_model(model, &fo, tmp_exe, "cpu", NULL, NULL, true);
     if (rc != 0) return rc;
     if (rename(tmp_exe, exe) != 0) {
         fprintf(stderr, "kiln: cannot move %s into the cache: %s\n", tmp_exe, strerror(errno));

@@ -180,7 +180,7 @@ static int compare_output(const runner *r, const kn_graph *g, int k, const char 
 }
 
 /* Runs one test folder; prints its line and counts it. */
-static void run_test(runner *r, const char *dir, const char *name)
+static void run_test(runner *r, const char *dir, const char *name, const char *target)
 {
     char model[4096], set[4096], c_path[4200], exe[4200], outdir[4200], why[512] = "";
     snprintf(model, sizeof model, "%s/%s/model.onnx", dir, name);
@@ -200,17 +200,17 @@ static void run_test(runner *r, const char *dir, const char *name)
     snprintf(outdir, sizeof outdir, "%s/out", r->tmp);
     int fail = 0;
     double max_err = 0;
-    if (kn_cli_build(&c, "cpu", c_path, exe, &d) != KN_OK) {
+    if (kn_cli_build(&c, target, NULL, c_path, exe, NULL, &d) != KN_OK) {
         snprintf(why, sizeof why, "build: %s", short_msg(d.text));
         fail = 1;
     }
-    char *argv[64] = {exe, "run", "--out", outdir};
-    int argc = 4;
+    char *argv[64] = {exe, "run", "--out", outdir, "--device", (char *)target};
+    int argc = 6;
     if (!fail && write_inputs(r, c.infer, set, argv, &argc, why, sizeof why)) fail = 1;
     argv[argc] = NULL;
     if (!fail && spawn_quiet(argv) != 0) snprintf(why, sizeof why, "run failed"), fail = 1;
     for (int k = 0; !fail && k < c.infer->n_outputs; k++) fail = compare_output(r, c.infer, k, set, &max_err, why, sizeof why);
-    for (int i = 4; i < argc; i++) free(argv[i]);
+    for (int i = 6; i < argc; i++) free(argv[i]);
     if (fail) printf("%s: fail (%s)\n", name, why);
     else printf("%s: pass (max err %g)\n", name, max_err);
     fflush(stdout);
@@ -234,10 +234,21 @@ static void remove_tree(const char *dir)
 int kn_cli_onnx_test(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
-        printf("usage: kiln onnx-test [DIR]\n\nRuns every ONNX node test under DIR (default %s):\n"
+        printf("usage: kiln onnx-test [--target cpu|cuda] [DIR]\n\nRuns every ONNX node test under DIR (default %s):\n"
                "import, build, run on test_data_set_0, compare with rtol 1e-3, atol 1e-7.\n"
+               "--target cuda builds the CUDA kernels too and runs them (`run --device cuda`).\n"
                "Last line: conformance: N passed, M failed, K skipped\n", DEFAULT_DIR);
         return 0;
+    }
+    const char *target = "cpu";
+    if (argc >= 3 && !strcmp(argv[1], "--target")) {
+        target = argv[2];
+        argc -= 2;
+        argv += 2;
+        if (strcmp(target, "cpu") != 0 && strcmp(target, "cuda") != 0) {
+            fprintf(stderr, "kiln: onnx-test: unknown target '%s' (expected cpu or cuda)\n", target);
+            return 2;
+        }
     }
     const char *dir = argc >= 2 ? argv[1] : DEFAULT_DIR;
     DIR *dh = opendir(dir);
@@ -264,7 +275,7 @@ int kn_cli_onnx_test(int argc, char **argv)
     }
     setenv("KILN_CFLAGS", getenv("KILN_CFLAGS") ? getenv("KILN_CFLAGS") : "-O1", 1);
     for (int i = 0; i < n; i++) {
-        run_test(&r, dir, names[i]);
+        run_test(&r, dir, names[i], target);
         free(names[i]);
     }
     free(names);

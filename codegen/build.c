@@ -29,6 +29,7 @@ kn_status kn_build_executable(const kn_toolchain *tc, const char *c_path,
     char *opt = kn_xstrdup(tc->opt_flags ? tc->opt_flags : "-O2");
     char *extra = kn_xstrdup(tc->extra_cflags ? tc->extra_cflags : "");
     char *link = kn_xstrdup(tc->link_flags ? tc->link_flags : "");
+    char *cuda = kn_xstrdup(tc->cuda_libs ? tc->cuda_libs : "");
     char incl[4200];
     snprintf(incl, sizeof incl, "-I%s", tc->rt_include);
     char *argv[128];
@@ -39,6 +40,7 @@ kn_status kn_build_executable(const kn_toolchain *tc, const char *c_path,
     n += split_flags(extra, argv + n, 16);
     argv[n++] = incl;
     argv[n++] = (char *)c_path;
+    n += split_flags(cuda, argv + n, 16); /* before libkiln_rt: it calls into it */
     argv[n++] = (char *)tc->rt_lib;
     n += split_flags(link, argv + n, 32);
     argv[n++] = "-lm";
@@ -81,5 +83,6 @@ done:
     free(opt);
     free(extra);
     free(link);
+    free(cuda);
     return st;
 }

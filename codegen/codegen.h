@@ -18,9 +18,15 @@ typedef struct {
     const kn_memplan *plan;
 } kn_codegen_phase;
 
+/* The CUDA side of a program being emitted (codegen/emit_cuda.c): device
+ * source of all kernels plus the host code launching them. */
+typedef struct kn_cuda_prog kn_cuda_prog;
+
+#define KN_CUDA_DEFAULT_ARCH "compute_90"
+
 typedef struct {
     const char *model_hash;  /* hex digest identifying the model source */
-    const char *target;      /* "cpu" */
+    const char *target;      /* "cpu" or "cuda" */
     /* Where to write the initial values of parameters that carry data
      * (imported ONNX initializers).  The generated C embeds that file with
      * an assembler .incbin, so the C compiler never parses megabytes of
@@ -28,6 +34,12 @@ typedef struct {
      * compiler's working directory.  NULL: print them as C arrays (fine for
      * the few floats of test graphs). */
     const char *blob_path;
+    /* Target cuda: the program the phases' kernels are emitted into (from
+     * kn_cuda_prog_new), the files the executable embeds (the PTX nvrtc.c
+     * writes, the device source) and the virtual architecture.  NULL cuda:
+     * a CPU-only program. */
+    kn_cuda_prog *cuda;
+    const char *cuda_ptx_path, *cuda_src_path, *cuda_arch;
 } kn_codegen_opts;
 
 /* Emits the whole C program for `model` (its parameters and metadata) with
@@ -35,6 +47,25 @@ typedef struct {
 kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phases,
                             int n_phases, const kn_codegen_opts *opts,
                             kn_strbuf *out, kn_diag *d);
+
+/* Refuses a path the generated C cannot embed with .incbin (quotes,
+ * backslashes, '?', non-printable characters). */
+kn_status kn_codegen_check_embed_path(const char *path, kn_diag *d);
+
+kn_cuda_prog *kn_cuda_prog_new(const char *model_name);
+void kn_cuda_prog_free(kn_cuda_prog *cp);
+/* The device source (complete once kn_emit_c_program returned). */
+kn_strbuf *kn_cuda_prog_source(kn_cuda_prog *cp);
+int kn_cuda_prog_kernels(const kn_cuda_prog *cp);
+/* The kernel whose text holds device-source line `line` (1-based) and, in
+ * *node, the phase and IR node it came from; NULL for the prelude. */
+const char *kn_cuda_prog_line_owner(const kn_cuda_prog *cp, int line, const char **node);
+
+/* Compiles the program's device source with NVRTC for `arch`
+ * ("compute_90") into PTX (NUL-terminated in ptx).  On failure the diag
+ * names the first failing kernel, its IR node and NVRTC's log.  Fails
+ * cleanly when kiln was built without the CUDA toolkit. */
+kn_status kn_cuda_compile(kn_cuda_prog *cp, const char *arch, kn_strbuf *ptx, kn_diag *d);
 
 /* How to find the compiler and the runtime. */
 typedef struct {
@@ -44,6 +75,7 @@ typedef struct {
     const char *link_flags;  /* libraries libkiln_rt needs: "-lopenblas -lz ..." */
     const char *extra_cflags;/* e.g. sanitizer flags; may be "" */
     const char *opt_flags;   /* "-O3" */
+    const char *cuda_libs;   /* target cuda: "libkiln_rt_cuda.a -L... -lcudart -lcublas", else NULL */
 } kn_toolchain;
 
 /* Compiles `c_path` into the executable `exe_path`.  On failure the diag

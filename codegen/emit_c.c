@@ -12,6 +12,7 @@
  * cannot inject code.
  */
 #include "codegen.h"
+#include "codegen_internal.h"
 #include "../ir/emit.h"
 #include "../ir/ops/op.h"
 
@@ -20,11 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    const kn_memplan *plan;
-    const int64_t *weight_offset; /* per value id, floats; -1 if not a weight */
-    int phase;                    /* index, names this phase's constants */
-} emit_impl;
+typedef codegen_emit_impl emit_impl;
 
 /* Every parameter, buffer and optimizer state of every phase, by name: the
  * phases are separate graphs (the update phase adds optimizer state), but
@@ -156,7 +153,7 @@ static void emit_params(kn_strbuf *o, const weight_table *t, const int64_t *data
     *n_params = count;
 }
 
-static void emit_array(kn_strbuf *o, const kn_value *v, const char *cname)
+void kn_codegen_emit_array(kn_strbuf *o, const kn_value *v, const char *cname)
 {
     int64_t numel = 0;
     kn_shape_numel(&v->shape, 1, &numel);
@@ -183,14 +180,14 @@ static void emit_weight_arrays(kn_strbuf *o, const weight_table *t)
         if (!t->vals[i]->data) continue;
         char cname[48];
         snprintf(cname, sizeof cname, "kn_wdata_%d", i);
-        emit_array(o, t->vals[i], cname);
+        kn_codegen_emit_array(o, t->vals[i], cname);
     }
 }
 
 /* The path goes into a C string that holds an assembler string: refuse the
  * characters that would need escaping at either level instead of escaping
  * them twice. */
-static kn_status check_blob_path(const char *path, kn_diag *d)
+kn_status kn_codegen_check_embed_path(const char *path, kn_diag *d)
 {
     for (const unsigned char *p = (const unsigned char *)path; *p; p++)
         if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\' || *p == '?') /* '?': C11 trigraphs */
@@ -205,7 +202,7 @@ static kn_status check_blob_path(const char *path, kn_diag *d)
 static kn_status emit_weight_blob(kn_strbuf *o, const weight_table *t, const char *path, int64_t *data_off,
                                   kn_diag *d)
 {
-    if (check_blob_path(path, d) != KN_OK) return KN_ERR;
+    if (kn_codegen_check_embed_path(path, d) != KN_OK) return KN_ERR;
     FILE *f = fopen(path, "wb");
     if (!f) return kn_diag_fail(d, "cannot write the weight blob %s: %s", path, strerror(errno));
     static const float zeros[16];
@@ -225,15 +222,22 @@ static kn_status emit_weight_blob(kn_strbuf *o, const weight_table *t, const cha
     if (fclose(f) != 0 || !ok) return kn_diag_fail(d, "cannot write the weight blob %s: %s", path, strerror(errno));
     kn_sb_printf(o, "/* Initial weights (%lld floats, imported initializers), embedded from the blob file\n"
                     " * kiln wrote next to this source; kn_params point into it. */\n", (long long)at);
-    kn_sb_puts(o, "__asm__(\".section .rodata.kn_wdata,\\\"a\\\"\\n\"\n"
-                  "        \".balign 64\\n\"\n"
-                  "        \".globl kn_wdata\\n\"\n"
-                  "        \".hidden kn_wdata\\n\"\n"
-                  "        \"kn_wdata:\\n\"\n");
-    kn_sb_printf(o, "        \".incbin \\\"%s\\\"\\n\"\n", path);
-    kn_sb_puts(o, "        \".previous\\n\");\n");
-    kn_sb_puts(o, "extern const float kn_wdata[];\n\n");
+    kn_codegen_emit_incbin(o, "kn_wdata", path, "float");
+    kn_sb_puts(o, "\n");
     return KN_OK;
+}
+
+void kn_codegen_emit_incbin(kn_strbuf *o, const char *sym, const char *path, const char *type)
+{
+    kn_sb_printf(o, "__asm__(\".section .rodata.%s,\\\"a\\\"\\n\"\n", sym);
+    kn_sb_puts(o, "        \".balign 64\\n\"\n");
+    kn_sb_printf(o, "        \".globl %s\\n\"\n", sym);
+    kn_sb_printf(o, "        \".hidden %s\\n\"\n", sym);
+    kn_sb_printf(o, "        \"%s:\\n\"\n", sym);
+    kn_sb_printf(o, "        \".incbin \\\"%s\\\"\\n\"\n", path);
+    kn_sb_puts(o, "        \".byte 0\\n\"\n");
+    kn_sb_puts(o, "        \".previous\\n\");\n");
+    kn_sb_printf(o, "extern const %s %s[];\n", type, sym);
 }
 
 static void emit_phase_consts(kn_strbuf *o, const kn_graph *g, int phase)
@@ -243,12 +247,12 @@ static void emit_phase_consts(kn_strbuf *o, const kn_graph *g, int phase)
         if (v->dead || !v->data || v->kind != KN_VAL_CONST) continue;
         char cname[48];
         snprintf(cname, sizeof cname, "kn_const_%d_%d", phase, i);
-        emit_array(o, v, cname);
+        kn_codegen_emit_array(o, v, cname);
     }
 }
 
 /* "x, fc0.weight" for the node comment, sanitized. */
-static void node_comment(const kn_graph *g, const kn_node *n, char *buf, size_t cap)
+void kn_codegen_node_comment(const kn_graph *g, const kn_node *n, char *buf, size_t cap)
 {
     const kn_op_def *def = kn_op_get(n->op);
     char name[96], type[96], ins[512] = "";
@@ -270,10 +274,10 @@ static void node_comment(const kn_graph *g, const kn_node *n, char *buf, size_t 
 }
 
 static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, int index,
-                                     const int64_t *woff, kn_diag *d)
+                                     const int64_t *woff, kn_cuda_prog *cuda, kn_diag *d)
 {
     const kn_graph *g = ph->graph;
-    emit_impl im = {ph->plan, woff, index};
+    emit_impl im = {ph->plan, woff, index, NULL};
     emit_phase_consts(o, g, index);
     kn_emit e = {.out = o, .indent = 1, .addr = value_addr, .grad_addr = grad_addr, .g = g, .diag = d, .impl = &im};
     char fname[64];
@@ -290,11 +294,13 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
     kn_sb_puts(o, "    float *kn_w = ctx->weights;\n");
     kn_sb_puts(o, "    float *kn_g = ctx->grads;\n");
     kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w; (void)kn_g;\n");
+    if (cuda) /* the same phase on the GPU when the executable runs with --device cuda */
+        kn_sb_printf(o, "    if (ctx->cuda) {\n        kn_rt_cuda_run_phase(ctx, %d, n);\n        return;\n    }\n", index);
     for (int i = 0; i < g->n_nodes; i++) {
         const kn_node *n = g->nodes[i];
         const kn_op_def *def = kn_op_get(n->op);
         char cm[1024];
-        node_comment(g, n, cm, sizeof cm);
+        kn_codegen_node_comment(g, n, cm, sizeof cm);
         kn_sb_printf(o, "\n    /* %s */\n", cm);
         kn_emit_open(&e);
         if (!def->emit_c) return kn_diag_fail(d, "op '%s' has no C emission", def->name);
@@ -306,7 +312,11 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
         kn_emit_close(&e);
     }
     kn_sb_puts(o, "}\n\n");
-    return KN_OK;
+    if (!cuda) return KN_OK;
+    emit_impl cim = {ph->plan, woff, index, cuda};
+    kn_emit ce = {.addr = value_addr, .grad_addr = grad_addr, .g = g, .diag = d, .impl = &cim};
+    kn_cuda_emit_consts(cuda, g, index);
+    return kn_cuda_emit_phase(cuda, &ce, ph, d);
 }
 
 static void emit_io_entry(kn_strbuf *o, const kn_value *v, int64_t offset)
@@ -492,7 +502,7 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
     kn_status st = KN_OK;
     for (int p = 0; p < n_phases && st == KN_OK; p++) {
         int64_t *woff = weights_offsets_for(&wt, phases[p].graph);
-        st = emit_phase_function(o, &phases[p], p, woff, d);
+        st = emit_phase_function(o, &phases[p], p, woff, opts->cuda, d);
         free(woff);
         if (st != KN_OK) break;
         emit_phase_tables(o, &phases[p]);
@@ -510,6 +520,7 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
         return st;
     }
     emit_meta(o, model);
+    if (opts->cuda) kn_cuda_emit_module(opts->cuda, phases, n_phases, opts, o);
 
     kn_strbuf summary;
     kn_sb_init(&summary);
@@ -532,6 +543,7 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
     if (features && head_train && head_infer)
         kn_sb_puts(o, "    .features = &phase_features_desc,\n    .head_train = &phase_head_train_desc,\n"
                       "    .head_infer = &phase_head_infer_desc,\n");
+    if (opts->cuda) kn_sb_puts(o, "    .cuda = &kn_cuda_module,\n");
     kn_sb_puts(o, "    .data_kind = ");
     kn_sb_c_string(o, model->meta.data_kind);
     kn_sb_puts(o, ",\n    .data_path = ");

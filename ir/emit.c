@@ -72,3 +72,69 @@ void kn_emit_float_lit(double v, char *buf, size_t cap)
         }
     }
 }
+
+void kn_emit_cuda_kernel(kn_emit *e, const char *work)
+{
+    if (e->kernel_begin) e->kernel_begin(e, work);
+}
+
+void kn_emit_cuda_end(kn_emit *e)
+{
+    if (e->kernel_end) e->kernel_end(e);
+}
+
+bool kn_emit_is_cuda(const kn_emit *e) { return e->kernel_begin != NULL; }
+
+static void for_header(kn_emit *e, const char *var, const char *count, kn_strbuf *line)
+{
+    if (kn_emit_is_cuda(e)) kn_sb_printf(line, "KN_FOR(%s, %s)", var, count);
+    else kn_sb_printf(line, "for (size_t %s = 0; %s < %s; %s++)", var, var, count, var);
+}
+
+void kn_emit_for(kn_emit *e, const char *var, const char *count, const char *body, ...)
+{
+    kn_strbuf line, text;
+    kn_sb_init(&line);
+    kn_sb_init(&text);
+    va_list ap;
+    va_start(ap, body);
+    kn_sb_vprintf(&text, body, ap);
+    va_end(ap);
+    for_header(e, var, count, &line);
+    if (text.len) kn_sb_printf(&line, " %s", text.s); /* empty: the body follows on its own lines */
+    kn_emit_line(e, "%s", line.s);
+    kn_sb_free(&line);
+    kn_sb_free(&text);
+}
+
+void kn_emit_for_open(kn_emit *e, const char *var, const char *count)
+{
+    kn_strbuf line;
+    kn_sb_init(&line);
+    for_header(e, var, count, &line);
+    kn_emit_line(e, "%s {", line.s);
+    kn_sb_free(&line);
+    e->indent++;
+}
+
+void kn_emit_cuda_one_thread(kn_emit *e)
+{
+    if (kn_emit_is_cuda(e)) kn_emit_line(e, "if (blockIdx.x != 0 || threadIdx.x != 0) return;");
+}
+
+kn_status kn_emit_cuda_serial(kn_emit *e, const kn_graph *g, const kn_node *n, kn_emit_fn emit_c)
+{
+    kn_emit_cuda_kernel(e, "1");
+    kn_emit_line(e, "/* serial: one thread runs the C emission (no parallel kernel for this op yet) */");
+    kn_emit_cuda_one_thread(e);
+    /* Without kernel hooks the emitter prints plain C loops, as for the CPU. */
+    void (*begin)(kn_emit *, const char *) = e->kernel_begin;
+    void (*end)(kn_emit *) = e->kernel_end;
+    e->kernel_begin = NULL;
+    e->kernel_end = NULL;
+    kn_status st = emit_c(e, g, n);
+    e->kernel_begin = begin;
+    e->kernel_end = end;
+    kn_emit_cuda_end(e);
+    return st;
+}

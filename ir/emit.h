@@ -30,6 +30,12 @@ struct kn_emit {
     const kn_graph *g;
     kn_diag *diag;          /* where emitters report errors (kn_op_error) */
     void *impl;
+    /* CUDA emission only (NULL for C): opens a kernel of this node in the
+     * device source, redirecting `out` there, and adds its launch with
+     * `work` threads to the host code; kernel_end closes it and points `out`
+     * back at the host code.  See kn_emit_cuda_kernel. */
+    void (*kernel_begin)(kn_emit *e, const char *work);
+    void (*kernel_end)(kn_emit *e);
 };
 
 /* One line of code at the current indent. */
@@ -47,5 +53,41 @@ void kn_emit_open(kn_emit *e);
 void kn_emit_close(kn_emit *e);
 /* A C float literal that round-trips exactly ("0.30000001f"). */
 void kn_emit_float_lit(double v, char *buf, size_t cap);
+
+/* ---- CUDA emission (an op's emit_cuda) ----
+ * While emit_cuda runs, `out` is the body of the host phase function (where
+ * cuBLAS calls go, binding device pointers with the helpers above).  A
+ * kernel is opened with kn_emit_cuda_kernel; inside it the names of a C
+ * phase exist too (n, kn_arena, kn_fixed, kn_w, kn_g, ctx->seed, ctx->step,
+ * ctx->lr, ctx->grad_scale, ctx->sample0), so kn_emit_bind_in/out and
+ * kn_emit_numel print the same expressions in both.  Kernels are launched
+ * with at least `work` threads in total and any grid: their loops go
+ * through KN_FOR(i, count), a grid-stride loop, so the launch shape never
+ * decides correctness. */
+void kn_emit_cuda_kernel(kn_emit *e, const char *work);
+void kn_emit_cuda_end(kn_emit *e);
+/* True while emitting CUDA (emit_cuda), false for C. */
+bool kn_emit_is_cuda(const kn_emit *e);
+
+/* A loop over independent iterations `var` in [0, count), with `body`
+ * (printf format) on the same line: "for (size_t i = 0; i < count; i++)
+ * body" in C, "KN_FOR(i, count) body" inside a CUDA kernel.  An emitter
+ * written as kernel / binds / kn_emit_for / end therefore serves as both
+ * emit_c and emit_cuda (kn_emit_cuda_kernel and _end do nothing in C). */
+void kn_emit_for(kn_emit *e, const char *var, const char *count, const char *body, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The same loop opening a block; kn_emit_close ends it. */
+void kn_emit_for_open(kn_emit *e, const char *var, const char *count);
+
+/* In a CUDA kernel about to run work that is not split across threads
+ * (launched with work "1"): lets only the first thread through.  Nothing in C. */
+void kn_emit_cuda_one_thread(kn_emit *e);
+
+typedef kn_status (*kn_emit_fn)(kn_emit *e, const kn_graph *g, const kn_node *n);
+/* Stop-gap emit_cuda: the node's C emission run by one GPU thread.  Correct
+ * for any emitter printing plain C (loops, math, memcpy), but serial: used
+ * for the ops whose parallel kernels are not written yet, so every model
+ * still runs on the GPU, and named "serial" in the kernel comment. */
+kn_status kn_emit_cuda_serial(kn_emit *e, const kn_graph *g, const kn_node *n, kn_emit_fn emit_c);
 
 #endif

@@ -79,6 +79,9 @@ typedef struct {
 } kn_rt_io;
 
 typedef struct kn_rt_ctx kn_rt_ctx;
+/* Device state of an executable running with --device cuda
+ * (runtime/kn_rt_cuda.c, linked only into --target cuda executables). */
+typedef struct kn_rt_cuda kn_rt_cuda;
 struct kn_rt_ctx {
     unsigned char *arena;
     int capacity;            /* max batch the arena was sized for */
@@ -97,6 +100,12 @@ struct kn_rt_ctx {
      * node indexes match kn_rt_phase.value_node. */
     void (*probe)(kn_rt_ctx *ctx, int node, int n);
     void *probe_user;
+    /* Non-NULL when phases run on the GPU: each phase function then hands
+     * the call to kn_rt_cuda_run_phase.  The host arena and weight blob stay
+     * the runtime's view: inputs are copied in from them, outputs, weights
+     * and gradients back, so every command works unchanged.  (--retain
+     * probes see nothing on the GPU.) */
+    kn_rt_cuda *cuda;
 };
 
 /* Generated code calls this after each node. */
@@ -131,7 +140,27 @@ typedef struct {
     const char *const *node_names;
 } kn_rt_phase;
 
+/* The step scalars kernels read (ctx->seed ... in generated kernels): the
+ * CUDA emitter's kernel prelude declares the same struct, field for field. */
 typedef struct {
+    uint64_t seed, step;
+    float lr, grad_scale;
+    uint32_t sample0;
+} kn_rt_cuda_ctx;
+
+struct kn_rt_model;
+/* Entry points of libkiln_rt_cuda that libkiln_rt reaches through the
+ * model (so CPU executables never link the CUDA libraries). */
+typedef struct {
+    /* Device count, or 0 with the reason in err (no driver, no device). */
+    int (*probe)(char *err, size_t cap);
+    /* Opens device 0 for ctx (already opened on the host): stream, cuBLAS,
+     * kernels, device arena and weight blob.  0 or -1 with err. */
+    int (*open)(kn_rt_ctx *ctx, const struct kn_rt_model *m, char *err, size_t cap);
+    void (*close)(kn_rt_ctx *ctx);
+} kn_rt_cuda_backend;
+
+typedef struct kn_rt_model {
     const char *name;        /* model name */
     const char *hash;        /* hex digest of the model source */
     const char *target;      /* "cpu" */
@@ -172,7 +201,22 @@ typedef struct {
     int n_opt;               /* optimizer hyper-parameters by name */
     const char *const *opt_names;
     const float *opt_values;
+    const struct kn_rt_cuda_module *cuda; /* --target cuda, else NULL */
 } kn_rt_model;
+
+/* What `kiln build --target cuda` embeds. */
+typedef struct kn_rt_cuda_module {
+    const char *arch;                /* virtual architecture of the PTX: "compute_90" */
+    const char *ptx;                 /* NUL-terminated PTX of all kernels */
+    const char *source;              /* their CUDA source, to re-JIT for another GPU */
+    int n_kernels;
+    const char *const *kernel_names; /* launch index -> "train_n17_0" */
+    const char *const *kernel_nodes; /* launch index -> "phase train, node 17: relu 'h0' ..." */
+    int n_phases;                    /* phase index as in kn_rt_cuda_run_phase */
+    const kn_rt_phase *const *phases;
+    void (*const *phase_run)(kn_rt_ctx *ctx, int n);
+    const kn_rt_cuda_backend *backend;
+} kn_rt_cuda_module;
 
 /* Entry point of every generated executable. */
 /* Called first by a generated executable's main(): picks the BLAS kernels
@@ -209,5 +253,23 @@ void kn_rt_uniform4(uint64_t seed, uint64_t stream, uint64_t block, float out[4]
 void kn_rt_dropout(uint64_t seed, uint64_t stream, uint64_t base, size_t n, float p,
                    float scale, const float *in, float *out);
 float kn_rt_normal(uint64_t seed, uint64_t stream, uint64_t index);
+
+/* ---- called by the host code of --target cuda executables ---- */
+extern const kn_rt_cuda_backend kn_rt_cuda_impl;
+/* Runs phase `phase` (index into the module's phases) on the GPU for
+ * batch n: copies inputs and weights up, launches, copies results back. */
+void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n);
+unsigned char *kn_rt_cuda_arena(kn_rt_cuda *cu);   /* device pointers */
+float *kn_rt_cuda_weights(kn_rt_cuda *cu);
+float *kn_rt_cuda_grads(kn_rt_cuda *cu);
+/* Launches kernel `kernel` of the module with at least `work` threads. */
+void kn_rt_cuda_launch(kn_rt_cuda *cu, int kernel, size_t work, int n, unsigned char *fixed);
+/* Device-to-device copy / fill on the model's stream (the GPU phases'
+ * memcpy and memset). */
+void kn_rt_cuda_memcpy(kn_rt_cuda *cu, void *dst, const void *src, size_t bytes);
+void kn_rt_cuda_memset(kn_rt_cuda *cu, void *dst, int value, size_t bytes);
+/* kn_rt_sgemm on device pointers, through cuBLAS on the model's stream. */
+void kn_rt_cuda_sgemm(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
 #endif

@@ -50,6 +50,17 @@ size_t kn_rt_arena_bytes(const kn_rt_model *m, int capacity)
     return round64(a);
 }
 
+/* The device the commands chose (--device): one per process, so every
+ * context a command opens runs where the user asked. */
+static int use_cuda;
+static const kn_rt_cuda_backend *cuda_backend;
+
+void kn_rt_use_cuda(const kn_rt_model *m, int on)
+{
+    use_cuda = on && m->cuda;
+    cuda_backend = use_cuda ? m->cuda->backend : NULL;
+}
+
 int kn_rt_ctx_open(kn_rt_ctx *ctx, const kn_rt_model *m, int capacity,
                    char *err, size_t errcap)
 {
@@ -66,11 +77,19 @@ int kn_rt_ctx_open(kn_rt_ctx *ctx, const kn_rt_model *m, int capacity,
     ctx->capacity = capacity;
     ctx->seed = (uint64_t)m->seed;
     ctx->lr = m->lr;
+    if (use_cuda && m->cuda && m->cuda->backend->open(ctx, m, err, errcap) != 0) {
+        kn_rt_ctx_close(ctx);
+        return -1;
+    }
     return 0;
 }
 
 void kn_rt_ctx_close(kn_rt_ctx *ctx)
 {
+    if (ctx->cuda) {
+        const kn_rt_cuda_backend *b = cuda_backend;
+        b->close(ctx);
+    }
     free(ctx->arena);
     free(ctx->weights);
     free(ctx->grads);

@@ -16,6 +16,9 @@ size_t kn_rt_arena_bytes(const kn_rt_model *m, int capacity);
 int kn_rt_ctx_open(kn_rt_ctx *ctx, const kn_rt_model *m, int capacity,
                    char *err, size_t errcap);
 void kn_rt_ctx_close(kn_rt_ctx *ctx);
+/* Contexts opened from now on also open the GPU (m must carry CUDA
+ * kernels; --device cuda) when `on`, else stay on the CPU. */
+void kn_rt_use_cuda(const kn_rt_model *m, int on);
 
 /* Address of io in the arena for a call with batch n (see kn_rt.h). */
 void *kn_rt_io_ptr(const kn_rt_ctx *ctx, const kn_rt_phase *p,

@@ -1,4 +1,5 @@
 /* kn_rt_cli_util.c — see kn_rt_cli.h. */
+#include "kn_rt_arena.h" /* kn_rt_use_cuda */
 #include "kn_rt_cli.h"
 #include "kn_rt_ckpt.h"
 #include "kn_rt_init.h"
@@ -47,8 +48,14 @@ int kn_cli_usage(const kn_cli *c, const char *fmt, ...)
 int kn_cli_device(const kn_cli *c, const char *device)
 {
     const char *target = c->m->target && *c->m->target ? c->m->target : "cpu";
-    if (device && strcmp(device, target) != 0)
+    kn_rt_use_cuda(c->m, 0);
+    /* A cuda executable holds the CPU phases too: it runs on either. */
+    if (!device || strcmp(device, "cpu") == 0) return 0;
+    if (strcmp(device, "cuda") != 0 || !c->m->cuda)
         return kn_cli_usage(c, "--device %s: this executable was built for target %s", device, target);
+    char why[256] = "";
+    if (c->m->cuda->backend->probe(why, sizeof why) <= 0) return kn_cli_fail(c, "no CUDA device (%s)", why);
+    kn_rt_use_cuda(c->m, 1);
     return 0;
 }
 

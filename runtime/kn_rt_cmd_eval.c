@@ -7,7 +7,7 @@
 
 static const char HELP[] =
     "usage: eval [--data DIR] [--weights CKPT] [--split train|val|test] [--batch B]\n"
-    "            [--seed S] [--device cpu] [--json] [--skip-bad]\n"
+    "            [--seed S] [--device cpu|cuda] [--json] [--skip-bad]\n"
     "  --data DIR      directory with the four *-idx?-ubyte.gz files, or for image\n"
     "                  folders the data root holding the model's data path (default:\n"
     "                  the model's dataset location, $KILN_DATA, ../shared/data)\n"

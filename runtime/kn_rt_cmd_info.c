@@ -5,17 +5,19 @@
 #include "kn_rt_opt.h"
 
 static const char HELP[] =
-    "usage: info [--batch B] [--json]\n"
+    "usage: info [--batch B] [--kernels] [--json]\n"
     "  model name, target, layer summary, parameter counts (trainable, frozen,\n"
-    "  buffers), arena bytes at batch B (default: the model's batch) and phases.\n";
+    "  buffers), arena bytes at batch B (default: the model's batch) and phases.\n"
+    "  --kernels   (target cuda) list every GPU kernel and the IR node it runs\n";
 
 int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
 {
-    int json = 0, batch = m->batch > 0 ? m->batch : 1;
-    kn_opt opts[] = {{"--json", KN_OPT_FLAG, &json, 0}, {"--batch", KN_OPT_INT, &batch, 1}};
+    int json = 0, batch = m->batch > 0 ? m->batch : 1, kernels = 0;
+    kn_opt opts[] = {{"--json", KN_OPT_FLAG, &json, 0}, {"--batch", KN_OPT_INT, &batch, 1},
+                     {"--kernels", KN_OPT_FLAG, &kernels, 0}};
     kn_cli c;
     kn_cli_begin(&c, m, "info", 0);
-    int rc = kn_opt_parse("info", argc, argv, opts, 2, NULL);
+    int rc = kn_opt_parse("info", argc, argv, opts, 3, NULL);
     if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
     if (rc) return KN_EXIT_USAGE;
     kn_cli_begin(&c, m, "info", json);
@@ -47,6 +49,12 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
     fprintf(o, "arena    %s bytes at batch %d\n", kn_cli_thousands(arena, a, sizeof a), batch);
     fprintf(o, "phases   infer%s%s%s\n", m->train ? ", train" : "", m->train && m->update ? ", update" : "",
             m->features ? ", features, head_train, head_infer (frozen prefix cached while training)" : "");
+    if (m->cuda) {
+        fprintf(o, "kernels  %d CUDA kernels, PTX for %s (source embedded: re-JIT for other GPUs)%s\n",
+                m->cuda->n_kernels, m->cuda->arch, kernels ? ":" : "; list them with --kernels");
+        for (int k = 0; kernels && k < m->cuda->n_kernels; k++)
+            fprintf(o, "  %-24s %s\n", m->cuda->kernel_names[k], m->cuda->kernel_nodes[k]);
+    }
     if (!json) return KN_EXIT_OK;
 
     cJSON *j = cJSON_CreateObject();
@@ -58,6 +66,11 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
     cJSON_AddNumberToObject(j, "buffers", (double)count[2]);
     cJSON_AddNumberToObject(j, "batch", batch);
     cJSON_AddNumberToObject(j, "arena_bytes", (double)arena);
+    if (m->cuda) {
+        cJSON_AddStringToObject(j, "cuda_arch", m->cuda->arch);
+        cJSON *ks = cJSON_AddArrayToObject(j, "kernels");
+        for (int k = 0; k < m->cuda->n_kernels; k++) cJSON_AddItemToArray(ks, cJSON_CreateString(m->cuda->kernel_names[k]));
+    }
     cJSON *ph = cJSON_AddArrayToObject(j, "phases");
     cJSON_AddItemToArray(ph, cJSON_CreateString("infer"));
     if (m->train) cJSON_AddItemToArray(ph, cJSON_CreateString("train"));

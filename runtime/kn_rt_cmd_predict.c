@@ -14,7 +14,7 @@
 #include <stdlib.h>
 
 static const char HELP[] =
-    "usage: predict [--weights CKPT] [--top K] [--data DIR] [--seed S] [--device cpu] [--json]\n"
+    "usage: predict [--weights CKPT] [--top K] [--data DIR] [--seed S] [--device cpu|cuda] [--json]\n"
     "               (--index I... | FILE.npy... | IMAGE...)\n"
     "  --index I   index into the test split (repeatable; also I,J,K or I J K)\n"
     "  FILE.npy    one sample of the model's input, already normalised (f32)\n"

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 
 static const char HELP[] =
-    "usage: run [--weights CKPT] [--seed S] [--device cpu] --in NAME=FILE.npy... --out DIR\n"
+    "usage: run [--weights CKPT] [--seed S] [--device cpu|cuda] --in NAME=FILE.npy... --out DIR\n"
     "  every input and label of the model needs an --in; batched tensors take any\n"
     "  leading size >= 1 (the same for all), other dims must match exactly.\n"
     "  writes each output (and the loss, if any) as DIR/NAME.npy.\n";

@@ -32,7 +32,7 @@
 #include <unistd.h>
 
 static const char HELP[] =
-    "usage: train [--data DIR] [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu]\n"
+    "usage: train [--data DIR] [--epochs N] [--batch B] [--lr X] [--seed S] [--device cpu|cuda]\n"
     "             [--save CKPT] [--resume CKPT] [--weights CKPT] [--json] [--accumulate K]\n"
     "             [--patience K] [--steps N] [--schedule none|step|cosine] [--quiet]\n"
     "             [--dump-grads DIR] [--retain NAME[,NAME...]] [--skip-bad] [--augment] [--no-cache]\n"

@@ -159,7 +159,7 @@ static int build_case(gcase *c, const char *tmp, const kn_toolchain *tc)
         bad = 1;
     if (!bad && kn_plan_memory(g, &plan, &d) != KN_OK) bad = 1;
     kn_codegen_phase ph = {"infer", g, &plan};
-    kn_codegen_opts opts = {"test", "cpu", NULL};
+    kn_codegen_opts opts = {.model_hash = "test", .target = "cpu"};
     if (!bad && kn_emit_c_program(g, &ph, 1, &opts, &src, &d) != KN_OK) bad = 1;
     kt_pathf(path, sizeof path, "%s/%s.c", tmp, c->cname);
     if (!bad && kt_write_file(path, src.s, src.len) != 0) bad = 1;

@@ -258,7 +258,7 @@ static int run_case(const char *dir, const char *cname, const char *tmp)
         goto fail;
 
     kn_codegen_phase phases[] = {{"infer", infer, &pi}, {"update", upd, &pu}};
-    kn_codegen_opts opts = {"test", "cpu", NULL};
+    kn_codegen_opts opts = {.model_hash = "test", .target = "cpu"};
     kn_sb_puts(&src, "#define kn_rt_main kn_test_driver /* tests/test_optim.c drives the update phase */\n");
     if (kn_emit_c_program(model, phases, 2, &opts, &src, &d) != KN_OK) goto fail;
     emit_driver(&src, &c, &w0, &b0, &gw, &gb);

@@ -248,7 +248,7 @@ static int build_and_run(kn_graph *g, const char *dir, const char *tag)
     kt_pathf(exe, sizeof exe, "%s/%s.exe", dir, tag);
     int bad = kn_plan_memory(g, &plan, &d) != KN_OK;
     kn_codegen_phase ph = {"infer", g, &plan};
-    kn_codegen_opts opts = {"test", "cpu", NULL};
+    kn_codegen_opts opts = {.model_hash = "test", .target = "cpu"};
     if (!bad) bad = kn_emit_c_program(g, &ph, 1, &opts, &src, &d) != KN_OK;
     if (!bad) bad = kt_write_file(c_path, src.s, src.len) != 0;
     kn_toolchain tc;

@@ -18,14 +18,16 @@ static kn_status infer_unary(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-/* Y[i] = <expr of X[i]> for every element. */
+/* Y[i] = <expr of X[i]> for every element (C loop or CUDA kernel). */
 static void emit_map(kn_emit *e, const kn_node *n, const char *expr)
 {
     char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_numel(e, n->out[0], numel, sizeof numel);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) Y[i] = %s;", numel, expr);
+    kn_emit_for(e, "i", numel, "Y[i] = %s;", expr);
+    kn_emit_cuda_end(e);
 }
 
 static kn_status emit_relu(kn_emit *e, const kn_graph *g, const kn_node *n)
@@ -95,11 +97,13 @@ static kn_status infer_grad_map(kn_graph *g, kn_node *n, kn_diag *d)
 static void emit_grad_map(kn_emit *e, const kn_node *n, const char *expr)
 {
     char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "V", n->in[1]);
     kn_emit_bind_out(e, "dX", n->out[0]);
-    kn_emit_numel(e, n->out[0], numel, sizeof numel);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) dX[i] = %s;", numel, expr);
+    kn_emit_for(e, "i", numel, "dX[i] = %s;", expr);
+    kn_emit_cuda_end(e);
 }
 
 static kn_status emit_relu_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
@@ -173,47 +177,47 @@ static const kn_arg_spec leaky_relu_args[] = {
 
 const kn_op_def kn_op_def_relu = {
     .name = "relu", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_relu, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_relu, .emit_cuda = emit_relu, .grad = act_grad,
 };
 const kn_op_def kn_op_def_leaky_relu = {
     .name = "leaky_relu", .min_inputs = 1, .max_inputs = 1, .args = leaky_relu_args,
-    .infer = leaky_relu_check, .emit_c = emit_leaky_relu, .grad = act_grad,
+    .infer = leaky_relu_check, .emit_c = emit_leaky_relu, .emit_cuda = emit_leaky_relu, .grad = act_grad,
 };
 const kn_op_def kn_op_def_gelu = {
     .name = "gelu", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_gelu, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_gelu, .emit_cuda = emit_gelu, .grad = act_grad,
 };
 const kn_op_def kn_op_def_sigmoid = {
     .name = "sigmoid", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_sigmoid, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_sigmoid, .emit_cuda = emit_sigmoid, .grad = act_grad,
 };
 const kn_op_def kn_op_def_tanh = {
     .name = "tanh", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_tanh, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_tanh, .emit_cuda = emit_tanh, .grad = act_grad,
 };
 
 const kn_op_def kn_op_def_relu_grad = {
     .name = "relu_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_relu_grad,
+    .infer = infer_grad_map, .emit_c = emit_relu_grad, .emit_cuda = emit_relu_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_leaky_relu_grad = {
     .name = "leaky_relu_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_leaky_relu_grad,
+    .infer = infer_grad_map, .emit_c = emit_leaky_relu_grad, .emit_cuda = emit_leaky_relu_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_gelu_grad = {
     .name = "gelu_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_gelu_grad,
+    .infer = infer_grad_map, .emit_c = emit_gelu_grad, .emit_cuda = emit_gelu_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_sigmoid_grad = {
     .name = "sigmoid_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_sigmoid_grad,
+    .infer = infer_grad_map, .emit_c = emit_sigmoid_grad, .emit_cuda = emit_sigmoid_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_tanh_grad = {
     .name = "tanh_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_tanh_grad,
+    .infer = infer_grad_map, .emit_c = emit_tanh_grad, .emit_cuda = emit_tanh_grad,
     .internal = true,
 };

@@ -159,57 +159,9 @@ static kn_status bn_emit_train_rows(kn_emit *e, const char *eps, const char *mom
     return KN_OK;
 }
 
-static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+/* Eval on the CPU: scale and shift once per channel, not once per element. */
+static void bn_emit_eval_c(kn_emit *e, long long c, long long inner, const char *rows, const char *eps)
 {
-    const kn_value *x = kn_graph_value(g, n->in[0]);
-    int r = x->shape.rank;
-    char rows[64], eps[64];
-    long long c = (long long)x->shape.d[1];
-    long long inner = (long long)kn_ops_dims_const(&x->shape, 2, r);
-    kn_ops_dims_expr(e, n->in[0], 0, 1, rows, sizeof rows);
-    kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
-
-    kn_emit_bind_in(e, "X", n->in[0]);
-    kn_emit_bind_in(e, "SCALE", n->in[1]);
-    kn_emit_bind_in(e, "B", n->in[2]);
-    if (bn_uses_batch_stats(g, n)) {
-        char mom[64], mean[160], var[160];
-        kn_emit_float_lit(kn_ops_attr_num(n, "momentum", 0.1), mom, sizeof mom);
-        e->addr(e, n->in[3], mean, sizeof mean);
-        e->addr(e, n->in[4], var, sizeof var);
-        kn_emit_line(e, "float *restrict MEAN = %s; /* updated in place */", mean);
-        kn_emit_line(e, "float *restrict VAR = %s;", var);
-        kn_emit_bind_out(e, "Y", n->out[0]);
-        bn_emit_header(e, c, inner, rows);
-        if (bn_row_major(inner, c)) return bn_emit_train_rows(e, eps, mom);
-        kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
-        e->indent++;
-        kn_emit_line(e, "double s = 0.0, ss = 0.0;");
-        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
-        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) s += X[(i * C + c) * INNER + k];");
-        kn_emit_line(e, "const double mu = s / count;");
-        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
-        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
-        kn_emit_line(e, "        const double t = X[(i * C + c) * INNER + k] - mu;");
-        kn_emit_line(e, "        ss += t * t;");
-        kn_emit_line(e, "    }");
-        kn_emit_line(e, "const double var = ss / count; /* biased: normalises the batch */");
-        kn_emit_line(e, "const float invstd = (float)(1.0 / sqrt(var + (double)%s));", eps);
-        kn_emit_line(e, "const float sc = SCALE[c] * invstd, sh = B[c] - (float)mu * sc;");
-        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
-        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
-        kn_emit_line(e, "        const size_t j = (i * C + c) * INNER + k;");
-        kn_emit_line(e, "        Y[j] = X[j] * sc + sh;");
-        kn_emit_line(e, "    }");
-        bn_emit_running_update(e, mom, "mu", "ss");
-        e->indent--;
-        kn_emit_line(e, "}");
-        return KN_OK;
-    }
-    kn_emit_bind_in(e, "MEAN", n->in[3]);
-    kn_emit_bind_in(e, "VAR", n->in[4]);
-    kn_emit_bind_out(e, "Y", n->out[0]);
-    /* Scale and shift once per channel, not once per element. */
     kn_emit_line(e, "float S[%lld], T[%lld];", c, c);
     kn_emit_line(e, "for (size_t c = 0; c < %lld; c++) {", c);
     kn_emit_line(e, "    S[c] = SCALE[c] / sqrtf(VAR[c] + %s);", eps);
@@ -229,6 +181,79 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "    }");
     }
     kn_emit_line(e, "}");
+}
+
+static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    int r = x->shape.rank;
+    char rows[64], eps[64];
+    long long c = (long long)x->shape.d[1];
+    long long inner = (long long)kn_ops_dims_const(&x->shape, 2, r);
+    kn_ops_dims_expr(e, n->in[0], 0, 1, rows, sizeof rows);
+    kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    /* On the GPU: one thread per channel (batch statistics) or per row. */
+    char channels[32];
+    snprintf(channels, sizeof channels, "%lld", c);
+    kn_emit_cuda_kernel(e, bn_uses_batch_stats(g, n) ? channels : rows);
+
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "SCALE", n->in[1]);
+    kn_emit_bind_in(e, "B", n->in[2]);
+    if (bn_uses_batch_stats(g, n)) {
+        char mom[64], mean[160], var[160];
+        kn_emit_float_lit(kn_ops_attr_num(n, "momentum", 0.1), mom, sizeof mom);
+        e->addr(e, n->in[3], mean, sizeof mean);
+        e->addr(e, n->in[4], var, sizeof var);
+        kn_emit_line(e, "float *restrict MEAN = %s; /* updated in place */", mean);
+        kn_emit_line(e, "float *restrict VAR = %s;", var);
+        kn_emit_bind_out(e, "Y", n->out[0]);
+        bn_emit_header(e, c, inner, rows);
+        if (!kn_emit_is_cuda(e) && bn_row_major(inner, c)) return bn_emit_train_rows(e, eps, mom);
+        kn_emit_for_open(e, "c", "C");
+        kn_emit_line(e, "double s = 0.0, ss = 0.0;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) s += X[(i * C + c) * INNER + k];");
+        kn_emit_line(e, "const double mu = s / count;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
+        kn_emit_line(e, "        const double t = X[(i * C + c) * INNER + k] - mu;");
+        kn_emit_line(e, "        ss += t * t;");
+        kn_emit_line(e, "    }");
+        kn_emit_line(e, "const double var = ss / count; /* biased: normalises the batch */");
+        kn_emit_line(e, "const float invstd = (float)(1.0 / sqrt(var + (double)%s));", eps);
+        kn_emit_line(e, "const float sc = SCALE[c] * invstd, sh = B[c] - (float)mu * sc;");
+        kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
+        kn_emit_line(e, "    for (size_t k = 0; k < INNER; k++) {");
+        kn_emit_line(e, "        const size_t j = (i * C + c) * INNER + k;");
+        kn_emit_line(e, "        Y[j] = X[j] * sc + sh;");
+        kn_emit_line(e, "    }");
+        bn_emit_running_update(e, mom, "mu", "ss");
+        kn_emit_close(e);
+        kn_emit_cuda_end(e);
+        return KN_OK;
+    }
+    kn_emit_bind_in(e, "MEAN", n->in[3]);
+    kn_emit_bind_in(e, "VAR", n->in[4]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    if (!kn_emit_is_cuda(e)) {
+        bn_emit_eval_c(e, c, inner, rows, eps);
+        return KN_OK;
+    }
+    kn_emit_for(e, "i", rows, "{");
+    kn_emit_line(e, "    for (size_t c = 0; c < %lld; c++) {", c);
+    kn_emit_line(e, "        const float s = SCALE[c] / sqrtf(VAR[c] + %s);", eps);
+    kn_emit_line(e, "        const float t = B[c] - MEAN[c] * s;");
+    if (inner == 1) {
+        kn_emit_line(e, "        Y[i * %lld + c] = X[i * %lld + c] * s + t;", c, c);
+    } else {
+        kn_emit_line(e, "        const size_t base = (i * %lld + c) * %lld;", c, inner);
+        kn_emit_line(e, "        for (size_t k = 0; k < %lld; k++) Y[base + k] = X[base + k] * s + t;",
+                     inner);
+    }
+    kn_emit_line(e, "    }");
+    kn_emit_line(e, "}");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -300,6 +325,9 @@ static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     long long inner = (long long)kn_ops_dims_const(&x->shape, 2, r);
     kn_ops_dims_expr(e, n->in[1], 0, 1, rows, sizeof rows);
     kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    char channels[32];
+    snprintf(channels, sizeof channels, "%lld", c);
+    kn_emit_cuda_kernel(e, channels); /* GPU: one thread per channel */
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "X", n->in[1]);
     kn_emit_bind_in(e, "SCALE", n->in[2]);
@@ -311,9 +339,8 @@ static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_out(e, "dW", n->out[1]);
     kn_emit_bind_out(e, "dB", n->out[2]);
     bn_emit_header(e, c, inner, rows);
-    if (bn_row_major(inner, c)) return bng_emit_rows(e, eps, train);
-    kn_emit_line(e, "for (size_t c = 0; c < C; c++) {");
-    e->indent++;
+    if (!kn_emit_is_cuda(e) && bn_row_major(inner, c)) return bng_emit_rows(e, eps, train);
+    kn_emit_for_open(e, "c", "C");
     if (train) {
         kn_emit_line(e, "double s = 0.0, ss = 0.0;");
         kn_emit_line(e, "for (size_t i = 0; i < ROWS; i++)");
@@ -347,8 +374,8 @@ static kn_status bng_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     else
         kn_emit_line(e, "        dX[j] = (float)(w * dY[j]);");
     kn_emit_line(e, "    }");
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -376,11 +403,11 @@ static const kn_arg_spec bn_args[] = {
 
 const kn_op_def kn_op_def_batchnorm = {
     .name = "batchnorm", .min_inputs = 1, .max_inputs = 1, .args = bn_args,
-    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .grad = bn_grad,
+    .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .emit_cuda = bn_emit, .grad = bn_grad,
     .train_impure = bn_train_impure,
 };
 const kn_op_def kn_op_def_batchnorm_grad = {
     .name = "batchnorm_grad", .min_inputs = 3, .max_inputs = 5,
-    .infer = bng_infer, .emit_c = bng_emit,
+    .infer = bng_infer, .emit_c = bng_emit, .emit_cuda = bng_emit,
     .internal = true,
 };

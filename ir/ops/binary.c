@@ -99,16 +99,54 @@ static int plan_loops(const kn_shape *a, const kn_shape *b, const kn_shape *y, l
     return nl;
 }
 
-static void open_loops(kn_emit *e, const loop_dim *L, int nl)
+static void loop_extent(const loop_dim *l, char *ext, size_t cap)
 {
+    if (!l->batch) snprintf(ext, cap, "%lld", (long long)l->extent);
+    else if (l->extent == 1) snprintf(ext, cap, "(size_t)n");
+    else snprintf(ext, cap, "(size_t)n * %lld", (long long)l->extent);
+}
+
+/* On the GPU the nest is one grid-stride loop over all its iterations,
+ * each thread recovering i0..i{nl-1} from the flat index. */
+static void open_loops_cuda(kn_emit *e, const loop_dim *L, int nl)
+{
+    kn_strbuf total;
+    kn_sb_init(&total);
+    kn_sb_puts(&total, "(size_t)1");
     for (int k = 0; k < nl; k++) {
         char ext[64];
-        if (!L[k].batch) snprintf(ext, sizeof ext, "%lld", (long long)L[k].extent);
-        else if (L[k].extent == 1) snprintf(ext, sizeof ext, "(size_t)n");
-        else snprintf(ext, sizeof ext, "(size_t)n * %lld", (long long)L[k].extent);
+        loop_extent(&L[k], ext, sizeof ext);
+        kn_sb_printf(&total, " * (%s)", ext);
+    }
+    kn_emit_for_open(e, "f", total.s);
+    kn_sb_free(&total);
+    kn_emit_line(e, "size_t rest = f; (void)rest;");
+    for (int k = nl - 1; k >= 0; k--) {
+        char ext[64];
+        loop_extent(&L[k], ext, sizeof ext);
+        if (k > 0) kn_emit_line(e, "const size_t i%d = rest %% (%s); rest /= (%s);", k, ext, ext);
+        else kn_emit_line(e, "const size_t i0 = rest;");
+    }
+}
+
+static void open_loops(kn_emit *e, const loop_dim *L, int nl)
+{
+    if (kn_emit_is_cuda(e)) {
+        open_loops_cuda(e, L, nl);
+        return;
+    }
+    for (int k = 0; k < nl; k++) {
+        char ext[64];
+        loop_extent(&L[k], ext, sizeof ext);
         kn_emit_line(e, "for (size_t i%d = 0; i%d < %s; i%d++)", k, k, ext, k);
         e->indent++;
     }
+}
+
+static void close_loops(kn_emit *e, int nl)
+{
+    if (kn_emit_is_cuda(e)) kn_emit_close(e);
+    else e->indent -= nl;
 }
 
 static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, char op)
@@ -119,6 +157,9 @@ static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, ch
     loop_dim L[KN_MAX_RANK];
     int nl = plan_loops(a, b, y, L);
 
+    char work[64];
+    kn_emit_numel(e, n->out[0], work, sizeof work);
+    kn_emit_cuda_kernel(e, work); /* GPU: one thread per element of the loop nest */
     kn_emit_bind_in(e, "A", n->in[0]);
     kn_emit_bind_in(e, "B", n->in[1]);
     kn_emit_bind_out(e, "C", n->out[0]);
@@ -128,7 +169,8 @@ static kn_status emit_binary(kn_emit *e, const kn_graph *g, const kn_node *n, ch
     index_expr(L, nl, 1, ib, sizeof ib);
     index_expr(L, nl, 2, iy, sizeof iy);
     kn_emit_line(e, "C[%s] = A[%s] %c B[%s];", iy, ia, op, ib);
-    e->indent -= nl;
+    close_loops(e, nl);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -149,6 +191,9 @@ static kn_status emit_func(kn_emit *e, const kn_graph *g, const kn_node *n)
     const kn_shape *y = &kn_graph_value(g, n->out[0])->shape;
     loop_dim L[KN_MAX_RANK];
     int nl = plan_loops(a, b, y, L);
+    char work[64];
+    kn_emit_numel(e, n->out[0], work, sizeof work);
+    kn_emit_cuda_kernel(e, work); /* GPU: one thread per element of the loop nest */
     kn_emit_bind_in(e, "A", n->in[0]);
     kn_emit_bind_in(e, "B", n->in[1]);
     kn_emit_bind_out(e, "C", n->out[0]);
@@ -158,7 +203,8 @@ static kn_status emit_func(kn_emit *e, const kn_graph *g, const kn_node *n)
     index_expr(L, nl, 1, ib, sizeof ib);
     index_expr(L, nl, 2, iy, sizeof iy);
     kn_emit_line(e, "{ const float a = A[%s], b = B[%s]; C[%s] = %s; }", ia, ib, iy, func_expr(n->op));
-    e->indent -= nl;
+    close_loops(e, nl);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -192,6 +238,9 @@ static kn_status binary_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *
     const kn_shape *y = &kn_graph_value(g, n->in[3])->shape;
     loop_dim L[KN_MAX_RANK];
     int nl = plan_loops(a, b, y, L);
+    char work[64];
+    kn_emit_numel(e, n->in[3], work, sizeof work);
+    kn_emit_cuda_kernel(e, work); /* GPU: one thread per element of the loop nest */
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "A", n->in[1]);
     kn_emit_bind_in(e, "B", n->in[2]);
@@ -204,7 +253,8 @@ static kn_status binary_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *
     index_expr(L, nl, 2, iy, sizeof iy);
     kn_emit_line(e, "{ const float a = A[%s], b = B[%s], g = dY[%s], y = Yf[%s]; (void)y; dX[%s] = %s; }", ia, ib,
                  iy, iy, iy, func_grad_expr((int)kn_node_attr_i(n, "fn", KN_OP_MAX), (int)kn_node_attr_i(n, "which", 0)));
-    e->indent -= nl;
+    close_loops(e, nl);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -235,6 +285,45 @@ static kn_status sum_to_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* GPU sum_to: one thread per element of dX, looping over the broadcast
+ * (summed) dims in the CPU loop's order, so each sum adds the same terms in
+ * the same order as the CPU and gives the same bits.  `sc`: NULL for 1. */
+static kn_status sum_to_emit_kernel(kn_emit *e, const kn_node *n, const loop_dim *L, int nl, const char *numel,
+                                    const char *sc)
+{
+    char it[256], iy[256];
+    kn_emit_cuda_kernel(e, numel);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    kn_emit_for_open(e, "f", numel);
+    kn_emit_line(e, "size_t rest = f; (void)rest;");
+    for (int k = nl - 1; k >= 0; k--) { /* kept dims: from dX's flat index */
+        if (L[k].stride_a == 0) continue;
+        char ext[64];
+        loop_extent(&L[k], ext, sizeof ext);
+        kn_emit_line(e, "const size_t i%d = rest %% (%s); rest /= (%s);", k, ext, ext);
+    }
+    kn_emit_line(e, "float acc = 0.0f;");
+    int summed = 0;
+    for (int k = 0; k < nl; k++) {
+        if (L[k].stride_a != 0) continue;
+        char ext[64];
+        loop_extent(&L[k], ext, sizeof ext);
+        kn_emit_line(e, "for (size_t i%d = 0; i%d < %s; i%d++)", k, k, ext, k);
+        e->indent++;
+        summed++;
+    }
+    index_expr(L, nl, 0, it, sizeof it);
+    index_expr(L, nl, 2, iy, sizeof iy);
+    if (sc) kn_emit_line(e, "acc += %s * dY[%s];", sc, iy);
+    else kn_emit_line(e, "acc += dY[%s];", iy);
+    e->indent -= summed;
+    kn_emit_line(e, "dX[%s] = acc;", it);
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
+    return KN_OK;
+}
+
 static kn_status sum_to_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_shape *t = &kn_graph_value(g, n->out[0])->shape;
@@ -245,6 +334,7 @@ static kn_status sum_to_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
     double scale = kn_ops_attr_num(n, "scale", 1.0);
     kn_emit_float_lit(scale, sc, sizeof sc);
+    if (kn_emit_is_cuda(e)) return sum_to_emit_kernel(e, n, L, nl, numel, scale == 1.0 ? NULL : sc);
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", numel);
@@ -319,40 +409,41 @@ static kn_status binary_grad(kn_graph *g, const kn_node *n, const int *dy,
     return KN_OK;
 }
 
+
 const kn_op_def kn_op_def_add = {
-    .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_add,
+    .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_add, .emit_cuda = emit_add,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_sub = {
-    .name = "sub", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_sub,
+    .name = "sub", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_sub, .emit_cuda = emit_sub,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_mul = {
-    .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_mul,
+    .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_mul, .emit_cuda = emit_mul,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_div = {
-    .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_div,
+    .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_div, .emit_cuda = emit_div,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_max = {
-    .name = "max", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .name = "max", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_min = {
-    .name = "min", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .name = "min", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_pow = {
-    .name = "pow", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func,
+    .name = "pow", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func,
     .grad = binary_grad,
 };
 const kn_op_def kn_op_def_binary_grad = {
     .name = "binary_grad", .min_inputs = 4, .max_inputs = 4,
-    .infer = binary_grad_infer, .emit_c = binary_grad_emit, .internal = true,
+    .infer = binary_grad_infer, .emit_c = binary_grad_emit, .emit_cuda = binary_grad_emit, .internal = true,
 };
 const kn_op_def kn_op_def_sum_to = {
     .name = "sum_to", .min_inputs = 1, .max_inputs = 1,
-    .infer = sum_to_infer, .emit_c = sum_to_emit,
+    .infer = sum_to_infer, .emit_c = sum_to_emit, .emit_cuda = sum_to_emit,
     .internal = true,
 };

@@ -37,10 +37,11 @@ static kn_status clip_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_float_lit(kn_ops_attr_num(n, "min", -INFINITY), lo, sizeof lo);
     kn_emit_float_lit(kn_ops_attr_num(n, "max", INFINITY), hi, sizeof hi);
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) Y[i] = X[i] < %s ? %s : X[i] > %s ? %s : X[i];", numel, lo,
-                 lo, hi, hi);
+    kn_emit_for(e, "i", numel, "Y[i] = X[i] < %s ? %s : X[i] > %s ? %s : X[i];", lo, lo, hi, hi);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -75,11 +76,12 @@ static kn_status clip_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_float_lit(kn_ops_attr_num(n, "min", -INFINITY), lo, sizeof lo);
     kn_emit_float_lit(kn_ops_attr_num(n, "max", INFINITY), hi, sizeof hi);
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "X", n->in[1]);
     kn_emit_bind_out(e, "dX", n->out[0]);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) dX[i] = X[i] >= %s && X[i] <= %s ? dY[i] : 0.0f;", numel, lo,
-                 hi);
+    kn_emit_for(e, "i", numel, "dX[i] = X[i] >= %s && X[i] <= %s ? dY[i] : 0.0f;", lo, hi);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -91,9 +93,9 @@ static const kn_arg_spec clip_args[] = {
 
 const kn_op_def kn_op_def_clip = {
     .name = "clip", .min_inputs = 1, .max_inputs = 1, .args = clip_args,
-    .infer = clip_infer, .emit_c = clip_emit, .grad = clip_grad,
+    .infer = clip_infer, .emit_c = clip_emit, .emit_cuda = clip_emit, .grad = clip_grad,
 };
 const kn_op_def kn_op_def_clip_grad = {
     .name = "clip_grad", .min_inputs = 2, .max_inputs = 2, .args = clip_args,
-    .infer = clip_grad_infer, .emit_c = clip_grad_emit, .internal = true,
+    .infer = clip_grad_infer, .emit_c = clip_grad_emit, .emit_cuda = clip_grad_emit, .internal = true,
 };

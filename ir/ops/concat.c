@@ -168,11 +168,21 @@ static const kn_arg_spec slice_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status concat_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, concat_emit);
+}
+static kn_status slice_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, slice_emit);
+}
+
 const kn_op_def kn_op_def_concat = {
     .name = "concat", .min_inputs = 1, .max_inputs = CONCAT_MAX_INPUTS, .args = concat_args,
-    .infer = concat_infer, .emit_c = concat_emit, .grad = concat_grad,
+    .infer = concat_infer, .emit_c = concat_emit, .emit_cuda = concat_emit_cuda, .grad = concat_grad,
 };
 const kn_op_def kn_op_def_slice = {
     .name = "slice", .min_inputs = 1, .max_inputs = 1, .args = slice_args,
-    .infer = slice_infer, .emit_c = slice_emit, .grad = slice_grad,
+    .infer = slice_infer, .emit_c = slice_emit, .emit_cuda = slice_emit_cuda, .grad = slice_grad,
 };

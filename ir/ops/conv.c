@@ -846,6 +846,163 @@ static const kn_arg_spec grad_input_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* ---- CUDA: direct convolution, one thread per output element ----
+ * One kernel shape serves dense, grouped and depthwise convolutions (the
+ * group of channel c is c / (C / groups)); W is [OC, C/groups, KH, KW] as
+ * in the C path.  The im2col scratch output (COL) is unused on the GPU.
+ * 1x1 convolutions through cuBLAS are the next step (issue #6). */
+
+/* "const int64_t C = 32, H = ..." : the geometry as kernel constants. */
+static void conv_emit_cuda_geom(kn_emit *e, const conv_geom *q)
+{
+    kn_emit_line(e, "const int64_t C = %lld, H = %lld, W_ = %lld, OC = %lld, OH = %lld, OW = %lld;", (long long)q->c,
+                 (long long)q->h, (long long)q->w, (long long)q->oc, (long long)q->oh, (long long)q->ow);
+    kn_emit_line(e, "const int64_t KH = %lld, KW = %lld, SH = %lld, SW = %lld, PH = %lld, PW = %lld, DH = %lld, DW = %lld;",
+                 (long long)q->kh, (long long)q->kw, (long long)q->sh, (long long)q->sw, (long long)q->ph,
+                 (long long)q->pw, (long long)q->dh, (long long)q->dw);
+    kn_emit_line(e, "const int64_t CG = %lld, OCG = %lld; /* channels per group */", (long long)(q->c / q->groups),
+                 (long long)(q->oc / q->groups));
+    kn_emit_line(e, "(void)H; (void)W_; (void)OH; (void)OW; (void)C; (void)OC;");
+}
+
+/* Work items: `per` elements per sample of value `vid` (batched). */
+static void conv_cuda_count(kn_emit *e, int vid, int64_t per, char *buf, size_t cap)
+{
+    char s[64];
+    kn_ops_dims_expr(e, vid, 0, 1, s, sizeof s);
+    snprintf(buf, cap, "(%s * %lld)", s, (long long)per);
+}
+
+/* `outer` around a 2-D loop (y over NY, x over NX) visiting the input taps
+ * iy = oy*SH - PH + ky*DH, ix = ox*SW - PW + kx*DW inside the image, adding
+ * `term` to acc: the forward pass loops over the kernel taps (ky, kx), the
+ * weight gradient over the output positions (oy, ox). */
+static void conv_emit_cuda_taps(kn_emit *e, const char *outer, const char *y, const char *ny, const char *x,
+                                const char *nx, const char *term)
+{
+    kn_emit_line(e, "%s", outer);
+    kn_emit_line(e, "    for (int64_t %s = 0; %s < %s; %s++) {", y, y, ny, y);
+    kn_emit_line(e, "        const int64_t iy = oy * SH - PH + ky * DH;");
+    kn_emit_line(e, "        if (iy < 0 || iy >= H) continue;");
+    kn_emit_line(e, "        for (int64_t %s = 0; %s < %s; %s++) {", x, x, nx, x);
+    kn_emit_line(e, "            const int64_t ix = ox * SW - PW + kx * DW;");
+    kn_emit_line(e, "            if (ix < 0 || ix >= W_) continue;");
+    kn_emit_line(e, "            acc += %s;", term);
+    kn_emit_line(e, "        }");
+    kn_emit_line(e, "    }");
+}
+
+/* 1x1 convolution, one group: per sample Y (OC x HW) = W (OC x C) X (C x HW),
+ * a cuBLAS GEMM each (the host's kn_rt_sgemm, redirected on the GPU) on top
+ * of a kernel writing the bias (or zeros). */
+static kn_status conv_emit_cuda_1x1(kn_emit *e, const kn_node *n, const conv_geom *q)
+{
+    long long hw = (long long)(q->h * q->w), oc = (long long)q->oc, c = (long long)q->c;
+    char count[96], samples[64];
+    conv_cuda_count(e, n->out[0], q->oc * q->oh * q->ow, count, sizeof count);
+    kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
+    kn_emit_cuda_kernel(e, count);
+    if (n->n_in > 2) kn_emit_bind_in(e, "B", n->in[2]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    if (n->n_in > 2) kn_emit_for(e, "i", count, "Y[i] = B[(i / %lld) %% %lld];", hw, oc);
+    else kn_emit_for(e, "i", count, "Y[i] = 0.0f;");
+    kn_emit_cuda_end(e);
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    kn_emit_line(e, "for (size_t s = 0; s < %s; s++)", samples);
+    kn_emit_line(e, "    kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, W, %lld, X + s * %lld, %lld, 1.0f, Y + s * %lld, %lld);",
+                 oc, hw, c, c, c * hw, hw, oc * hw, hw);
+    return KN_OK;
+}
+
+static kn_status conv_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    conv_geom q;
+    if (conv_geom_forward(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    if (conv_is_1x1(&q) && q.groups == 1) return conv_emit_cuda_1x1(e, n, &q);
+    char count[96];
+    conv_cuda_count(e, n->out[0], q.oc * q.oh * q.ow, count, sizeof count);
+    kn_emit_cuda_kernel(e, count);
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    if (n->n_in > 2) kn_emit_bind_in(e, "B", n->in[2]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    conv_emit_cuda_geom(e, &q);
+    kn_emit_for_open(e, "i", count);
+    kn_emit_line(e, "const int64_t ox = i %% OW, oy = (i / OW) %% OH, oc = (i / (OW * OH)) %% OC, s = i / (OW * OH * OC);");
+    kn_emit_line(e, "const int64_t c0 = oc / OCG * CG;");
+    kn_emit_line(e, "float acc = %s;", n->n_in > 2 ? "B[oc]" : "0.0f");
+    conv_emit_cuda_taps(e, "for (int64_t ci = 0; ci < CG; ci++)", "ky", "KH", "kx", "KW",
+                        "X[((s * C + c0 + ci) * H + iy) * W_ + ix] * W[((oc * CG + ci) * KH + ky) * KW + kx]");
+    kn_emit_line(e, "Y[i] = acc;");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
+    return KN_OK;
+}
+
+/* dX[s,c,y,x]: every (oc of c's group, ky, kx) whose output position lands
+ * on (y, x) exactly. */
+static kn_status grad_input_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    conv_geom q;
+    if (grad_input_geom(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    char count[96];
+    conv_cuda_count(e, n->out[0], q.c * q.h * q.w, count, sizeof count);
+    kn_emit_cuda_kernel(e, count);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+    conv_emit_cuda_geom(e, &q);
+    kn_emit_for_open(e, "i", count);
+    kn_emit_line(e, "const int64_t x = i %% W_, y = (i / W_) %% H, c = (i / (W_ * H)) %% C, s = i / (W_ * H * C);");
+    kn_emit_line(e, "const int64_t gi = c / CG, ci = c - gi * CG;");
+    kn_emit_line(e, "float acc = 0.0f;");
+    kn_emit_line(e, "for (int64_t o = 0; o < OCG; o++) {");
+    kn_emit_line(e, "    const int64_t oc = gi * OCG + o;");
+    kn_emit_line(e, "    for (int64_t ky = 0; ky < KH; ky++) {");
+    kn_emit_line(e, "        const int64_t ty = y + PH - ky * DH;");
+    kn_emit_line(e, "        if (ty < 0 || ty %% SH != 0 || ty / SH >= OH) continue;");
+    kn_emit_line(e, "        for (int64_t kx = 0; kx < KW; kx++) {");
+    kn_emit_line(e, "            const int64_t tx = x + PW - kx * DW;");
+    kn_emit_line(e, "            if (tx < 0 || tx %% SW != 0 || tx / SW >= OW) continue;");
+    kn_emit_line(e, "            acc += dY[((s * OC + oc) * OH + ty / SH) * OW + tx / SW] * W[((oc * CG + ci) * KH + ky) * KW + kx];");
+    kn_emit_line(e, "        }");
+    kn_emit_line(e, "    }");
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "dX[i] = acc;");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
+    return KN_OK;
+}
+
+/* dW[oc,ci,ky,kx]: a sum over the batch and the output positions. */
+static kn_status grad_weight_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    conv_geom q;
+    if (grad_weight_geom(e->diag, g, n, &q) != KN_OK) return KN_ERR;
+    char count[64], samples[64];
+    snprintf(count, sizeof count, "%lld", (long long)(q.oc * (q.c / q.groups) * q.kh * q.kw));
+    kn_ops_dims_expr(e, n->in[1], 0, 1, samples, sizeof samples);
+    kn_emit_cuda_kernel(e, count);
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    kn_emit_bind_in(e, "X", n->in[1]);
+    kn_emit_bind_out(e, "dW", n->out[0]);
+    conv_emit_cuda_geom(e, &q);
+    kn_emit_for_open(e, "i", count);
+    kn_emit_line(e, "const int64_t kx = i %% KW, ky = (i / KW) %% KH, ci = (i / (KW * KH)) %% CG, oc = i / (KW * KH * CG);");
+    kn_emit_line(e, "const int64_t c = oc / OCG * CG + ci;");
+    kn_emit_line(e, "float acc = 0.0f;");
+    char outer[160];
+    snprintf(outer, sizeof outer, "for (int64_t s = 0; s < (int64_t)%s; s++)", samples);
+    conv_emit_cuda_taps(e, outer, "oy", "OH", "ox", "OW",
+                        "dY[((s * OC + oc) * OH + oy) * OW + ox] * X[((s * C + c) * H + iy) * W_ + ix]");
+    kn_emit_line(e, "dW[i] = acc;");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
+    return KN_OK;
+}
+
 static const kn_arg_spec grad_weight_args[] = {
     {"kernel", KN_ATTR_INTS, false, 0, 0, NULL},
     {"stride", KN_ATTR_INTS, false, 0, 0, NULL},
@@ -857,14 +1014,14 @@ static const kn_arg_spec grad_weight_args[] = {
 
 const kn_op_def kn_op_def_conv2d = {
     .name = "conv2d", .min_inputs = 1, .max_inputs = 1, .args = conv_args,
-    .add_params = conv_add_params, .infer = conv_infer, .emit_c = conv_emit,
+    .add_params = conv_add_params, .infer = conv_infer, .emit_c = conv_emit, .emit_cuda = conv_emit_cuda,
     .grad = conv_grad, .macs = conv_macs,
 };
 const kn_op_def kn_op_def_conv2d_grad_input = {
     .name = "conv2d_grad_input", .min_inputs = 2, .max_inputs = 2, .args = grad_input_args,
-    .add_params = conv_scratch_only, .infer = grad_input_infer, .emit_c = grad_input_emit,
+    .add_params = conv_scratch_only, .infer = grad_input_infer, .emit_c = grad_input_emit, .emit_cuda = grad_input_emit_cuda,
 };
 const kn_op_def kn_op_def_conv2d_grad_weight = {
     .name = "conv2d_grad_weight", .min_inputs = 2, .max_inputs = 2, .args = grad_weight_args,
-    .add_params = conv_scratch_only, .infer = grad_weight_infer, .emit_c = grad_weight_emit,
+    .add_params = conv_scratch_only, .infer = grad_weight_infer, .emit_c = grad_weight_emit, .emit_cuda = grad_weight_emit_cuda,
 };

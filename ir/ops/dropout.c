@@ -53,20 +53,27 @@ static kn_status dropout_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-/* OUT[i] = mask_i ? IN[i] / (1 - p) : 0 over value `vid`'s elements. */
-static void dropout_emit_mask(kn_emit *e, const kn_node *n, int vid, const char *out,
-                              const char *in)
+/* The constants of a mask over value `vid`: prints `stream` and `base`,
+ * fills the element count, p and 1/(1-p) literals. */
+static void dropout_emit_counters(kn_emit *e, const kn_node *n, int vid, char numel[64], char pl[64], char sl[64])
 {
     double p = kn_ops_attr_num(n, "p", 0.5);
-    char numel[64], pl[64], sl[64];
-    kn_emit_numel(e, vid, numel, sizeof numel);
-    kn_emit_float_lit(p, pl, sizeof pl);
-    kn_emit_float_lit(p < 1 ? 1.0 / (1.0 - p) : 0.0, sl, sizeof sl);
+    kn_emit_numel(e, vid, numel, 64);
+    kn_emit_float_lit(p, pl, 64);
+    kn_emit_float_lit(p < 1 ? 1.0 / (1.0 - p) : 0.0, sl, 64);
     int64_t per_sample = 0;
     if (kn_shape_is_batched(&e->g->values[vid]->shape)) kn_shape_numel_per_sample(&e->g->values[vid]->shape, &per_sample);
     kn_emit_line(e, "const uint64_t stream = %lluull;", (unsigned long long)kn_node_attr_i(n, "stream", 0));
     kn_emit_line(e, "const uint64_t base = ((uint64_t)ctx->step << 32) + (uint64_t)ctx->sample0 * %lldu;",
                  (long long)per_sample);
+}
+
+/* OUT[i] = mask_i ? IN[i] / (1 - p) : 0 over value `vid`'s elements. */
+static void dropout_emit_mask(kn_emit *e, const kn_node *n, int vid, const char *out,
+                              const char *in)
+{
+    char numel[64], pl[64], sl[64];
+    dropout_emit_counters(e, n, vid, numel, pl, sl);
     kn_emit_line(e, "kn_rt_dropout(ctx->seed, stream, base, %s, %s, %s, %s, %s);", numel, pl, sl, in, out);
 }
 
@@ -119,6 +126,47 @@ static kn_status dropout_grad(kn_graph *g, const kn_node *n, const int *dy,
     return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
 }
 
+/* ---- CUDA: one thread per element, each drawing its element's word of
+ * the same Philox block the CPU loop uses, so the masks are identical. ---- */
+
+static void dropout_emit_mask_cuda(kn_emit *e, const kn_node *n, int vid, const char *out, const char *in)
+{
+    char numel[64], pl[64], sl[64];
+    dropout_emit_counters(e, n, vid, numel, pl, sl);
+    kn_emit_for_open(e, "i", numel);
+    kn_emit_line(e, "const uint64_t g = base + i;");
+    kn_emit_line(e, "float u[4];");
+    kn_emit_line(e, "kn_rt_uniform4(ctx->seed, stream, g >> 2, u);");
+    kn_emit_line(e, "%s[i] = u[g & 3] >= %s ? %s[i] * %s : 0.0f;", out, pl, in, sl);
+    kn_emit_close(e);
+}
+
+/* The masked copy as one kernel: OUT = mask(IN) over the node's output. */
+static kn_status dropout_emit_kernel(kn_emit *e, const kn_node *n, const char *in, const char *out)
+{
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
+    kn_emit_bind_in(e, in, n->in[0]);
+    kn_emit_bind_out(e, out, n->out[0]);
+    dropout_emit_mask_cuda(e, n, n->out[0], out, in);
+    kn_emit_cuda_end(e);
+    return KN_OK;
+}
+
+static kn_status dropout_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    if (g->mode != KN_MODE_TRAIN || kn_ops_attr_num(n, "p", 0.5) <= 0)
+        return dropout_emit(e, g, n); /* a copy: host memcpy, redirected on the GPU */
+    return dropout_emit_kernel(e, n, "X", "Y");
+}
+
+static kn_status dropout_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    return dropout_emit_kernel(e, n, "dY", "dX");
+}
+
 static bool dropout_train_impure(const kn_graph *g, const kn_node *n)
 {
     (void)g;
@@ -132,11 +180,11 @@ static const kn_arg_spec dropout_args[] = {
 
 const kn_op_def kn_op_def_dropout = {
     .name = "dropout", .min_inputs = 1, .max_inputs = 1, .args = dropout_args,
-    .add_params = dropout_add_params, .infer = dropout_infer, .emit_c = dropout_emit,
+    .add_params = dropout_add_params, .infer = dropout_infer, .emit_c = dropout_emit, .emit_cuda = dropout_emit_cuda,
     .grad = dropout_grad, .train_impure = dropout_train_impure,
 };
 const kn_op_def kn_op_def_dropout_grad = {
     .name = "dropout_grad", .min_inputs = 1, .max_inputs = 1,
-    .infer = dropout_grad_infer, .emit_c = dropout_grad_emit,
+    .infer = dropout_grad_infer, .emit_c = dropout_grad_emit, .emit_cuda = dropout_grad_emit_cuda,
     .internal = true,
 };

@@ -27,10 +27,12 @@ static kn_status accum_emit_c(kn_emit *e, const kn_graph *g, const kn_node *n)
     char dst[128], count[64];
     (void)g;
     e->grad_addr(e, n->in[1], dst, sizeof dst);
-    kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_numel(e, n->in[1], count, sizeof count);
+    kn_emit_cuda_kernel(e, count);
+    kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_line(e, "float *restrict G = %s;", dst);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) G[i] += dY[i];", count);
+    kn_emit_for(e, "i", count, "G[i] += dY[i];");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -39,7 +41,7 @@ const kn_op_def kn_op_def_accumulate_grad = {
     .min_inputs = 2,
     .max_inputs = 2,
     .infer = accum_infer,
-    .emit_c = accum_emit_c,
+    .emit_c = accum_emit_c, .emit_cuda = accum_emit_c,
     .side_effects = true,
     .internal = true,
 };

@@ -61,7 +61,13 @@ static const kn_arg_spec hardmax_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status hardmax_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, hardmax_emit);
+}
+
 const kn_op_def kn_op_def_hardmax = {
     .name = "hardmax", .min_inputs = 1, .max_inputs = 1, .args = hardmax_args,
-    .infer = hardmax_infer, .emit_c = hardmax_emit, .grad = hardmax_grad,
+    .infer = hardmax_infer, .emit_c = hardmax_emit, .emit_cuda = hardmax_emit_cuda, .grad = hardmax_grad,
 };

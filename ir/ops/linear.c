@@ -95,15 +95,26 @@ static kn_status linear_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+/* Y = X W^T (+ Y when `accumulate`): one kn_rt_sgemm over the bound X, W, Y. */
+static void linear_emit_sgemm(kn_emit *e, const kn_graph *g, const kn_node *n, bool accumulate)
 {
     const kn_value *x = kn_graph_value(g, n->in[0]);
     int r = x->shape.rank;
     long long k = (long long)x->shape.d[r - 1];
     long long out = kn_node_attr_i(n, "out", 0);
-    char rows[64], m[64];
-    kn_ops_dims_expr(e, n->in[0], 0, r - 1, rows, sizeof rows);
+    char m[64];
     kn_ops_dims_int_expr(e, n->in[0], 0, r - 1, m, sizeof m);
+    kn_emit_line(e, "kn_rt_sgemm(0, 1, %s, %lld, %lld, 1.0f, X, %lld, W, %lld, %s, Y, %lld);",
+                 m, out, k, k, k, accumulate ? "1.0f" : "0.0f", out);
+}
+
+static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    int r = x->shape.rank;
+    long long out = kn_node_attr_i(n, "out", 0);
+    char rows[64];
+    kn_ops_dims_expr(e, n->in[0], 0, r - 1, rows, sizeof rows);
 
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
@@ -114,8 +125,28 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "for (size_t i = 0; i < %s; i++)", rows);
         kn_emit_line(e, "    memcpy(Y + i * %lld, B, %lld * sizeof(float));", out, out);
     }
-    kn_emit_line(e, "kn_rt_sgemm(0, 1, %s, %lld, %lld, 1.0f, X, %lld, W, %lld, %s, Y, %lld);",
-                 m, out, k, k, k, bias ? "1.0f" : "0.0f", out);
+    linear_emit_sgemm(e, g, n, bias);
+    return KN_OK;
+}
+
+/* GPU: one kernel broadcasts the bias into Y, then cuBLAS (the host's
+ * kn_rt_sgemm, redirected) accumulates X W^T onto it. */
+static kn_status linear_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    bool bias = n->n_in > 2;
+    if (bias) {
+        char numel[64];
+        kn_emit_numel(e, n->out[0], numel, sizeof numel);
+        kn_emit_cuda_kernel(e, numel);
+        kn_emit_bind_in(e, "B", n->in[2]);
+        kn_emit_bind_out(e, "Y", n->out[0]);
+        kn_emit_for(e, "i", numel, "Y[i] = B[i %% %lld];", (long long)kn_node_attr_i(n, "out", 0));
+        kn_emit_cuda_end(e);
+    }
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_in(e, "W", n->in[1]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    linear_emit_sgemm(e, g, n, bias);
     return KN_OK;
 }
 
@@ -274,10 +305,10 @@ static const kn_arg_spec linear_args[] = {
 
 const kn_op_def kn_op_def_linear = {
     .name = "linear", .min_inputs = 1, .max_inputs = 1, .args = linear_args,
-    .add_params = linear_add_params, .infer = linear_infer, .emit_c = linear_emit,
+    .add_params = linear_add_params, .infer = linear_infer, .emit_c = linear_emit, .emit_cuda = linear_emit_cuda,
     .grad = linear_grad, .macs = linear_macs,
 };
 const kn_op_def kn_op_def_matmul = {
     .name = "matmul", .min_inputs = 2, .max_inputs = 2,
-    .infer = matmul_infer, .emit_c = matmul_emit, .grad = matmul_grad, .macs = matmul_macs,
+    .infer = matmul_infer, .emit_c = matmul_emit, .emit_cuda = matmul_emit, /* host GEMM/copy calls: cuBLAS on the GPU */ .grad = matmul_grad, .macs = matmul_macs,
 };

@@ -103,11 +103,11 @@ static kn_status mmg_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 
 const kn_op_def kn_op_def_linear_grad_weight = {
     .name = "linear_grad_weight", .min_inputs = 2, .max_inputs = 2,
-    .infer = lgw_infer, .emit_c = lgw_emit,
+    .infer = lgw_infer, .emit_c = lgw_emit, .emit_cuda = lgw_emit, /* host GEMM/copy calls: cuBLAS on the GPU */
     .internal = true,
 };
 const kn_op_def kn_op_def_matmul_grad = {
     .name = "matmul_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = mmg_infer, .emit_c = mmg_emit,
+    .infer = mmg_infer, .emit_c = mmg_emit, .emit_cuda = mmg_emit, /* host GEMM/copy calls: cuBLAS on the GPU */
     .internal = true,
 };

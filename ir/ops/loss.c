@@ -140,13 +140,15 @@ static kn_status ce_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_dim(e, n->in[0], 0, rows, sizeof rows);
     kn_emit_float_lit(1.0 - ls + ls / (double)c, on, sizeof on);
     kn_emit_float_lit(ls / (double)c, off, sizeof off);
+    kn_emit_cuda_kernel(e, rows); /* GPU: one thread per row */
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "T", n->in[1]);
     kn_emit_bind_in(e, "dL", n->in[2]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "const float scale = dL[0] / (float)%s;", rows);
-    kn_emit_line(e, "for (size_t i = 0; i < (size_t)%s; i++) {", rows);
-    e->indent++;
+    char count[80];
+    snprintf(count, sizeof count, "(size_t)%s", rows);
+    kn_emit_for_open(e, "i", count);
     kn_emit_line(e, "const float *x = X + i * %lld;", c);
     kn_emit_line(e, "float *dx = dX + i * %lld;", c);
     kn_emit_line(e, "const int64_t t = T[i];");
@@ -161,8 +163,8 @@ static kn_status ce_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "const float inv = (float)(1.0 / s);");
     kn_emit_line(e, "for (size_t j = 0; j < %lld; j++)", c);
     kn_emit_line(e, "    dx[j] = (expf(x[j] - m) * inv - ((int64_t)j == t ? %s : %s)) * scale;", on, off);
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -225,21 +227,35 @@ static const kn_arg_spec ce_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status ce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, ce_emit);
+}
+static kn_status mse_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, mse_emit);
+}
+static kn_status mse_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, mse_grad_emit);
+}
+
 const kn_op_def kn_op_def_cross_entropy = {
     .name = "cross_entropy", .min_inputs = 2, .max_inputs = 2, .args = ce_args,
-    .infer = ce_infer, .emit_c = ce_emit, .grad = ce_grad,
+    .infer = ce_infer, .emit_c = ce_emit, .emit_cuda = ce_emit_cuda, .grad = ce_grad,
 };
 const kn_op_def kn_op_def_mse = {
     .name = "mse", .min_inputs = 2, .max_inputs = 2,
-    .infer = mse_infer, .emit_c = mse_emit, .grad = mse_grad,
+    .infer = mse_infer, .emit_c = mse_emit, .emit_cuda = mse_emit_cuda, .grad = mse_grad,
 };
 const kn_op_def kn_op_def_cross_entropy_grad = {
     .name = "cross_entropy_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = ce_grad_infer, .emit_c = ce_grad_emit,
+    .infer = ce_grad_infer, .emit_c = ce_grad_emit, .emit_cuda = ce_grad_emit,
     .internal = true,
 };
 const kn_op_def kn_op_def_mse_grad = {
     .name = "mse_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = mse_grad_infer, .emit_c = mse_grad_emit,
+    .infer = mse_grad_infer, .emit_c = mse_grad_emit, .emit_cuda = mse_grad_emit_cuda,
     .internal = true,
 };

@@ -162,11 +162,21 @@ static const kn_arg_spec nll_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status nll_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, nll_emit);
+}
+static kn_status nll_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, nll_grad_emit);
+}
+
 const kn_op_def kn_op_def_nll_loss = {
     .name = "nll_loss", .min_inputs = 2, .max_inputs = 3, .args = nll_args,
-    .infer = nll_infer, .emit_c = nll_emit, .grad = nll_grad,
+    .infer = nll_infer, .emit_c = nll_emit, .emit_cuda = nll_emit_cuda, .grad = nll_grad,
 };
 const kn_op_def kn_op_def_nll_loss_grad = {
     .name = "nll_loss_grad", .min_inputs = 3, .max_inputs = 4,
-    .infer = nll_grad_infer, .emit_c = nll_grad_emit, .internal = true,
+    .infer = nll_grad_infer, .emit_c = nll_grad_emit, .emit_cuda = nll_grad_emit_cuda, .internal = true,
 };

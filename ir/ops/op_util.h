@@ -234,6 +234,27 @@ static inline kn_status kn_ops_want_nchw(kn_diag *d, const kn_graph *g, const kn
  * concat/slice) whose index maps are not a single flat loop. */
 static inline void kn_ops_open_loops(kn_emit *e, const kn_shape *s)
 {
+    if (kn_emit_is_cuda(e)) {
+        /* In a CUDA kernel: one grid-stride loop over the flat output index
+         * f, split into i0..i{rank-1}; the callers' running output index
+         * `o` (row-major over the same dims) is f itself. */
+        char total[256] = "(size_t)1", ext[48];
+        size_t len = strlen(total);
+        for (int k = 0; k < s->rank; k++) {
+            if (s->d[k] == KN_DIM_N) snprintf(ext, sizeof ext, " * (size_t)n");
+            else snprintf(ext, sizeof ext, " * %lld", (long long)s->d[k]);
+            if (len + strlen(ext) < sizeof total) strcat(total, ext), len += strlen(ext);
+        }
+        kn_emit_for_open(e, "f", total);
+        kn_emit_line(e, "size_t rest = f; (void)rest;");
+        for (int k = s->rank - 1; k >= 0; k--) {
+            if (s->d[k] == KN_DIM_N) snprintf(ext, sizeof ext, "(size_t)n");
+            else snprintf(ext, sizeof ext, "%lld", (long long)s->d[k]);
+            kn_emit_line(e, "const size_t i%d = rest %% %s; rest /= %s;", k, ext, ext);
+        }
+        kn_emit_line(e, "o = f;");
+        return;
+    }
     for (int k = 0; k < s->rank; k++) {
         if (s->d[k] == KN_DIM_N) kn_emit_line(e, "for (size_t i%d = 0; i%d < (size_t)n; i%d++)", k, k, k);
         else kn_emit_line(e, "for (size_t i%d = 0; i%d < %lld; i%d++)", k, k, (long long)s->d[k], k);
@@ -241,7 +262,11 @@ static inline void kn_ops_open_loops(kn_emit *e, const kn_shape *s)
     }
 }
 
-static inline void kn_ops_close_loops(kn_emit *e, int rank) { e->indent -= rank; }
+static inline void kn_ops_close_loops(kn_emit *e, int rank)
+{
+    if (kn_emit_is_cuda(e)) kn_emit_close(e);
+    else e->indent -= rank;
+}
 
 /* Row-major element strides of `s` (the batch dim's stride is constant:
  * only dims after it enter the product). */

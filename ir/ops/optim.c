@@ -88,6 +88,7 @@ static kn_status sgd_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_float_lit(wd, lit_wd, sizeof lit_wd);
     kn_emit_float_lit(mom, lit_m, sizeof lit_m);
     kn_emit_float_lit(1.0 - damp, lit_d, sizeof lit_d);
+    kn_emit_cuda_kernel(e, count);
     kn_emit_bind_out(e, "P", n->in[0]);
     kn_emit_line(e, "float *restrict G = %s;", gaddr);
     if (mom != 0) {
@@ -96,9 +97,8 @@ static kn_status sgd_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     }
     emit_lr(e, n);
     kn_emit_line(e, "const float scale = ctx->grad_scale;");
-    kn_emit_line(e, "KN_IVDEP");
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
-    e->indent++;
+    if (!kn_emit_is_cuda(e)) kn_emit_line(e, "KN_IVDEP"); /* see kn_rt.h */
+    kn_emit_for_open(e, "i", count);
     kn_emit_line(e, "float g = G[i] * scale;");
     if (wd != 0) kn_emit_line(e, "g = g + %s * P[i];", lit_wd);
     if (mom != 0) {
@@ -109,8 +109,8 @@ static kn_status sgd_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     }
     kn_emit_line(e, "P[i] = P[i] - lr * g;");
     kn_emit_line(e, "G[i] = 0.0f;");
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -141,6 +141,7 @@ static kn_status adam_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_float_lit(1.0 - b2, l_1b2, sizeof l_1b2);
     kn_emit_float_lit(eps, l_eps, sizeof l_eps);
     kn_emit_float_lit(wd, l_wd, sizeof l_wd);
+    kn_emit_cuda_kernel(e, count);
     kn_emit_bind_out(e, "P", n->in[0]);
     kn_emit_bind_out(e, "M", n->in[1]);
     kn_emit_bind_out(e, "V", n->in[2]);
@@ -153,9 +154,8 @@ static kn_status adam_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "const float bc2_sqrt = (float)sqrt(bc2);");
     if (decoupled && wd != 0)
         kn_emit_line(e, "const float decay = (float)(1.0 - (double)lr * %.17g); /* AdamW */", wd);
-    kn_emit_line(e, "KN_IVDEP");
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
-    e->indent++;
+    if (!kn_emit_is_cuda(e)) kn_emit_line(e, "KN_IVDEP"); /* see kn_rt.h */
+    kn_emit_for_open(e, "i", count);
     kn_emit_line(e, "float g = G[i] * scale;");
     if (wd != 0 && !decoupled) kn_emit_line(e, "g = g + %s * P[i];", l_wd);
     if (wd != 0 && decoupled) kn_emit_line(e, "P[i] = P[i] * decay;");
@@ -164,8 +164,8 @@ static kn_status adam_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "const float denom = sqrtf(V[i]) / bc2_sqrt + %s;", l_eps);
     kn_emit_line(e, "P[i] = P[i] + neg_step * M[i] / denom;");
     kn_emit_line(e, "G[i] = 0.0f;");
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -190,9 +190,9 @@ static const kn_arg_spec adam_args[] = {
 
 const kn_op_def kn_op_def_sgd_step = {
     .name = "sgd_step", .min_inputs = 1, .max_inputs = 2, .args = sgd_args,
-    .infer = sgd_infer, .emit_c = sgd_emit, .side_effects = true,
+    .infer = sgd_infer, .emit_c = sgd_emit, .emit_cuda = sgd_emit, .side_effects = true,
 };
 const kn_op_def kn_op_def_adam_step = {
     .name = "adam_step", .min_inputs = 3, .max_inputs = 3, .args = adam_args,
-    .infer = adam_infer, .emit_c = adam_emit, .side_effects = true,
+    .infer = adam_infer, .emit_c = adam_emit, .emit_cuda = adam_emit, .side_effects = true,
 };

@@ -58,6 +58,9 @@ static kn_status pad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
             kn_sb_printf(&in_range, "%si%d >= %lld && i%d < %lld", in_range.len ? " && " : "", k, (long long)b[k], k,
                          (long long)(b[k] + x->d[k]));
     }
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel); /* GPU: one thread per output element */
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_line(e, "size_t o = 0;");
@@ -66,6 +69,7 @@ static kn_status pad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     if (in_range.len) kn_emit_line(e, "Y[o++] = (%s) ? X[%s] : %s;", in_range.s, idx.s, v);
     else kn_emit_line(e, "Y[o++] = X[%s];", idx.s);
     kn_ops_close_loops(e, y->rank);
+    kn_emit_cuda_end(e);
     kn_sb_free(&in_range);
     kn_sb_free(&idx);
     return KN_OK;
@@ -101,5 +105,5 @@ static const kn_arg_spec pad_args[] = {
 
 const kn_op_def kn_op_def_pad = {
     .name = "pad", .min_inputs = 1, .max_inputs = 1, .args = pad_args,
-    .infer = pad_infer, .emit_c = pad_emit, .grad = pad_grad,
+    .infer = pad_infer, .emit_c = pad_emit, .emit_cuda = pad_emit, .grad = pad_grad,
 };

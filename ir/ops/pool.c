@@ -74,8 +74,7 @@ static kn_status pool_infer(kn_graph *g, kn_node *n, kn_diag *d)
  * size before clamping to the input (avg pool's count_include_pad divisor). */
 static void pool_emit_window_open(kn_emit *e, const pool_geom *q, const char *planes)
 {
-    kn_emit_line(e, "for (size_t p = 0; p < %s; p++) {", planes);
-    e->indent++;
+    kn_emit_for_open(e, "p", planes); /* GPU: one thread per plane */
     kn_emit_line(e, "for (ptrdiff_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
     e->indent++;
     kn_emit_line(e, "for (ptrdiff_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
@@ -117,12 +116,26 @@ static void pool_emit_argmax(kn_emit *e, const pool_geom *q)
     kn_emit_line(e, "    }");
 }
 
+/* Gradients clear dX, then accumulate plane by plane.  On the GPU the clear
+ * is a host cudaMemsetAsync before the kernel (no thread may clear planes
+ * others already wrote), and the kernel binds its pointers again. */
+static void pool_grad_clear(kn_emit *e, const kn_node *n, const char *count, const char *planes)
+{
+    kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", count);
+    kn_emit_cuda_kernel(e, planes);
+    if (!kn_emit_is_cuda(e)) return;
+    kn_emit_bind_in(e, "dY", n->in[0]);
+    if (n->op == KN_OP_MAX_POOL2D_GRAD) kn_emit_bind_in(e, "X", n->in[1]);
+    kn_emit_bind_out(e, "dX", n->out[0]);
+}
+
 static kn_status maxpool_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     pool_geom q;
     if (pool_geom_of_x(e->diag, g, n, 0, &q) != KN_OK) return KN_ERR;
     char planes[64];
     kn_ops_dims_expr(e, n->in[0], 0, 2, planes, sizeof planes);
+    kn_emit_cuda_kernel(e, planes);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     pool_emit_window_open(e, &q, planes);
@@ -130,6 +143,7 @@ static kn_status maxpool_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "(void)maxindex;");
     kn_emit_line(e, "Y[o] = maxval;");
     pool_emit_window_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -140,6 +154,7 @@ static kn_status avgpool_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     bool include_pad = kn_node_attr_i(n, "count_include_pad", 1) != 0;
     char planes[64];
     kn_ops_dims_expr(e, n->in[0], 0, 2, planes, sizeof planes);
+    kn_emit_cuda_kernel(e, planes);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     pool_emit_window_open(e, &q, planes);
@@ -149,6 +164,7 @@ static kn_status avgpool_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
                  (long long)q.w);
     kn_emit_line(e, "Y[o] = sum / (float)%s;", include_pad ? "pool_size" : "((he - hs) * (we - ws))");
     pool_emit_window_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -232,11 +248,12 @@ static kn_status maxpool_grad_emit(kn_emit *e, const kn_graph *g, const kn_node 
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "X", n->in[1]);
     kn_emit_bind_out(e, "dX", n->out[0]);
-    kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", count);
+    pool_grad_clear(e, n, count, planes);
     pool_emit_window_open(e, &q, planes);
     pool_emit_argmax(e, &q);
     kn_emit_line(e, "dX[maxindex] += dY[o];");
     pool_emit_window_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -281,13 +298,14 @@ static kn_status avgpool_grad_emit(kn_emit *e, const kn_graph *g, const kn_node 
     kn_emit_numel(e, n->out[0], count, sizeof count);
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_out(e, "dX", n->out[0]);
-    kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", count);
+    pool_grad_clear(e, n, count, planes);
     pool_emit_window_open(e, &q, planes);
     kn_emit_line(e, "const float gv = dY[o] / (float)%s;", include_pad ? "pool_size" : "((he - hs) * (we - ws))");
     kn_emit_line(e, "for (ptrdiff_t ih = hs; ih < he; ih++)");
     kn_emit_line(e, "    for (ptrdiff_t iw = ws; iw < we; iw++) dX[base + (size_t)(ih * %lld + iw)] += gv;",
                  (long long)q.w);
     pool_emit_window_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -308,14 +326,16 @@ static kn_status gap_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     long long hw = (long long)(x->d[2] * x->d[3]);
     char planes[64];
     kn_ops_dims_expr(e, n->in[0], 0, 2, planes, sizeof planes);
+    kn_emit_cuda_kernel(e, planes); /* GPU: one thread per plane */
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     /* PyTorch's adaptive_avg_pool2d: a float sum divided by kh, then by kw. */
-    kn_emit_line(e, "for (size_t p = 0; p < %s; p++) {", planes);
+    kn_emit_for(e, "p", planes, "{");
     kn_emit_line(e, "    float sum = 0.0f;");
     kn_emit_line(e, "    for (size_t i = 0; i < %lld; i++) sum += X[p * %lld + i];", hw, hw);
     kn_emit_line(e, "    Y[p] = sum / %lld.0f / %lld.0f;", (long long)x->d[2], (long long)x->d[3]);
     kn_emit_line(e, "}");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -355,21 +375,21 @@ static const kn_arg_spec avgpool_grad_args[] = {
 
 const kn_op_def kn_op_def_max_pool2d = {
     .name = "max_pool2d", .min_inputs = 1, .max_inputs = 1, .args = maxpool_args,
-    .infer = pool_infer, .emit_c = maxpool_emit, .grad = maxpool_grad,
+    .infer = pool_infer, .emit_c = maxpool_emit, .emit_cuda = maxpool_emit, .grad = maxpool_grad,
 };
 const kn_op_def kn_op_def_avg_pool2d = {
     .name = "avg_pool2d", .min_inputs = 1, .max_inputs = 1, .args = avgpool_args,
-    .infer = pool_infer, .emit_c = avgpool_emit, .grad = avgpool_grad,
+    .infer = pool_infer, .emit_c = avgpool_emit, .emit_cuda = avgpool_emit, .grad = avgpool_grad,
 };
 const kn_op_def kn_op_def_global_avg_pool = {
     .name = "global_avg_pool", .min_inputs = 1, .max_inputs = 1,
-    .infer = gap_infer, .emit_c = gap_emit, .grad = gap_grad,
+    .infer = gap_infer, .emit_c = gap_emit, .emit_cuda = gap_emit, .grad = gap_grad,
 };
 const kn_op_def kn_op_def_max_pool2d_grad = {
     .name = "max_pool2d_grad", .min_inputs = 2, .max_inputs = 2, .args = maxpool_args,
-    .infer = maxpool_grad_infer, .emit_c = maxpool_grad_emit,
+    .infer = maxpool_grad_infer, .emit_c = maxpool_grad_emit, .emit_cuda = maxpool_grad_emit,
 };
 const kn_op_def kn_op_def_avg_pool2d_grad = {
     .name = "avg_pool2d_grad", .min_inputs = 1, .max_inputs = 1, .args = avgpool_grad_args,
-    .infer = avgpool_grad_infer, .emit_c = avgpool_grad_emit,
+    .infer = avgpool_grad_infer, .emit_c = avgpool_grad_emit, .emit_cuda = avgpool_grad_emit,
 };

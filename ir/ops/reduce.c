@@ -93,14 +93,13 @@ static kn_status reduce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
                                 : (one_outer ? " + i" : " + o * R * INNER + i");
     const char *yo = contiguous ? (one_outer ? "0" : "o") : (one_outer ? "i" : "o * INNER + i");
 
+    kn_emit_cuda_kernel(e, one_outer ? "1" : outer); /* GPU: one thread per outer index */
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_line(e, "const size_t R = %s;", len);
     if (!contiguous) kn_emit_line(e, "const size_t INNER = %s;", inner);
-    if (!one_outer) {
-        kn_emit_line(e, "for (size_t o = 0; o < %s; o++) {", outer);
-        e->indent++;
-    }
+    if (one_outer) kn_emit_cuda_one_thread(e);
+    else kn_emit_for_open(e, "o", outer);
     if (!contiguous) {
         kn_emit_line(e, "for (size_t i = 0; i < INNER; i++) {");
         e->indent++;
@@ -125,10 +124,8 @@ static kn_status reduce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         e->indent--;
         kn_emit_line(e, "}");
     }
-    if (!one_outer) {
-        e->indent--;
-        kn_emit_line(e, "}");
-    }
+    if (!one_outer) kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -166,14 +163,16 @@ static kn_status reduce_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *
     kn_ops_dims_expr(e, n->out[0], lo, hi, len, sizeof len);
     kn_ops_dims_expr(e, n->out[0], hi, x->shape.rank, inner, sizeof inner);
     (void)g;
+    kn_emit_cuda_kernel(e, outer); /* GPU: one thread per outer index */
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "const size_t R = %s, INNER = %s;", len, inner);
     if (kn_node_attr_i(n, "mean", 0)) kn_emit_line(e, "const float s = (float)(1.0 / (double)R);");
     else kn_emit_line(e, "const float s = 1.0f;");
-    kn_emit_line(e, "for (size_t o = 0; o < %s; o++)", outer);
+    kn_emit_for(e, "o", outer, "%s", "");
     kn_emit_line(e, "    for (size_t r = 0; r < R; r++)");
     kn_emit_line(e, "        for (size_t i = 0; i < INNER; i++) dX[(o * R + r) * INNER + i] = dY[o * INNER + i] * s;");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -200,11 +199,11 @@ static const kn_arg_spec reduce_args[] = {
 
 const kn_op_def kn_op_def_sum = {
     .name = "sum", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
-    .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit, .grad = reduce_grad,
 };
 const kn_op_def kn_op_def_mean = {
     .name = "mean", .min_inputs = 1, .max_inputs = 1, .args = reduce_args,
-    .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit, .grad = reduce_grad,
 };
 static const kn_arg_spec arg_args[] = {
     {"dim", KN_ATTR_INTS, false, 0, 0, NULL},
@@ -215,14 +214,14 @@ static const kn_arg_spec arg_args[] = {
 
 const kn_op_def kn_op_def_argmax = {
     .name = "argmax", .min_inputs = 1, .max_inputs = 1, .args = arg_args,
-    .infer = reduce_infer, .emit_c = reduce_emit,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit,
 };
 const kn_op_def kn_op_def_argmin = {
     .name = "argmin", .min_inputs = 1, .max_inputs = 1, .args = arg_args,
-    .infer = reduce_infer, .emit_c = reduce_emit,
+    .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit,
 };
 const kn_op_def kn_op_def_reduce_grad = {
     .name = "reduce_grad", .min_inputs = 1, .max_inputs = 1,
-    .infer = reduce_grad_infer, .emit_c = reduce_grad_emit,
+    .infer = reduce_grad_infer, .emit_c = reduce_grad_emit, .emit_cuda = reduce_grad_emit,
     .internal = true,
 };

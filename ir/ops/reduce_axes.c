@@ -268,10 +268,20 @@ static const kn_arg_spec reduce_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status reduce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, reduce_emit);
+}
+static kn_status grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, grad_emit);
+}
+
 #define REDUCE_DEF(id)                                                                                               \
     const kn_op_def kn_op_def_##id = {                                                                               \
         .name = #id, .min_inputs = 1, .max_inputs = 1, .args = reduce_args,                                          \
-        .infer = reduce_infer, .emit_c = reduce_emit, .grad = reduce_grad,                                           \
+        .infer = reduce_infer, .emit_c = reduce_emit, .emit_cuda = reduce_emit_cuda, .grad = reduce_grad,            \
     }
 
 REDUCE_DEF(reduce_sum);
@@ -287,5 +297,5 @@ REDUCE_DEF(reduce_log_sum_exp);
 
 const kn_op_def kn_op_def_reduce_axes_grad = {
     .name = "reduce_axes_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = grad_infer, .emit_c = grad_emit, .internal = true,
+    .infer = grad_infer, .emit_c = grad_emit, .emit_cuda = grad_emit_cuda, .internal = true,
 };

@@ -146,9 +146,9 @@ static const kn_arg_spec reshape_args[] = {
 
 const kn_op_def kn_op_def_flatten = {
     .name = "flatten", .min_inputs = 1, .max_inputs = 1, .args = flatten_args,
-    .infer = flatten_infer, .emit_c = emit_copy, .grad = reshape_grad,
+    .infer = flatten_infer, .emit_c = emit_copy, .emit_cuda = emit_copy, /* host GEMM/copy calls: cuBLAS on the GPU */ .grad = reshape_grad,
 };
 const kn_op_def kn_op_def_reshape = {
     .name = "reshape", .min_inputs = 1, .max_inputs = 1, .args = reshape_args,
-    .infer = reshape_infer, .emit_c = emit_copy, .grad = reshape_grad,
+    .infer = reshape_infer, .emit_c = emit_copy, .emit_cuda = emit_copy, /* host GEMM/copy calls: cuBLAS on the GPU */ .grad = reshape_grad,
 };

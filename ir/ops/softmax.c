@@ -34,15 +34,14 @@ static kn_status emit_softmax_common(kn_emit *e, const kn_graph *g, const kn_nod
     /* Element j of the line starting at `base`. */
     const char *at = contiguous ? "j" : "j * INNER";
 
+    bool one_outer = strcmp(outer, "1") == 0;
+    kn_emit_cuda_kernel(e, one_outer ? "1" : outer); /* GPU: one thread per line */
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     if (!contiguous) kn_emit_line(e, "const size_t INNER = %s;", inner);
-    bool one_outer = strcmp(outer, "1") == 0;
     char base[160];
-    if (!one_outer) {
-        kn_emit_line(e, "for (size_t o = 0; o < %s; o++) {", outer);
-        e->indent++;
-    }
+    if (one_outer) kn_emit_cuda_one_thread(e);
+    else kn_emit_for_open(e, "o", outer);
     if (!contiguous) {
         kn_emit_line(e, "for (size_t i = 0; i < INNER; i++) {");
         e->indent++;
@@ -73,10 +72,8 @@ static kn_status emit_softmax_common(kn_emit *e, const kn_graph *g, const kn_nod
         e->indent--;
         kn_emit_line(e, "}");
     }
-    if (!one_outer) {
-        e->indent--;
-        kn_emit_line(e, "}");
-    }
+    if (!one_outer) kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -120,11 +117,12 @@ static kn_status emit_softmax_grad_common(kn_emit *e, const kn_graph *g, const k
     kn_ops_dims_expr(e, n->in[1], 0, dim, outer, sizeof outer);
     kn_ops_dims_expr(e, n->in[1], dim, dim + 1, len, sizeof len);
     kn_ops_dims_expr(e, n->in[1], dim + 1, r, inner, sizeof inner);
+    kn_emit_cuda_kernel(e, outer); /* GPU: one thread per outer index */
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "Y", n->in[1]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "const size_t INNER = %s, LEN = %s;", inner, len);
-    kn_emit_line(e, "for (size_t o = 0; o < %s; o++) {", outer);
+    kn_emit_for(e, "o", outer, "{");
     kn_emit_line(e, "    for (size_t i = 0; i < INNER; i++) {");
     e->indent += 2;
     kn_emit_line(e, "const size_t base = o * LEN * INNER + i;");
@@ -145,6 +143,7 @@ static kn_status emit_softmax_grad_common(kn_emit *e, const kn_graph *g, const k
     e->indent -= 2;
     kn_emit_line(e, "    }");
     kn_emit_line(e, "}");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -177,19 +176,19 @@ static const kn_arg_spec softmax_args[] = {
 
 const kn_op_def kn_op_def_softmax = {
     .name = "softmax", .min_inputs = 1, .max_inputs = 1, .args = softmax_args,
-    .infer = infer_softmax, .emit_c = emit_softmax, .grad = softmax_grad,
+    .infer = infer_softmax, .emit_c = emit_softmax, .emit_cuda = emit_softmax, .grad = softmax_grad,
 };
 const kn_op_def kn_op_def_log_softmax = {
     .name = "log_softmax", .min_inputs = 1, .max_inputs = 1, .args = softmax_args,
-    .infer = infer_softmax, .emit_c = emit_log_softmax, .grad = softmax_grad,
+    .infer = infer_softmax, .emit_c = emit_log_softmax, .emit_cuda = emit_log_softmax, .grad = softmax_grad,
 };
 const kn_op_def kn_op_def_softmax_grad = {
     .name = "softmax_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_softmax_grad, .emit_c = emit_softmax_grad,
+    .infer = infer_softmax_grad, .emit_c = emit_softmax_grad, .emit_cuda = emit_softmax_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_log_softmax_grad = {
     .name = "log_softmax_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_softmax_grad, .emit_c = emit_log_softmax_grad,
+    .infer = infer_softmax_grad, .emit_c = emit_log_softmax_grad, .emit_cuda = emit_log_softmax_grad,
     .internal = true,
 };

@@ -58,12 +58,16 @@ static kn_status transpose_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_strbuf idx;
     kn_sb_init(&idx);
     for (int k = 0; k < y->rank; k++) kn_sb_printf(&idx, "%si%d * %lld", k ? " + " : "", k, (long long)xs[perm[k]]);
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel); /* GPU: one thread per output element */
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_line(e, "size_t o = 0;");
     kn_ops_open_loops(e, y);
     kn_emit_line(e, "Y[o++] = X[%s];", y->rank ? idx.s : "0");
     kn_ops_close_loops(e, y->rank);
+    kn_emit_cuda_end(e);
     kn_sb_free(&idx);
     return KN_OK;
 }
@@ -90,5 +94,5 @@ static const kn_arg_spec transpose_args[] = {
 
 const kn_op_def kn_op_def_transpose = {
     .name = "transpose", .min_inputs = 1, .max_inputs = 1, .args = transpose_args,
-    .infer = transpose_infer, .emit_c = transpose_emit, .grad = transpose_grad,
+    .infer = transpose_infer, .emit_c = transpose_emit, .emit_cuda = transpose_emit, .grad = transpose_grad,
 };

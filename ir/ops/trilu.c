@@ -73,7 +73,13 @@ static const kn_arg_spec trilu_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+static kn_status trilu_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    return kn_emit_cuda_serial(e, g, n, trilu_emit);
+}
+
 const kn_op_def kn_op_def_trilu = {
     .name = "trilu", .min_inputs = 1, .max_inputs = 2, .args = trilu_args,
-    .infer = trilu_infer, .emit_c = trilu_emit, .grad = trilu_grad,
+    .infer = trilu_infer, .emit_c = trilu_emit, .emit_cuda = trilu_emit_cuda, .grad = trilu_grad,
 };

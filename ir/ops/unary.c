@@ -112,13 +112,15 @@ static kn_status unary_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     if (!f) return kn_op_error(e->diag, g, n, "internal: not a table op");
     char numel[64];
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel); /* GPU: one thread per element */
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     emit_attrs(e, f, n);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", numel);
+    kn_emit_for(e, "i", numel, "{");
     kn_emit_line(e, "    const float x = X[i];");
     kn_emit_line(e, "    Y[i] = %s;", f->y);
     kn_emit_line(e, "}");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -142,16 +144,18 @@ static kn_status unary_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n
     const unary_fn *f = fn_of((int)kn_node_attr_i(n, "fn", -1));
     char numel[64];
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel); /* GPU: one thread per element */
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "X", n->in[1]);
     kn_emit_bind_in(e, "Yf", n->in[2]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     emit_attrs(e, f, n);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", numel);
+    kn_emit_for(e, "i", numel, "{");
     kn_emit_line(e, "    const float g = dY[i], x = X[i], y = Yf[i];");
     kn_emit_line(e, "    (void)g, (void)x, (void)y;");
     kn_emit_line(e, "    dX[i] = %s;", f->dx);
     kn_emit_line(e, "}");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -193,7 +197,7 @@ static const kn_arg_spec shrink_args[] = {
 #define UNARY_DEF(id, nm, argv)                                                                                      \
     const kn_op_def kn_op_def_##id = {                                                                               \
         .name = nm, .min_inputs = 1, .max_inputs = 1, .args = argv,                                                  \
-        .infer = unary_infer, .emit_c = unary_emit, .grad = unary_grad,                                              \
+        .infer = unary_infer, .emit_c = unary_emit, .emit_cuda = unary_emit, .grad = unary_grad,                     \
     }
 
 UNARY_DEF(abs, "abs", NULL);
@@ -230,5 +234,5 @@ UNARY_DEF(shrink, "shrink", shrink_args);
 
 const kn_op_def kn_op_def_unary_grad = {
     .name = "unary_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = unary_grad_infer, .emit_c = unary_grad_emit, .internal = true,
+    .infer = unary_grad_infer, .emit_c = unary_grad_emit, .emit_cuda = unary_grad_emit, .internal = true,
 };

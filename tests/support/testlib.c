@@ -75,6 +75,7 @@ void kt_toolchain(kn_toolchain *tc)
     tc->link_flags = KILN_RT_LINK_FLAGS;
     tc->extra_cflags = KILN_RT_CFLAGS;
     tc->opt_flags = "-O2";
+    tc->cuda_libs = NULL;
 }
 
 char *kt_read_file(const char *path, size_t *len)
@@ -329,4 +330,35 @@ int kt_kiln_build(const char *what, const char *model, const char *exe)
     if (rc != 0) printf("  %s: kiln build failed (status %d):\n%s\n", what, rc, log ? log : "");
     free(log);
     return rc;
+}
+
+void kt_check_onnx_conformance(const char *node_dir, const char *env, const char *args, const char *what)
+{
+    char list[4096];
+    kt_pathf(list, sizeof list, "%s/tests/golden/onnx_conformance_pass.txt", kt_src_dir());
+    char *want = kt_read_file(list, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(want);
+    char *log = NULL;
+    int rc = kt_run(&log, "%s '%s' onnx-test %s '%s'", env, kt_kiln_bin(), args, node_dir);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(log);
+    const char *last = strstr(log, "\nconformance: ");
+    CU_ASSERT_PTR_NOT_NULL(last);
+    if (last) printf("%s", last + 1);
+    CU_ASSERT_EQUAL(rc, 0); /* no test fails */
+    int expected = 0, missing = 0;
+    for (char *name = strtok(want, "\n"); name; name = strtok(NULL, "\n")) {
+        char line[512];
+        snprintf(line, sizeof line, "\n%s: pass", name);
+        expected++;
+        /* the first test's line starts the log, without a newline before it */
+        if (!strstr(log, line) && strncmp(log, line + 1, strlen(line + 1)) != 0) {
+            printf("%s: %s does not pass\n", what, name);
+            missing++;
+        }
+    }
+    printf("%s: %d expected passes, %d missing\n", what, expected, missing);
+    CU_ASSERT(expected > 100);
+    CU_ASSERT_EQUAL(missing, 0);
+    free(log);
+    free(want);
 }

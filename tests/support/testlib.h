@@ -64,6 +64,12 @@ int kt_same_tensors(const char *a, const char *b, int verbose);
 char *kt_read_file(const char *path, size_t *len); /* malloc'd, NUL-terminated */
 int kt_write_file(const char *path, const void *data, size_t len);
 
+/* Runs `ENV kiln onnx-test ARGS NODE_DIR` (env: variable assignments or
+ * ""; args: e.g. "--target cuda" or "") and asserts that nothing fails and
+ * every test in tests/golden/onnx_conformance_pass.txt prints "NAME: pass",
+ * naming each one that does not (`what` prefixes those lines). */
+void kt_check_onnx_conformance(const char *node_dir, const char *env, const char *args, const char *what);
+
 /* Registers one suite of tests and runs it; returns the process exit code
  * (0 when every test passed). */
 int kt_main(const char *suite, CU_TestInfo *tests);

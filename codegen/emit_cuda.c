@@ -1,0 +1,289 @@
+/* emit_cuda.c — the CUDA emitter.
+ *
+ * For a model built with `--target cuda` it produces two texts:
+ *   - the device source: a prelude (types, KN_FOR, the Philox RNG of
+ *     runtime/kn_rt_rng.c), then the kernels every node's emit_cuda opened,
+ *     one per node (or a few: a node may need several passes), each named
+ *     "<phase>_n<node id>[_<k>]" and preceded by the same node comment the C
+ *     emitter prints;
+ *   - host C appended to the C program: per phase a function
+ *     phase_NAME_cuda that launches those kernels and calls cuBLAS in node
+ *     order on the device arena (same offsets as the C phase: the memory
+ *     plan is reused as is), and the module table the runtime loads.
+ * Both are deterministic.  It does not compile anything: nvrtc.c does.
+ * Not done yet (see issue #6): fusing elementwise chains into one kernel.
+ */
+#include "codegen.h"
+#include "codegen_internal.h"
+#include "../ir/emit.h"
+#include "../ir/ops/op.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char *name;       /* "train_n17_0" */
+    char *node;       /* "phase train, node 17: relu 'h0'" */
+    int first_line;   /* 1-based line of the device source where it starts */
+} cuda_kernel;
+
+struct kn_cuda_prog {
+    kn_strbuf dev, host;
+    cuda_kernel *k;
+    int n_k, cap_k;
+    size_t counted;            /* dev.s[0, counted) holds `lines` newlines */
+    int lines;
+    /* the node being emitted */
+    char phase_name[64];
+    const kn_node *node;
+    char node_desc[1100];
+    int k_in_node;
+    kn_strbuf *saved_out;
+    int saved_indent;
+};
+
+/* Mirrors kn_rt_cuda_ctx in runtime/kn_rt.h (same field order and types)
+ * and kn_rt_rng.c's Philox4x32-10, so dropout draws the CPU's masks. */
+static const char PRELUDE[] =
+    "typedef unsigned long long uint64_t;\n"
+    "typedef long long int64_t;\n"
+    "typedef unsigned int uint32_t;\n"
+    "#define INT64_C(c) c##LL\n"
+    "#define UINT64_C(c) c##ULL\n"
+    "#define INT64_MAX 9223372036854775807LL\n"
+    "#define INT64_MIN (-INT64_MAX - 1)\n"
+    "#define restrict __restrict__\n"
+    "#define INFINITY __int_as_float(0x7f800000)\n"
+    "#define NAN __int_as_float(0x7fffffff)\n"
+    "typedef struct { uint64_t seed, step; float lr, grad_scale; uint32_t sample0; } kn_cuda_ctx;\n"
+    "/* Tests compile these kernels as host C (one thread walking every KN_FOR)\n"
+    " * by defining KN_KERNEL_DECL first. */\n"
+    "#ifndef KN_KERNEL_DECL\n"
+    "#define KN_KERNEL_DECL extern \"C\" __global__ void\n"
+    "#endif\n"
+    "#define KN_KERNEL(name) KN_KERNEL_DECL name(unsigned char *kn_arena, unsigned char *kn_fixed, \\\n"
+    "    float *kn_w, float *kn_g, int n, const kn_cuda_ctx *restrict ctx)\n"
+    "/* Grid-stride loop: correct for any launch shape. */\n"
+    "#define KN_FOR(i, count) \\\n"
+    "    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(count); \\\n"
+    "         i += (size_t)gridDim.x * blockDim.x)\n"
+    "\n"
+    "/* Philox4x32-10, word for word runtime/kn_rt_rng.c: uniform k of block b\n"
+    " * is the CPU's kn_rt_uniform4(seed, stream, b)[k]. */\n"
+    "__device__ static void kn_uniform4(uint64_t seed, uint64_t stream, uint64_t blk, float out[4])\n"
+    "{\n"
+    "    uint32_t c0 = (uint32_t)blk, c1 = (uint32_t)(blk >> 32), c2 = (uint32_t)stream, c3 = (uint32_t)(stream >> 32);\n"
+    "    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);\n"
+    "    for (int r = 0; r < 10; r++) {\n"
+    "        uint32_t hi0 = __umulhi(0xD2511F53u, c0), lo0 = 0xD2511F53u * c0;\n"
+    "        uint32_t hi1 = __umulhi(0xCD9E8D57u, c2), lo1 = 0xCD9E8D57u * c2;\n"
+    "        uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;\n"
+    "        c0 = n0; c1 = lo1; c2 = n2; c3 = lo0;\n"
+    "        k0 += 0x9E3779B9u;\n"
+    "        k1 += 0xBB67AE85u;\n"
+    "    }\n"
+    "    out[0] = (float)(c0 >> 8) * (1.0f / 16777216.0f);\n"
+    "    out[1] = (float)(c1 >> 8) * (1.0f / 16777216.0f);\n"
+    "    out[2] = (float)(c2 >> 8) * (1.0f / 16777216.0f);\n"
+    "    out[3] = (float)(c3 >> 8) * (1.0f / 16777216.0f);\n"
+    "}\n"
+    "\n"
+    "#define kn_rt_uniform4 kn_uniform4\n";
+
+/* Host statements an op prints in a GPU phase (its C emitter's GEMM
+ * calls, copies and clears) address device memory: send them to cuBLAS and
+ * cudaMemcpyAsync/cudaMemsetAsync on the model's stream.  Scoped to the GPU
+ * phase functions by the #undefs after each. */
+static const char HOST_REDIRECTS[] =
+    "#undef memcpy\n#undef memset\n"
+    "#define kn_rt_sgemm(...) kn_rt_cuda_sgemm(kn_cu, __VA_ARGS__)\n"
+    "#define memcpy(dst, src, bytes) kn_rt_cuda_memcpy(kn_cu, (dst), (src), (bytes))\n"
+    "#define memset(dst, v, bytes) kn_rt_cuda_memset(kn_cu, (dst), (v), (bytes))\n";
+static const char HOST_REDIRECTS_END[] = "#undef kn_rt_sgemm\n#undef memcpy\n#undef memset\n\n";
+
+kn_cuda_prog *kn_cuda_prog_new(const char *model_name)
+{
+    kn_cuda_prog *cp = kn_xmalloc(sizeof *cp);
+    memset(cp, 0, sizeof *cp);
+    kn_sb_init(&cp->dev);
+    kn_sb_init(&cp->host);
+    char mname[128];
+    kn_c_comment_text(model_name, mname, sizeof mname);
+    kn_sb_printf(&cp->dev, "/* CUDA kernels generated by kiln from model '%s'. Do not edit: edit the model file. */\n",
+                 mname);
+    kn_sb_puts(&cp->dev, PRELUDE);
+    return cp;
+}
+
+void kn_cuda_prog_free(kn_cuda_prog *cp)
+{
+    if (!cp) return;
+    for (int i = 0; i < cp->n_k; i++) {
+        free(cp->k[i].name);
+        free(cp->k[i].node);
+    }
+    free(cp->k);
+    kn_sb_free(&cp->dev);
+    kn_sb_free(&cp->host);
+    free(cp);
+}
+
+kn_strbuf *kn_cuda_prog_source(kn_cuda_prog *cp) { return &cp->dev; }
+int kn_cuda_prog_kernels(const kn_cuda_prog *cp) { return cp->n_k; }
+
+/* Newlines in the device source so far, counted incrementally. */
+static int dev_lines(kn_cuda_prog *cp)
+{
+    for (; cp->counted < cp->dev.len; cp->counted++) cp->lines += cp->dev.s[cp->counted] == '\n';
+    return cp->lines;
+}
+
+const char *kn_cuda_prog_line_owner(const kn_cuda_prog *cp, int line, const char **node)
+{
+    const cuda_kernel *best = NULL;
+    for (int i = 0; i < cp->n_k; i++)
+        if (cp->k[i].first_line <= line) best = &cp->k[i];
+    if (node) *node = best ? best->node : NULL;
+    return best ? best->name : NULL;
+}
+
+static void kernel_begin(kn_emit *e, const char *work)
+{
+    kn_cuda_prog *cp = e->impl ? ((codegen_emit_impl *)e->impl)->cuda : NULL;
+    if (!cp || cp->saved_out) return; /* kernels do not nest */
+    char name[128];
+    snprintf(name, sizeof name, "%s_n%d_%d", cp->phase_name, cp->node->id, cp->k_in_node++);
+    kn_emit_line(e, "kn_rt_cuda_launch(kn_cu, %d, (size_t)(%s), n, kn_fixed); /* %s */", cp->n_k, work, name);
+    if (cp->n_k == cp->cap_k) {
+        cp->cap_k = cp->cap_k ? cp->cap_k * 2 : 64;
+        cp->k = kn_xrealloc(cp->k, sizeof(*cp->k) * (size_t)cp->cap_k);
+    }
+    kn_sb_printf(&cp->dev, "\n/* %s */\n", cp->node_desc);
+    cp->k[cp->n_k] = (cuda_kernel){kn_xstrdup(name), kn_xstrdup(cp->node_desc), dev_lines(cp) + 1};
+    cp->n_k++;
+    kn_sb_printf(&cp->dev, "KN_KERNEL(%s)\n{\n", name);
+    cp->saved_out = e->out;
+    cp->saved_indent = e->indent;
+    e->out = &cp->dev;
+    e->indent = 1;
+}
+
+static void kernel_end(kn_emit *e)
+{
+    kn_cuda_prog *cp = e->impl ? ((codegen_emit_impl *)e->impl)->cuda : NULL;
+    if (!cp || !cp->saved_out) return;
+    kn_sb_puts(&cp->dev, "}\n");
+    e->out = cp->saved_out;
+    e->indent = cp->saved_indent;
+    cp->saved_out = NULL;
+}
+
+kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phase *ph, kn_diag *d)
+{
+    const kn_graph *g = ph->graph;
+    kn_c_ident(ph->name, cp->phase_name, sizeof cp->phase_name);
+    const char *fname = cp->phase_name;
+    kn_strbuf *o = &cp->host;
+    e->out = o;
+    e->indent = 1;
+    e->kernel_begin = kernel_begin;
+    e->kernel_end = kernel_end;
+    kn_sb_printf(o, "/* ---- phase %s on the GPU: the same nodes as phase_%s, as kernel launches ---- */\n", fname,
+                 fname);
+    kn_sb_puts(o, HOST_REDIRECTS);
+    kn_sb_printf(o, "static void phase_%s_cuda(kn_rt_ctx *ctx, int n)\n{\n", fname);
+    kn_sb_puts(o, "    kn_rt_cuda *kn_cu = ctx->cuda;\n");
+    kn_sb_puts(o, "    unsigned char *kn_arena = kn_rt_cuda_arena(kn_cu);\n");
+    kn_sb_printf(o, "    unsigned char *kn_fixed = kn_arena + (size_t)n * PHASE_%s_PER_SAMPLE;\n", fname);
+    kn_sb_puts(o, "    float *kn_w = kn_rt_cuda_weights(kn_cu);\n");
+    kn_sb_puts(o, "    float *kn_g = kn_rt_cuda_grads(kn_cu);\n");
+    kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w; (void)kn_g;\n");
+    for (int i = 0; i < g->n_nodes; i++) {
+        const kn_node *n = g->nodes[i];
+        const kn_op_def *def = kn_op_get(n->op);
+        char cm[1024];
+        kn_codegen_node_comment(g, n, cm, sizeof cm);
+        snprintf(cp->node_desc, sizeof cp->node_desc, "phase %s, %s", fname, cm);
+        cp->node = n;
+        cp->k_in_node = 0;
+        kn_sb_printf(o, "\n    /* %s */\n", cm);
+        kn_emit_open(e);
+        if (!def->emit_cuda) {
+            char name[96];
+            kn_c_comment_text(n->name, name, sizeof name);
+            kn_diag_fail(d, "op '%s' (node %d '%s', phase %s) has no CUDA emission yet: build with --target cpu",
+                         def->name, n->id, name, fname);
+            return kn_diag_locate(d, n);
+        }
+        kn_status st = def->emit_cuda(e, g, n);
+        kernel_end(e); /* an emitter that failed midway leaves a kernel open */
+        if (st != KN_OK) {
+            if (!d->set) kn_diag_fail(d, "CUDA emission failed for %s '%s'", def->name, n->name);
+            return kn_diag_locate(d, n);
+        }
+        kn_emit_close(e);
+    }
+    kn_sb_puts(o, "}\n");
+    kn_sb_puts(o, HOST_REDIRECTS_END);
+    return KN_OK;
+}
+
+/* Phase constants (ONNX Constant data) live on the device as __device__
+ * arrays under the names the C emitter's addresses use. */
+void kn_cuda_emit_consts(kn_cuda_prog *cp, const kn_graph *g, int phase)
+{
+    for (int i = 0; i < g->n_values; i++) {
+        const kn_value *v = g->values[i];
+        if (v->dead || !v->data || v->kind != KN_VAL_CONST) continue;
+        char cname[48];
+        snprintf(cname, sizeof cname, "kn_const_%d_%d", phase, i);
+        kn_sb_puts(&cp->dev, "__device__ ");
+        kn_codegen_emit_array(&cp->dev, v, cname);
+    }
+}
+
+/* `static const char *const NAME[]` of every kernel's name (or node). */
+static void emit_kernel_strings(kn_strbuf *o, const kn_cuda_prog *cp, const char *name, bool nodes)
+{
+    kn_sb_printf(o, "static const char *const %s[] = {\n", name);
+    for (int i = 0; i < cp->n_k; i++) {
+        kn_sb_puts(o, "    ");
+        kn_sb_c_string(o, nodes ? cp->k[i].node : cp->k[i].name);
+        kn_sb_puts(o, ",\n");
+    }
+    if (cp->n_k == 0) kn_sb_puts(o, "    \"\",\n");
+    kn_sb_puts(o, "};\n");
+}
+
+void kn_cuda_emit_module(kn_cuda_prog *cp, const kn_codegen_phase *phases, int n_phases,
+                         const kn_codegen_opts *opts, kn_strbuf *o)
+{
+    kn_sb_puts(o, cp->host.s ? cp->host.s : "");
+    kn_sb_puts(o, "/* GPU kernels of all phases, in launch-table order, and the IR node each came from. */\n");
+    emit_kernel_strings(o, cp, "kn_cuda_kernel_names", false);
+    emit_kernel_strings(o, cp, "kn_cuda_kernel_nodes", true);
+    kn_sb_puts(o, "/* PTX compiled by NVRTC at build time, and the CUDA source to re-JIT it for another GPU. */\n");
+    kn_codegen_emit_incbin(o, "kn_cuda_ptx", opts->cuda_ptx_path, "char");
+    kn_codegen_emit_incbin(o, "kn_cuda_src", opts->cuda_src_path, "char");
+    kn_sb_puts(o, "static const kn_rt_phase *const kn_cuda_phases[] = {");
+    for (int p = 0; p < n_phases; p++) {
+        char f[64];
+        kn_c_ident(phases[p].name, f, sizeof f);
+        kn_sb_printf(o, "%s&phase_%s_desc", p ? ", " : "", f);
+    }
+    kn_sb_puts(o, "};\nstatic void (*const kn_cuda_phase_run[])(kn_rt_ctx *, int) = {");
+    for (int p = 0; p < n_phases; p++) {
+        char f[64];
+        kn_c_ident(phases[p].name, f, sizeof f);
+        kn_sb_printf(o, "%sphase_%s_cuda", p ? ", " : "", f);
+    }
+    kn_sb_puts(o, "};\n");
+    kn_sb_puts(o, "static const kn_rt_cuda_module kn_cuda_module = {\n    .arch = ");
+    kn_sb_c_string(o, opts->cuda_arch ? opts->cuda_arch : KN_CUDA_DEFAULT_ARCH);
+    kn_sb_printf(o, ",\n    .ptx = kn_cuda_ptx,\n    .source = kn_cuda_src,\n    .n_kernels = %d,\n"
+                    "    .kernel_names = kn_cuda_kernel_names,\n    .kernel_nodes = kn_cuda_kernel_nodes,\n"
+                    "    .n_phases = %d,\n    .phases = kn_cuda_phases,\n    .phase_run = kn_cuda_phase_run,\n"
+                    "    .backend = &kn_rt_cuda_impl,\n};\n\n",
+                 cp->n_k, n_phases);
+}

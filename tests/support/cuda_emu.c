@@ -1,0 +1,170 @@
+/* cuda_emu.c — a stand-in for libkiln_rt_cuda that runs a --target cuda
+ * executable's GPU phases on the host, for tests on machines without a GPU.
+ *
+ * Linked instead of libkiln_rt_cuda; the kernels come from the model's
+ * generated .cu compiled as host C with cuda_emu_shim.h into a shared
+ * object named by $KILN_CUDA_EMU_KERNELS and looked up by kernel name, or,
+ * when only $KILN_CUDA_EMU_SHIM is set, compiled here from the source the
+ * executable embeds (so any --target cuda build linked with this library
+ * runs, e.g. `kiln onnx-test --target cuda`).  The
+ * generated host code (launch order, arena offsets, GEMM arguments, the
+ * memcpy/memset redirects) and the kernels run as they would on a GPU, with
+ * "device" memory in separate host buffers that each phase call copies in
+ * and out like kn_rt_cuda.c.  cuBLAS is replaced by kn_rt_sgemm (same
+ * row-major contract), so the operand swap in kn_rt_cuda_sgemm is not
+ * covered here.
+ */
+#include "kn_rt.h"
+#include "kn_rt_arena.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef void (*emu_kernel)(unsigned char *, unsigned char *, float *, float *, int, const kn_rt_cuda_ctx *);
+
+struct kn_rt_cuda {
+    const kn_rt_model *m;
+    unsigned char *arena;
+    size_t arena_bytes;
+    float *weights, *grads;
+    kn_rt_cuda_ctx step;
+    void *so;
+    emu_kernel *kernels;
+};
+
+static int emu_probe(char *err, size_t cap)
+{
+    const char *so = getenv("KILN_CUDA_EMU_KERNELS"), *shim = getenv("KILN_CUDA_EMU_SHIM");
+    if ((so && *so) || (shim && *shim)) return 1;
+    snprintf(err, cap, "emulation: KILN_CUDA_EMU_KERNELS is not set");
+    return 0;
+}
+
+/* Compiles the embedded kernel source with the shim into a temporary
+ * shared object and opens it. */
+static void *emu_compile(const kn_rt_model *m, char *err, size_t cap)
+{
+    char src[] = "/tmp/kiln-emu-XXXXXX", so[64], cmd[8192];
+    int fd = mkstemp(src);
+    if (fd < 0) return snprintf(err, cap, "emulation: cannot create a temporary file"), NULL;
+    size_t len = strlen(m->cuda->source);
+    int ok = write(fd, m->cuda->source, len) == (ssize_t)len;
+    close(fd);
+    snprintf(so, sizeof so, "%s.so", src);
+    const char *cc = getenv("KILN_CC");
+    snprintf(cmd, sizeof cmd, "'%s' -std=gnu11 -O1 -fPIC -shared -w -include '%s' -x c '%s' -o '%s' -lm",
+             cc && *cc ? cc : "cc", getenv("KILN_CUDA_EMU_SHIM"), src, so);
+    ok = ok && system(cmd) == 0;
+    void *h = ok ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (!h) snprintf(err, cap, "emulation: cannot compile the embedded kernels (%s)", ok ? dlerror() : cmd);
+    unlink(src);
+    unlink(so);
+    return h;
+}
+
+static void emu_close(kn_rt_ctx *ctx)
+{
+    kn_rt_cuda *cu = ctx->cuda;
+    if (!cu) return;
+    free(cu->arena);
+    free(cu->weights);
+    free(cu->grads);
+    free(cu->kernels);
+    if (cu->so) dlclose(cu->so);
+    free(cu);
+    ctx->cuda = NULL;
+}
+
+static int emu_open(kn_rt_ctx *ctx, const kn_rt_model *m, char *err, size_t cap)
+{
+    kn_rt_cuda *cu = calloc(1, sizeof *cu);
+    if (!cu) return snprintf(err, cap, "out of memory"), -1;
+    ctx->cuda = cu;
+    cu->m = m;
+    size_t wn = m->weights_numel ? m->weights_numel : 1;
+    cu->arena_bytes = kn_rt_arena_bytes(m, ctx->capacity);
+    cu->arena = calloc(1, cu->arena_bytes ? cu->arena_bytes : 64);
+    cu->weights = calloc(wn, sizeof(float));
+    cu->grads = calloc(wn, sizeof(float));
+    cu->kernels = calloc((size_t)m->cuda->n_kernels + 1, sizeof *cu->kernels);
+    const char *so = getenv("KILN_CUDA_EMU_KERNELS");
+    cu->so = so && *so ? dlopen(so, RTLD_NOW | RTLD_LOCAL) : emu_compile(m, err, cap);
+    if (!cu->arena || !cu->weights || !cu->grads || !cu->kernels || !cu->so) {
+        if (!cu->so && so && *so) snprintf(err, cap, "emulation: %s", dlerror());
+        else if (cu->so) snprintf(err, cap, "emulation: out of memory");
+        emu_close(ctx);
+        return -1;
+    }
+    for (int k = 0; k < m->cuda->n_kernels; k++) {
+        *(void **)&cu->kernels[k] = dlsym(cu->so, m->cuda->kernel_names[k]);
+        if (!cu->kernels[k]) {
+            snprintf(err, cap, "emulation: no kernel %s in $KILN_CUDA_EMU_KERNELS", m->cuda->kernel_names[k]);
+            emu_close(ctx);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+const kn_rt_cuda_backend kn_rt_cuda_impl = {emu_probe, emu_open, emu_close};
+
+unsigned char *kn_rt_cuda_arena(kn_rt_cuda *cu) { return cu->arena; }
+float *kn_rt_cuda_weights(kn_rt_cuda *cu) { return cu->weights; }
+float *kn_rt_cuda_grads(kn_rt_cuda *cu) { return cu->grads; }
+
+void kn_rt_cuda_launch(kn_rt_cuda *cu, int kernel, size_t work, int n, unsigned char *fixed)
+{
+    if (work > 0) cu->kernels[kernel](cu->arena, fixed, cu->weights, cu->grads, n, &cu->step);
+}
+
+void kn_rt_cuda_memcpy(kn_rt_cuda *cu, void *dst, const void *src, size_t bytes)
+{
+    (void)cu;
+    if (dst != src && bytes) memmove(dst, src, bytes);
+}
+
+void kn_rt_cuda_memset(kn_rt_cuda *cu, void *dst, int value, size_t bytes)
+{
+    (void)cu;
+    if (bytes) memset(dst, value, bytes);
+}
+
+void kn_rt_cuda_sgemm(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    (void)cu;
+    kn_rt_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* Inputs and labels in, outputs and loss out, at the arena offsets the
+ * phase's io table gives (the same rule as kn_rt_io_ptr). */
+static void emu_copy_io(kn_rt_cuda *cu, kn_rt_ctx *ctx, const kn_rt_phase *ph, int n, int up)
+{
+    for (int i = 0; i < ph->n_io; i++) {
+        int is_in = ph->io_role[i] == KN_RT_IO_INPUT || ph->io_role[i] == KN_RT_IO_LABEL;
+        if (is_in != up) continue;
+        const kn_rt_io *io = &ph->io[i];
+        size_t bytes = (io->batched ? (size_t)n : 1) * io->sample_numel * (io->dtype == KN_RT_I64 ? 8 : 4);
+        unsigned char *host = kn_rt_io_ptr(ctx, ph, io, n);
+        unsigned char *dev = cu->arena + (host - ctx->arena);
+        memcpy(up ? dev : host, up ? host : dev, bytes);
+    }
+}
+
+void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n)
+{
+    kn_rt_cuda *cu = ctx->cuda;
+    const kn_rt_phase *ph = cu->m->cuda->phases[phase];
+    size_t wbytes = cu->m->weights_numel * sizeof(float);
+    cu->step = (kn_rt_cuda_ctx){ctx->seed, ctx->step, ctx->lr, ctx->grad_scale, ctx->sample0};
+    memcpy(cu->weights, ctx->weights, wbytes);
+    if (ctx->grads) memcpy(cu->grads, ctx->grads, wbytes);
+    emu_copy_io(cu, ctx, ph, n, 1);
+    cu->m->cuda->phase_run[phase](ctx, n);
+    emu_copy_io(cu, ctx, ph, n, 0);
+    memcpy(ctx->weights, cu->weights, wbytes);
+    if (ctx->grads) memcpy(ctx->grads, cu->grads, wbytes);
+}

@@ -1,0 +1,494 @@
+/* test_cuda.c — the CUDA backend.
+ *
+ * Without a GPU (CI): every kernel of every model file compiles with NVRTC
+ * for compute_90, the emitted source is byte-identical across builds, a
+ * broken kernel is reported by kernel and IR node, `info` lists the
+ * kernels, and `--device cuda` exits 1 with "no CUDA device".
+ * With a GPU: each model's kernels against the CPU path on the same inputs
+ * (forward through `run`, backward through `train --steps 1 --dump-grads`,
+ * dropout masks included); these skip with one line when no device is found.
+ * Registered only when CMake found the CUDA toolkit.
+ */
+#include "frontend/frontend.h"
+#include "passes/passes.h"
+#include "testlib.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The shared MobileNetV2 folder (ONNX file, reference input and logits). */
+static const char *mobilenetv2_dir(void)
+{
+    static char dir[4096];
+    const char *data = getenv("KILN_DATA");
+    kt_pathf(dir, sizeof dir, "%s/mobilenetv2", data && *data ? data : "/work/shared/data");
+    return dir;
+}
+
+/* Models that splice the shared MobileNetV2 need its ONNX file. */
+static int model_data_missing(const char *model)
+{
+    if (!strstr(model, "mobilenetv2") && !strstr(model, "clothing")) return 0;
+    char path[4200];
+    kt_pathf(path, sizeof path, "%s/mobilenetv2.onnx", mobilenetv2_dir());
+    return !kt_file_exists(path);
+}
+
+/* The model files in models/, sorted. */
+static int list_models(char names[][64], int cap)
+{
+    char dir[4096];
+    kt_pathf(dir, sizeof dir, "%s/models", kt_src_dir());
+    struct dirent **ents = NULL;
+    int n = scandir(dir, &ents, NULL, alphasort), count = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(ents[i]->d_name);
+        if (count < cap && len > 5 && len < 60 && !strcmp(ents[i]->d_name + len - 5, ".kiln")) {
+            memcpy(names[count], ents[i]->d_name, len - 5);
+            names[count++][len - 5] = 0;
+        }
+        free(ents[i]);
+    }
+    free(ents);
+    return count;
+}
+
+static int build_cuda(const char *model, const char *emit, const char *exe, char **log)
+{
+    return kt_run(log, "'%s' build '%s/models/%s.kiln' --target cuda -o '%s' --emit '%s'", kt_kiln_bin(),
+                  kt_src_dir(), model, exe, emit);
+}
+
+/* "fmnist_mlp: 76 CUDA kernels for compute_90 (NVRTC 0.57 s)" from kiln's build line. */
+static void print_kernel_summary(const char *model, const char *log)
+{
+    const char *k = log ? strstr(log, " CUDA kernels") : NULL;
+    if (!k) return;
+    const char *start = k;
+    while (start > log && start[-1] != ' ') start--;
+    const char *end = strstr(k, ")");
+    printf("  %s: %.*s)\n", model, end ? (int)(end - start) : 0, start);
+}
+
+static void test_every_model_compiles(void)
+{
+    char models[32][64];
+    int n = list_models(models, 32);
+    CU_ASSERT(n >= 5);
+    const char *tmp = kt_tmp_dir("cuda_models");
+    for (int i = 0; i < n; i++) {
+        if (model_data_missing(models[i])) {
+            printf("  %s: skipped (needs mobilenetv2/mobilenetv2.onnx under $KILN_DATA)\n", models[i]);
+            continue;
+        }
+        char emit[4096], exe[4200], *log = NULL;
+        kt_pathf(emit, sizeof emit, "%s/%s", tmp, models[i]);
+        kt_pathf(exe, sizeof exe, "%s/%s.exe", tmp, models[i]);
+        int rc = build_cuda(models[i], emit, exe, &log);
+        if (rc != 0) printf("  %s: kiln build --target cuda failed (%d):\n%s\n", models[i], rc, log ? log : "");
+        else print_kernel_summary(models[i], log);
+        CU_ASSERT_EQUAL(rc, 0);
+        free(log);
+    }
+}
+
+static char *read_emitted(const char *dir, const char *model, const char *ext)
+{
+    char path[4200];
+    kt_pathf(path, sizeof path, "%s/%s.%s", dir, model, ext);
+    return kt_read_file(path, NULL);
+}
+
+static void test_source_is_deterministic(void)
+{
+    const char *models[] = {"fmnist_mlp", "mnist_cnn"};
+    const char *tmp = kt_tmp_dir("cuda_determinism");
+    for (int i = 0; i < 2; i++) {
+        char emit[4096], exe[4200];
+        kt_pathf(emit, sizeof emit, "%s/%s", tmp, models[i]);
+        kt_pathf(exe, sizeof exe, "%s/%s.exe", tmp, models[i]);
+        char *first[2] = {NULL, NULL}, *second[2] = {NULL, NULL};
+        CU_ASSERT_EQUAL_FATAL(build_cuda(models[i], emit, exe, NULL), 0);
+        first[0] = read_emitted(emit, models[i], "cu");
+        first[1] = read_emitted(emit, models[i], "c");
+        CU_ASSERT_EQUAL_FATAL(build_cuda(models[i], emit, exe, NULL), 0);
+        second[0] = read_emitted(emit, models[i], "cu");
+        second[1] = read_emitted(emit, models[i], "c");
+        for (int k = 0; k < 2; k++) {
+            CU_ASSERT_PTR_NOT_NULL(first[k]);
+            CU_ASSERT(first[k] && second[k] && strcmp(first[k], second[k]) == 0);
+            free(first[k]);
+            free(second[k]);
+        }
+    }
+}
+
+/* Emits fmnist_mlp's train phase in-process, breaks one kernel's body and
+ * checks NVRTC's failure names that kernel and its IR node. */
+static void test_broken_kernel_is_named(void)
+{
+    char path[4096];
+    kt_pathf(path, sizeof path, "%s/models/fmnist_mlp.kiln", kt_src_dir());
+    kn_diag d;
+    kn_diag_clear(&d);
+    kn_graph *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(kn_parse_model_file(path, &g, &d), KN_OK);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_TRAIN, &d), KN_OK); /* dropout draws masks */
+    kn_memplan plan;
+    memset(&plan, 0, sizeof plan);
+    CU_ASSERT_EQUAL_FATAL(kn_plan_memory(g, &plan, &d), KN_OK);
+    kn_cuda_prog *cp = kn_cuda_prog_new(g->name);
+    const char *tmp = kt_tmp_dir("cuda_broken");
+    char ptx[4200], cu[4200];
+    kt_pathf(ptx, sizeof ptx, "%s/m.ptx", tmp);
+    kt_pathf(cu, sizeof cu, "%s/m.cu", tmp);
+    kn_codegen_phase ph = {"infer", g, &plan};
+    kn_codegen_opts opts = {.model_hash = "test", .target = "cuda", .cuda = cp, .cuda_ptx_path = ptx, .cuda_src_path = cu};
+    kn_strbuf c_src;
+    kn_sb_init(&c_src);
+    CU_ASSERT_EQUAL_FATAL(kn_emit_c_program(g, &ph, 1, &opts, &c_src, &d), KN_OK);
+
+    kn_strbuf ptx_out;
+    kn_sb_init(&ptx_out);
+    CU_ASSERT_EQUAL(kn_cuda_compile(cp, "compute_90", &ptx_out, &d), KN_OK);
+    CU_ASSERT(ptx_out.len > 0 && strstr(ptx_out.s, ".entry") != NULL);
+
+    /* Break the dropout kernel: an undeclared name in its loop. */
+    kn_strbuf *src = kn_cuda_prog_source(cp);
+    char *k = strstr(src->s, "KN_KERNEL(infer_n");
+    char *drop = strstr(src->s, "kn_rt_uniform4(ctx->seed");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(k);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(drop);
+    memcpy(drop, "kn_rt_uniform5", 14);
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL(kn_cuda_compile(cp, "compute_90", &ptx_out, &d), KN_ERR);
+    KT_ASSERT_CONTAINS(d.text, "NVRTC could not compile CUDA kernel infer_n");
+    KT_ASSERT_CONTAINS(d.text, "dropout 'h0'");
+    KT_ASSERT_CONTAINS(d.text, "kn_rt_uniform5");
+
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL(kn_cuda_compile(cp, "turing", &ptx_out, &d), KN_ERR);
+    KT_ASSERT_CONTAINS(d.text, "--arch turing");
+    kn_sb_free(&ptx_out);
+    kn_sb_free(&c_src);
+    kn_cuda_prog_free(cp);
+    kn_memplan_free(&plan);
+    kn_graph_free(g);
+}
+
+/* The kernels' Philox (the device source's prelude) compiled as host C
+ * draws exactly kn_rt_uniform4's numbers: dropout masks agree across
+ * backends for the same seed, checkable without a GPU. */
+static void test_device_rng_matches_cpu(void)
+{
+    kn_cuda_prog *cp = kn_cuda_prog_new("rng");
+    const char *src = kn_cuda_prog_source(cp)->s;
+    const char *end = strstr(src, "#define kn_rt_uniform4");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(end);
+    kn_strbuf c;
+    kn_sb_init(&c);
+    kn_sb_puts(&c, "#define __device__\n#define __umulhi(a, b) ((uint32_t)(((uint64_t)(a) * (b)) >> 32))\n");
+    kn_sb_printf(&c, "%.*s", (int)(end - src), src);
+    kn_sb_puts(&c, "#include <stdio.h>\n"
+                   "int main(void)\n{\n"
+                   "    const uint64_t seeds[] = {0, 1, 0x123456789abcdefULL}, streams[] = {0, 0x64726f7000000003ULL};\n"
+                   "    for (int a = 0; a < 3; a++)\n"
+                   "        for (int b = 0; b < 2; b++)\n"
+                   "            for (uint64_t blk = 0; blk < 5000; blk += 97) {\n"
+                   "                float u[4];\n"
+                   "                kn_uniform4(seeds[a], streams[b], blk + ((uint64_t)7 << 30), u);\n"
+                   "                printf(\"%a %a %a %a\\n\", u[0], u[1], u[2], u[3]);\n"
+                   "            }\n"
+                   "    return 0;\n}\n");
+    const char *tmp = kt_tmp_dir("cuda_rng");
+    char path[4200], exe[4200];
+    kt_pathf(path, sizeof path, "%s/rng.c", tmp);
+    kt_pathf(exe, sizeof exe, "%s/rng", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_write_file(path, c.s, c.len), 0);
+    kn_toolchain tc;
+    kt_toolchain(&tc);
+    char *out = NULL;
+    CU_ASSERT_EQUAL_FATAL(kt_run(&out, "'%s' -std=c11 -O1 '%s' -o '%s' && '%s'", tc.cc, path, exe, exe), 0);
+    const uint64_t seeds[] = {0, 1, 0x123456789abcdefULL}, streams[] = {0, 0x64726f7000000003ULL};
+    const char *p = out;
+    int bad = 0, count = 0;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++)
+            for (uint64_t blk = 0; blk < 5000; blk += 97) {
+                float want[4], got[4];
+                kn_rt_uniform4(seeds[a], streams[b], blk + ((uint64_t)7 << 30), want);
+                char *next = NULL;
+                for (int k = 0; k < 4; k++) {
+                    got[k] = p ? strtof(p, &next) : -1.0f;
+                    p = next;
+                    bad += got[k] != want[k];
+                    count++;
+                }
+            }
+    if (bad) printf("  %d of %d uniforms differ from kn_rt_uniform4\n", bad, count);
+    CU_ASSERT_EQUAL(bad, 0);
+    free(out);
+    kn_sb_free(&c);
+    kn_cuda_prog_free(cp);
+}
+
+/* The fmnist_mlp cuda executable, built once. */
+static const char *cuda_exe(void)
+{
+    static char exe[4200];
+    if (exe[0]) return exe;
+    const char *tmp = kt_tmp_dir("cuda_exe");
+    char emit[4096];
+    kt_pathf(emit, sizeof emit, "%s/src", tmp);
+    kt_pathf(exe, sizeof exe, "%s/fmnist_mlp", tmp);
+    if (build_cuda("fmnist_mlp", emit, exe, NULL) != 0) exe[0] = 0;
+    return exe;
+}
+
+/* 1 when this machine has a usable GPU (the executable says so). */
+static int have_gpu(void)
+{
+    static int known = -1;
+    if (known >= 0) return known;
+    char *log = NULL;
+    kt_run(&log, "'%s' bench --device cuda --iters 1 --warmup 0", cuda_exe());
+    known = !(log && strstr(log, "no CUDA device"));
+    free(log);
+    return known;
+}
+
+static void test_no_device_exits_1(void)
+{
+    CU_ASSERT_FATAL(cuda_exe()[0] != 0);
+    if (have_gpu()) {
+        printf("  skipped: a CUDA device is present\n");
+        return;
+    }
+    const char *cmds[] = {"train --epochs 1", "eval", "predict --index 0", "bench --iters 1", "run --in x=none.npy --out /tmp"};
+    for (int i = 0; i < 5; i++) {
+        char *log = NULL;
+        int rc = kt_run(&log, "'%s' %s --device cuda", cuda_exe(), cmds[i]);
+        CU_ASSERT_EQUAL(rc, 1);
+        KT_ASSERT_CONTAINS(log ? log : "", "no CUDA device");
+        free(log);
+    }
+    /* The CPU phases are there too. */
+    char *log = NULL;
+    CU_ASSERT_EQUAL(kt_run(&log, "'%s' bench --device cpu --iters 1 --warmup 0", cuda_exe()), 0);
+    free(log);
+}
+
+static void test_info_lists_kernels(void)
+{
+    char *log = NULL;
+    CU_ASSERT_EQUAL(kt_run(&log, "'%s' info --kernels", cuda_exe()), 0);
+    KT_ASSERT_CONTAINS(log ? log : "", "target   cuda");
+    KT_ASSERT_CONTAINS(log ? log : "", "kernels  ");
+    KT_ASSERT_CONTAINS(log ? log : "", "train_n");
+    KT_ASSERT_CONTAINS(log ? log : "", "adam_step");
+    free(log);
+}
+
+/* ---- with a GPU: kernels against the CPU path ---- */
+
+static int compare_dirs(const char *what, const char *cpu, const char *gpu, double atol, double rtol)
+{
+    DIR *dir = opendir(cpu);
+    if (!dir) return 1;
+    int bad = 0, files = 0;
+    struct dirent *ent;
+    while ((ent = readdir(dir)) != NULL) {
+        size_t len = strlen(ent->d_name);
+        if (len < 5 || strcmp(ent->d_name + len - 4, ".npy") != 0) continue;
+        char a[4400], b[4400];
+        kt_pathf(a, sizeof a, "%s/%s", cpu, ent->d_name);
+        kt_pathf(b, sizeof b, "%s/%s", gpu, ent->d_name);
+        bad |= kt_compare_npy(what, ent->d_name, a, b, atol, rtol) != 0;
+        files++;
+    }
+    closedir(dir);
+    return bad || files == 0;
+}
+
+static void test_gpu_matches_cpu(void)
+{
+    if (!have_gpu()) {
+        printf("  skipped: no CUDA device (cudaGetDeviceCount found none)\n");
+        return;
+    }
+    const char *tmp = kt_tmp_dir("cuda_vs_cpu");
+    const char *exe = cuda_exe();
+    const char *dev[2] = {"cpu", "cuda"};
+    /* Forward: the infer phase on the same test images. */
+    char out[2][4200], grads[2][4200];
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(out[k], sizeof out[k], "%s/eval_%s.txt", tmp, dev[k]);
+        kt_pathf(grads[k], sizeof grads[k], "%s/grads_%s", tmp, dev[k]);
+        CU_ASSERT_EQUAL(kt_run(NULL, "'%s' eval --json --device %s > '%s'", exe, dev[k], out[k]), 0);
+        /* Backward, dropout and batchnorm in train mode: one step's gradients. */
+        CU_ASSERT_EQUAL(kt_run(NULL, "'%s' train --steps 1 --seed 3 --quiet --device %s --dump-grads '%s'", exe,
+                               dev[k], grads[k]),
+                        0);
+    }
+    CU_ASSERT_EQUAL(compare_dirs("fmnist_mlp grads", grads[0], grads[1], 1e-4, 1e-3), 0);
+    char *a = kt_read_file(out[0], NULL), *b = kt_read_file(out[1], NULL);
+    CU_ASSERT(a && b && strstr(a, "accuracy") && strstr(b, "accuracy"));
+    free(a);
+    free(b);
+}
+
+/* MobileNetV2 (the ONNX file) on the GPU: logits against the CPU run and
+ * the reference logits, the tolerance test_onnx_import uses on the CPU. */
+static void test_gpu_mobilenetv2_logits(void)
+{
+    if (!have_gpu()) {
+        printf("  skipped: no CUDA device (cudaGetDeviceCount found none)\n");
+        return;
+    }
+    char onnx[4096];
+    const char *dir = mobilenetv2_dir();
+    kt_pathf(onnx, sizeof onnx, "%s/mobilenetv2.onnx", dir);
+    if (!kt_file_exists(onnx)) {
+        printf("  skipped: %s not found\n", onnx);
+        return;
+    }
+    const char *tmp = kt_tmp_dir("cuda_mobilenetv2");
+    char exe[4200], out[2][4200], ref[4200], got[4400];
+    kt_pathf(exe, sizeof exe, "%s/mnv2", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_run(NULL, "'%s' build '%s' --target cuda -o '%s'", kt_kiln_bin(), onnx, exe), 0);
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(out[k], sizeof out[k], "%s/%s", tmp, dev[k]);
+        CU_ASSERT_EQUAL(kt_run(NULL, "'%s' run --device %s --in 'input=%s/reference/input.npy' --out '%s'", exe,
+                               dev[k], dir, out[k]),
+                        0);
+    }
+    kt_pathf(ref, sizeof ref, "%s/reference/logits.npy", dir);
+    CU_ASSERT_EQUAL(compare_dirs("mobilenetv2 gpu vs cpu", out[0], out[1], 1e-3, 1e-3), 0);
+    kt_pathf(got, sizeof got, "%s/logits.npy", out[1]);
+    CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 gpu", "logits", ref, got, 1e-3, 0.0), 0);
+}
+
+/* ---- without a GPU: the GPU phases in host emulation (support/cuda_emu.c) ----
+ * The generated kernels compiled as host C and the generated host launch
+ * code, linked against an emulated libkiln_rt_cuda: every kernel's
+ * arithmetic and indexing against the CPU path of the same executable. */
+
+typedef struct {
+    char exe[4200], kernels[4200];
+} emu_model;
+
+/* Builds MODEL (a path; BASE its file name without extension) with
+ * --target cuda into tmp/NAME, the kernels into
+ * a shared object and the executable against the emulation library. */
+static int emu_build(const char *model, const char *base, const char *name, emu_model *em)
+{
+    const char *lib = getenv("KILN_CUDA_EMU_LIB"), *shim = getenv("KILN_CUDA_EMU_SHIM");
+    if (!lib || !shim) {
+        printf("  KILN_CUDA_EMU_LIB / KILN_CUDA_EMU_SHIM not set (run through ctest)\n");
+        return -1;
+    }
+    const char *tmp = kt_tmp_dir(name);
+    char emit[4096], log_exe[4200];
+    kt_pathf(emit, sizeof emit, "%s/gen", tmp);
+    kt_pathf(log_exe, sizeof log_exe, "%s/%s.real", tmp, name);
+    kt_pathf(em->exe, sizeof em->exe, "%s/%s.emu", tmp, name);
+    kt_pathf(em->kernels, sizeof em->kernels, "%s/kernels.so", tmp);
+    char *log = NULL;
+    int rc = kt_run(&log, "'%s' build '%s' --target cuda -o '%s' --emit '%s'", kt_kiln_bin(), model, log_exe, emit);
+    kn_toolchain tc;
+    kt_toolchain(&tc);
+    if (rc == 0) free(log), log = NULL;
+    if (rc == 0)
+        rc = kt_run(&log, "'%s' -std=gnu11 -O2 -fPIC -shared -w -include '%s' -x c '%s/%s.cu' -o '%s' -lm", tc.cc, shim,
+                    emit, base, em->kernels);
+    if (rc == 0) free(log), log = NULL;
+    if (rc == 0)
+        rc = kt_run(&log, "'%s' -std=c11 -O2 %s -I'%s' '%s/%s.c' '%s' '%s' %s -ldl -lm -o '%s'", tc.cc,
+                    tc.extra_cflags, tc.rt_include, emit, base, lib, tc.rt_lib, tc.link_flags, em->exe);
+    if (rc != 0) printf("  %s: emulation build failed (%d):\n%s\n", name, rc, log ? log : "");
+    free(log);
+    return rc;
+}
+
+/* Runs `EXE ARGS --device D` with the emulated GPU. */
+static int emu_run(const emu_model *em, const char *device, const char *args)
+{
+    char *log = NULL;
+    int rc = kt_run(&log, "KILN_CUDA_EMU_KERNELS='%s' '%s' %s --device %s", em->kernels, em->exe, args, device);
+    if (rc != 0) printf("  %s --device %s failed (%d):\n%s\n", args, device, rc, log ? log : "");
+    free(log);
+    return rc;
+}
+
+/* One seeded train run of `steps` on each device; the dumped gradients of
+ * the last step must agree within (atol, rtol). */
+static void emu_check_grads(const char *name, const char *model, int steps, double atol, double rtol)
+{
+    emu_model em;
+    char path[4096];
+    kt_pathf(path, sizeof path, "%s/models/%s.kiln", kt_src_dir(), model);
+    CU_ASSERT_EQUAL_FATAL(emu_build(path, model, name, &em), 0);
+    const char *tmp = kt_tmp_dir(name);
+    char dirs[2][4200], args[4400];
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(dirs[k], sizeof dirs[k], "%s/grads_%s", tmp, dev[k]);
+        kt_pathf(args, sizeof args, "train --steps %d --seed 3 --quiet --dump-grads '%s'", steps, dirs[k]);
+        CU_ASSERT_EQUAL(emu_run(&em, dev[k], args), 0);
+    }
+    CU_ASSERT_EQUAL(compare_dirs(name, dirs[0], dirs[1], atol, rtol), 0);
+}
+
+/* fmnist_mlp: linear + cuBLAS path, batchnorm train, relu, dropout masks,
+ * cross-entropy, sum_to, accumulate_grad, and three Adam steps before the
+ * last gradients (so the update phase is checked too): bit for bit. */
+static void test_emu_fmnist_mlp(void) { emu_check_grads("emu_fmnist_mlp", "fmnist_mlp", 3, 0.0, 0.0); }
+
+/* mnist_cnn: direct convolution and its two gradients, max pooling and its
+ * gradient: rounding-level differences (direct sums vs im2col GEMMs). */
+static void test_emu_mnist_cnn(void) { emu_check_grads("emu_mnist_cnn", "mnist_cnn", 2, 1e-6, 1e-3); }
+
+/* MobileNetV2 (the ONNX file): depthwise and pointwise convolutions, clip,
+ * residual adds, global pooling, against the reference logits. */
+static void test_emu_mobilenetv2(void)
+{
+    char onnx[4096], in[4200], ref[4200];
+    const char *dir = mobilenetv2_dir();
+    kt_pathf(onnx, sizeof onnx, "%s/mobilenetv2.onnx", dir);
+    if (!kt_file_exists(onnx)) {
+        printf("  skipped: %s not found\n", onnx);
+        return;
+    }
+    emu_model em;
+    CU_ASSERT_EQUAL_FATAL(emu_build(onnx, "mobilenetv2", "emu_mobilenetv2", &em), 0);
+    const char *tmp = kt_tmp_dir("emu_mobilenetv2_out");
+    char args[9000], got[4400];
+    kt_pathf(in, sizeof in, "%s/reference/input.npy", dir);
+    kt_pathf(ref, sizeof ref, "%s/reference/logits.npy", dir);
+    kt_pathf(args, sizeof args, "run --in 'input=%s' --out '%s'", in, tmp);
+    CU_ASSERT_EQUAL_FATAL(emu_run(&em, "cuda", args), 0);
+    kt_pathf(got, sizeof got, "%s/logits.npy", tmp);
+    CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 (emulated GPU)", "logits", ref, got, 1e-3, 0.0), 0);
+}
+
+int main(void)
+{
+    CU_TestInfo tests[] = {
+        {"every model's kernels compile with NVRTC", test_every_model_compiles},
+        {"emitted source is deterministic", test_source_is_deterministic},
+        {"a broken kernel is named with its node", test_broken_kernel_is_named},
+        {"the kernels' Philox draws the CPU's numbers", test_device_rng_matches_cpu},
+        {"emulated GPU phases: fmnist_mlp train (bitwise)", test_emu_fmnist_mlp},
+        {"emulated GPU phases: mnist_cnn train", test_emu_mnist_cnn},
+        {"emulated GPU phases: MobileNetV2 logits", test_emu_mobilenetv2},
+        {"--device cuda without a GPU exits 1", test_no_device_exits_1},
+        {"info lists the kernels", test_info_lists_kernels},
+        {"GPU kernels match the CPU path", test_gpu_matches_cpu},
+        {"MobileNetV2 logits on the GPU", test_gpu_mobilenetv2_logits},
+        CU_TEST_INFO_NULL,
+    };
+    return kt_main("cuda", tests);
+}
