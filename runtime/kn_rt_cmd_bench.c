@@ -12,12 +12,13 @@
 #include <stdlib.h>
 
 static const char HELP[] =
-    "usage: bench [--mode infer|train] [--batch B] [--iters N] [--warmup W] [--threads T]\n"
+    "usage: bench [--mode infer|train|head] [--batch B] [--iters N] [--warmup W] [--threads T]\n"
     "             [--seed S] [--device cpu|cuda] [--profile] [--json]\n"
     "  times the infer phase (or, with --mode train, one optimizer step: the\n"
-    "  train phase then the update phase) at batch B (default: the model's\n"
-    "  batch) on random inputs: W untimed calls (default 5), then N timed ones\n"
-    "  (default 50).\n"
+    "  train phase then the update phase; with --mode head, one step of the\n"
+    "  head on cached features, as `train` runs epochs 2.. of a model with a\n"
+    "  frozen prefix) at batch B (default: the model's batch) on random\n"
+    "  inputs: W untimed calls (default 5), then N timed ones (default 50).\n"
     "  --threads T  worker threads (default: OMP_NUM_THREADS or the core count)\n"
     "  --profile    after the timing, N more calls timed node by node: the\n"
     "               heaviest nodes of each phase, with their share\n"
@@ -83,18 +84,20 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
     kn_cli c;
     kn_cli_begin(&c, m, "bench", json);
     if ((rc = kn_cli_device(&c, device))) return rc;
-    if (strcmp(mode, "infer") && strcmp(mode, "train"))
-        return kn_cli_usage(&c, "--mode '%s': expected infer or train", mode);
-    int train = !strcmp(mode, "train");
+    if (strcmp(mode, "infer") && strcmp(mode, "train") && strcmp(mode, "head"))
+        return kn_cli_usage(&c, "--mode '%s': expected infer, train or head", mode);
+    int head = !strcmp(mode, "head"), train = head || !strcmp(mode, "train");
     if (train && (!m->train || !m->update))
         return kn_cli_fail(&c, "this model was compiled without a train phase");
+    if (head && !m->head_train)
+        return kn_cli_fail(&c, "--mode head: this model has no frozen prefix to cache (no head_train phase)");
     if (threads > 0) kn_rt_set_threads(threads);
 
     kn_rt_ctx ctx;
     char err[1024];
     if (kn_rt_ctx_open(&ctx, m, batch, err, sizeof err)) return kn_cli_fail(&c, "%s", err);
     kn_cli_weights(&c, &ctx, NULL, seed);
-    const kn_rt_phase *ph = train ? m->train : m->infer;
+    const kn_rt_phase *ph = head ? m->head_train : train ? m->train : m->infer;
     if (train) {
         size_t gbytes = ((m->weights_numel ? m->weights_numel : 1) * sizeof(float) + 63) & ~(size_t)63;
         ctx.grads = aligned_alloc(64, gbytes);
@@ -126,7 +129,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "event", "bench");
-        cJSON_AddStringToObject(j, "mode", train ? "train" : "infer");
+        cJSON_AddStringToObject(j, "mode", mode);
         cJSON_AddStringToObject(j, "device", ctx.cuda ? "cuda" : "cpu");
         cJSON_AddNumberToObject(j, "batch", batch);
         cJSON_AddNumberToObject(j, "iters", iters);

@@ -285,6 +285,14 @@ static void test_frozen_prefix_cache(void)
     KT_ASSERT_CONTAINS(out, "best: lr ");
     free(cached_out);
     free(out);
+    /* bench --mode head times one step of the head on cached features;
+     * a model without a frozen prefix says it has none. */
+    CU_ASSERT_EQUAL(kt_run(&out, "'%s' bench --mode head --batch 64 --iters 3 --json", exe), 0);
+    KT_ASSERT_CONTAINS(out, "\"mode\":\"head\"");
+    free(out);
+    CU_ASSERT_EQUAL(kt_run(&out, "'%s' bench --mode head --iters 1", fmnist), 1);
+    KT_ASSERT_CONTAINS(out, "no frozen prefix");
+    free(out);
 }
 
 /* kiln sweep: one executable per value of a compile-time param. */
