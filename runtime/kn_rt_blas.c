@@ -3,9 +3,17 @@
  *
  * Which library: bench/gemm_sources times OpenBLAS (right core type), BLIS,
  * oneDNN and a shape-specialised generated kernel on the shapes kiln issues,
- * in one run.  oneDNN's sgemm won most of them, so matrix products go to it
- * when the build found it (KILN_HAVE_DNNL; KILN_GEMM=openblas opts out).
- * One-row products (batch-1 inference) go to OpenBLAS's sgemv.
+ * in one run.  On a quiet machine OpenBLAS with its own thread pool is
+ * fastest on many of them, oneDNN close behind; on a loaded one OpenBLAS's
+ * threading collapses (to a third on MobileNetV2's wide 1x1 shapes) and
+ * oneDNN holds.  kiln cannot use OpenBLAS's pool anyway (one OpenMP pool
+ * must serve the generated loops, see below), and in that setting oneDNN
+ * beat single-threaded OpenBLAS split by kiln on every end-to-end workload
+ * (`EXE bench`, KILN_GEMM=openblas vs default: fmnist_mlp train step 2.07
+ * vs 2.34 ms, MobileNetV2 b1 4.6 vs 5.5 ms, b32 169 vs 181 ms).  So matrix
+ * products go to oneDNN when the build found it (KILN_HAVE_DNNL;
+ * KILN_GEMM=openblas opts out); one-row products (batch-1 inference) go to
+ * OpenBLAS's sgemv.
  *
  * Threads: one OpenMP pool serves the whole program.  Generated code runs
  * its conv tiles and depthwise channels in `omp parallel for` loops and
