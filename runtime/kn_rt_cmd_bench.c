@@ -123,14 +123,15 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
     double mn = ms[0], ips = med > 0 ? batch * 1000.0 / med : 0, rss = kn_rt_peak_rss_mb();
     size_t arena = kn_rt_arena_bytes(m, batch);
     char ab[32];
+    const char *device_name = ctx.cuda ? "cuda" : "cpu", *gemm = ctx.cuda ? "cuBLAS" : kn_rt_gemm_library();
     fprintf(c.out, "bench %s %s batch %d: median %.3f ms  min %.3f ms  %.0f items/s  peak RSS %.1f MB  arena %s bytes (%d iters, %d warmup, %d threads, GEMM %s, OpenBLAS %s)\n",
-            mode, ctx.cuda ? "cuda" : "cpu", batch, med, mn, ips, rss, kn_cli_thousands(arena, ab, sizeof ab), iters, warmup,
-            kn_rt_get_threads(), ctx.cuda ? "cuBLAS" : kn_rt_gemm_library(), kn_rt_blas_core());
+            mode, device_name, batch, med, mn, ips, rss, kn_cli_thousands(arena, ab, sizeof ab), iters, warmup,
+            kn_rt_get_threads(), gemm, kn_rt_blas_core());
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "event", "bench");
         cJSON_AddStringToObject(j, "mode", mode);
-        cJSON_AddStringToObject(j, "device", ctx.cuda ? "cuda" : "cpu");
+        cJSON_AddStringToObject(j, "device", device_name);
         cJSON_AddNumberToObject(j, "batch", batch);
         cJSON_AddNumberToObject(j, "iters", iters);
         cJSON_AddNumberToObject(j, "ms_median", round(med * 1e4) / 1e4);
@@ -140,7 +141,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         cJSON_AddNumberToObject(j, "arena_bytes", (double)arena);
         cJSON_AddNumberToObject(j, "threads", kn_rt_get_threads());
         cJSON_AddStringToObject(j, "blas_core", kn_rt_blas_core());
-        cJSON_AddStringToObject(j, "gemm", ctx.cuda ? "cuBLAS" : kn_rt_gemm_library());
+        cJSON_AddStringToObject(j, "gemm", gemm);
         kn_cli_json(j);
     }
     if (profile) bench_profile(m, &ctx, ph, batch, train, warmup + iters, iters, &inputs, c.out);

@@ -31,7 +31,8 @@ int kn_cmd_info(const kn_rt_model *m, int argc, char **argv)
     FILE *o = c.out;
     fprintf(o, "model    %s\n", m->name);
     if (m->hash && *m->hash) fprintf(o, "hash     %s\n", m->hash);
-    fprintf(o, "target   %s (OpenBLAS %s kernels, %d threads)\n", target, kn_rt_blas_core(), kn_rt_get_threads());
+    fprintf(o, "target   %s (GEMM %s, OpenBLAS %s kernels, %d threads)\n", target, kn_rt_gemm_library(),
+            kn_rt_blas_core(), kn_rt_get_threads());
     if (m->data_kind && *m->data_kind) {
         fprintf(o, "data     %s", m->data_kind);
         const float *n = kn_cli_norm(m);
