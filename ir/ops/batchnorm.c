@@ -103,7 +103,9 @@ static void bn_emit_header(kn_emit *e, long long c, long long inner, const char 
  * memory and cannot vectorize.  These variants walk rows, keeping per-channel
  * sums in arrays.  Each channel's sums still add its rows in the same order,
  * so the results are bit for bit those of the channel loops. */
-static bool bn_row_major(long long inner, long long c) { return inner == 1 && c <= 4096; }
+/* Per-channel arrays live on the stack of the generated function: bounded. */
+#define BN_MAX_STACK_CHANNELS 4096
+static bool bn_row_major(long long inner, long long c) { return inner == 1 && c <= BN_MAX_STACK_CHANNELS; }
 
 /* Emits S[c] = sum over rows of EXPR (EXPR indexes j = i * C + c). */
 static void bn_emit_col_sum(kn_emit *e, const char *sum, const char *expr)
@@ -159,7 +161,8 @@ static kn_status bn_emit_train_rows(kn_emit *e, const char *eps, const char *mom
     return KN_OK;
 }
 
-/* Eval on the CPU: scale and shift once per channel, not once per element. */
+/* Eval on the CPU: scale and shift once per channel, not once per element
+ * (the loop below, shared with CUDA, recomputes them per element). */
 static void bn_emit_eval_c(kn_emit *e, long long c, long long inner, const char *rows, const char *eps)
 {
     kn_emit_line(e, "float S[%lld], T[%lld];", c, c);
@@ -236,7 +239,7 @@ static kn_status bn_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_in(e, "MEAN", n->in[3]);
     kn_emit_bind_in(e, "VAR", n->in[4]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    if (!kn_emit_is_cuda(e)) {
+    if (!kn_emit_is_cuda(e) && c <= BN_MAX_STACK_CHANNELS) {
         bn_emit_eval_c(e, c, inner, rows, eps);
         return KN_OK;
     }
