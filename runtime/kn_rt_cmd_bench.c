@@ -13,7 +13,7 @@
 
 static const char HELP[] =
     "usage: bench [--mode infer|train|head] [--batch B] [--iters N] [--warmup W] [--threads T]\n"
-    "             [--seed S] [--device cpu|cuda] [--profile] [--json]\n"
+    "             [--seed S] [--device cpu|cuda] [--profile] [--top K] [--json]\n"
     "  times the infer phase (or, with --mode train, one optimizer step: the\n"
     "  train phase then the update phase; with --mode head, one step of the\n"
     "  head on cached features, as `train` runs epochs 2.. of a model with a\n"
@@ -21,7 +21,7 @@ static const char HELP[] =
     "  inputs: W untimed calls (default 5), then N timed ones (default 50).\n"
     "  --threads T  worker threads (default: OMP_NUM_THREADS or the core count)\n"
     "  --profile    after the timing, N more calls timed node by node: the\n"
-    "               heaviest nodes of each phase, with their share\n"
+    "               K heaviest nodes of each phase (default 12), with their share\n"
     "  reports median and min ms per call, items/s, peak RSS and arena bytes.\n";
 
 /* One timed call: the infer phase, or a training step (train phase, then
@@ -45,10 +45,10 @@ static void bench_call(const kn_rt_model *m, kn_rt_ctx *ctx, const kn_rt_phase *
     if (prof) kn_rt_profile_end(&prof[1], ctx);
 }
 
-/* --profile: `iters` more calls, node by node; prints the 12 heaviest nodes
- * of each phase. */
+/* --profile: `iters` more calls, node by node; prints the `top` heaviest
+ * nodes of each phase. */
 static void bench_profile(const kn_rt_model *m, kn_rt_ctx *ctx, const kn_rt_phase *ph, int batch,
-                          int train, int first, int iters, kn_rt_inputs *inputs, FILE *out)
+                          int train, int first, int iters, int top, kn_rt_inputs *inputs, FILE *out)
 {
     kn_rt_profile prof[2];
     if (kn_rt_profile_init(&prof[0], ph)) return;
@@ -60,15 +60,15 @@ static void bench_profile(const kn_rt_model *m, kn_rt_ctx *ctx, const kn_rt_phas
         kn_rt_inputs_restore(inputs, ctx);
         bench_call(m, ctx, ph, batch, train, (uint64_t)(first + i), prof);
     }
-    kn_rt_profile_print(&prof[0], out, 12);
-    if (train) kn_rt_profile_print(&prof[1], out, 12);
+    kn_rt_profile_print(&prof[0], out, top);
+    if (train) kn_rt_profile_print(&prof[1], out, top);
     kn_rt_profile_free(&prof[0]);
     kn_rt_profile_free(&prof[1]);
 }
 
 int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
 {
-    int json = 0, profile = 0, batch = m->batch > 0 ? m->batch : 1, iters = 50, warmup = 5, threads = 0;
+    int json = 0, profile = 0, top = 12, batch = m->batch > 0 ? m->batch : 1, iters = 50, warmup = 5, threads = 0;
     uint64_t seed = (uint64_t)m->seed;
     const char *mode = "infer", *device = NULL;
     kn_opt opts[] = {
@@ -76,7 +76,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         {"--iters", KN_OPT_INT, &iters, 1},    {"--warmup", KN_OPT_INT, &warmup, 0},
         {"--threads", KN_OPT_INT, &threads, 1}, {"--seed", KN_OPT_U64, &seed, 0},
         {"--device", KN_OPT_STR, &device, 0},  {"--json", KN_OPT_FLAG, &json, 0},
-        {"--profile", KN_OPT_FLAG, &profile, 0},
+        {"--profile", KN_OPT_FLAG, &profile, 0}, {"--top", KN_OPT_INT, &top, 1},
     };
     int rc = kn_opt_parse("bench", argc, argv, opts, sizeof opts / sizeof opts[0], NULL);
     if (rc == KN_OPT_HELP) return printf("%s", HELP), KN_EXIT_OK;
@@ -144,7 +144,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
         cJSON_AddStringToObject(j, "gemm", gemm);
         kn_cli_json(j);
     }
-    if (profile) bench_profile(m, &ctx, ph, batch, train, warmup + iters, iters, &inputs, c.out);
+    if (profile) bench_profile(m, &ctx, ph, batch, train, warmup + iters, iters, top, &inputs, c.out);
     free(ms);
     kn_rt_inputs_free(&inputs);
     kn_rt_ctx_close(&ctx);

@@ -293,6 +293,98 @@ static void test_fuse_epilogue_same_outputs(void)
     kn_graph_free(fused);
 }
 
+/* A MobileNet-like chain for the NHWC layout pass: expand -> depthwise
+ * stride 2 -> 1x1 -> depthwise stride 2 (24 channels: not a multiple of
+ * the register block) -> project -> residual block, and a second chain
+ * whose stride-2 depthwise feeds an im2col conv, which reads NCHW only. */
+static const char LAYOUT_MODEL[] =
+    "model layout\n"
+    "input x: f32[N, 8, 10, 10]\n"
+    "a = clip(conv2d(x, 16, kernel=1), min=0, max=6)\n"
+    "b = clip(conv2d(a, 16, kernel=3, stride=2, padding=1, groups=16), min=0, max=6)\n"
+    "c = clip(conv2d(b, 24, kernel=1), min=0, max=6)\n"
+    "g = conv2d(c, 24, kernel=3, stride=2, padding=1, groups=24, bias=false)\n"
+    "h = conv2d(g, 8, kernel=1)\n"
+    "k = add(conv2d(h, 8, kernel=1), h)\n"
+    "p = conv2d(x, 16, kernel=1)\n"
+    "q = conv2d(p, 16, kernel=3, stride=2, padding=1, groups=16)\n"
+    "r = relu(conv2d(q, 12, kernel=3, padding=1))\n"
+    "output k, r\n";
+
+/* The node writing value `name`, or NULL. */
+static const kn_node *producer_of(const kn_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->values[g->nodes[i]->out[0]]->name, name) == 0) return g->nodes[i];
+    return NULL;
+}
+
+/* "xy" of a conv: its input and output layouts, N for NCHW, H for NHWC. */
+static const char *layouts_of(const kn_graph *g, const char *name)
+{
+    static char buf[3];
+    const kn_node *n = producer_of(g, name);
+    if (!n) return "??";
+    buf[0] = kn_node_attr_i(n, "x_nhwc", 0) ? 'H' : 'N';
+    buf[1] = kn_node_attr_i(n, "y_nhwc", 0) ? 'H' : 'N';
+    buf[2] = 0;
+    return buf;
+}
+
+static void test_layout_nhwc_choice(void)
+{
+    kn_graph *g = parse(LAYOUT_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_EVAL, &d), KN_OK);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(g, &d), KN_OK);
+    /* Around the stride-2 depthwise convs: channels-last, converted inside
+     * the GEMMs of the 1x1 convs on either side. */
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "a"), "NH");
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "b"), "HH");
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "c"), "HH");
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "g"), "HH");
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "h"), "HN");
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "k"), "NN"); /* graph output, fused residual */
+    /* q feeds an im2col conv: demoted, and with it the depthwise input p. */
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "p"), "NN");
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "q"), "NN");
+    CU_ASSERT_STRING_EQUAL(layouts_of(g, "r"), "NN");
+    kn_graph_free(g);
+}
+
+/* The lowered program (layouts, fused epilogues, banded im2col) against
+ * the plain NCHW one on the same input. */
+static void test_layout_nhwc_same_outputs(void)
+{
+    const char *dir = kt_tmp_dir("layout_nhwc");
+    int64_t dims[4] = {3, 8, 10, 10};
+    float x[3 * 8 * 10 * 10];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 53 % 97) / 24.0 - 2.0);
+    char path[4096], err[256];
+    kt_pathf(path, sizeof path, "%s/x.npy", dir);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
+    kn_graph *plain = parse(LAYOUT_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(plain, KN_MODE_EVAL, &d), KN_OK);
+    kn_graph *lowered = kn_graph_clone(plain);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(lowered, &d), KN_OK);
+    CU_ASSERT_EQUAL_FATAL(build_and_run(plain, dir, "plain"), 0);
+    CU_ASSERT_EQUAL_FATAL(build_and_run(lowered, dir, "lowered"), 0);
+    const char *outs[] = {"k", "r"};
+    for (int i = 0; i < 2; i++) {
+        char want[4096], got[4096];
+        kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
+        kt_pathf(got, sizeof got, "%s/lowered/%s.npy", dir, outs[i]);
+        CU_ASSERT_EQUAL(kt_compare_npy("layout_nhwc", outs[i], want, got, 1e-5, 1e-5), 0);
+    }
+    kn_graph_free(plain);
+    kn_graph_free(lowered);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -303,6 +395,8 @@ int main(void)
         {"clone is deep; fmnist param counts", test_clone_is_deep},
         {"epilogue fusion: which nodes fold into conv2d", test_fuse_epilogue_structure},
         {"epilogue fusion: fused and plain programs agree", test_fuse_epilogue_same_outputs},
+        {"NHWC layout: which convs store channels-last", test_layout_nhwc_choice},
+        {"NHWC layout: lowered and plain programs agree", test_layout_nhwc_same_outputs},
         CU_TEST_INFO_NULL,
     };
     return kt_main("passes", tests);

@@ -196,6 +196,8 @@ static kn_status conv_want_param(kn_diag *d, const kn_graph *g, const kn_node *n
     return kn_op_error(d, g, n, "%s '%s' must be %s, got %s", role, p->name, w, s);
 }
 
+static long long conv_band_rows(const conv_geom *q);
+
 static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
 {
     conv_geom q;
@@ -216,7 +218,9 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
     if (r && (r->dtype != KN_F32 || !kn_shape_equal(&r->shape, &y)))
         return kn_op_error(d, g, n, "internal: the fused residual '%s' must have the output's shape", r->name);
     kn_shape col = conv_col_shape(&q);
-    if (conv_is_depthwise(&q)) col = kn_shape_make(1, (int64_t[]){1}); /* direct kernel: no im2col */
+    /* Direct depthwise kernels and banded convs need no whole-image im2col. */
+    if (conv_is_depthwise(&q) || (conv_band_rows(&q) && !kn_node_attr_i(n, "y_nhwc", 0)))
+        col = kn_shape_make(1, (int64_t[]){1});
     kn_ops_set_out(g, n, 0, KN_F32, &y);
     kn_ops_set_out(g, n, 1, KN_F32, &col);
     return KN_OK;
@@ -526,7 +530,7 @@ static void conv_tiles(long long ocg, long long ohw, long long *mc, long long *n
 /* Prints one tile `t` of the GEMM of sample/group pointers Xs (K x ohw,
  * row stride ohw), Yg, Rg, filter block Wg and bias row offset `b0`. */
 static void conv_emit_gemm_tile(kn_emit *e, const conv_epilogue *ep, long long ocg, long long ohw, long long k,
-                                const char *xs, const char *b0)
+                                const char *xs, const char *b0, bool x_nhwc)
 {
     long long mc, nc;
     conv_tiles(ocg, ohw, &mc, &nc);
@@ -534,8 +538,12 @@ static void conv_emit_gemm_tile(kn_emit *e, const conv_epilogue *ep, long long o
     kn_emit_line(e, "const size_t m0 = t / %lld * %lld, n0 = t %% %lld * %lld;", nt, mc, nt, nc);
     kn_emit_line(e, "const size_t mc = %lld - m0 < %lld ? %lld - m0 : %lld, nc = %lld - n0 < %lld ? %lld - n0 : %lld;",
                  ocg, mc, ocg, mc, ohw, nc, ohw, nc);
-    kn_emit_line(e, "kn_rt_sgemm(0, 0, (int)mc, (int)nc, %lld, 1.0f, Wg + m0 * %lld, %lld, %s + n0, %lld, 0.0f, "
-                    "Yg + m0 * %lld + n0, %lld);", k, k, k, xs, ohw, ohw, ohw);
+    if (x_nhwc) /* x channels-last (a 1x1 conv): its rows are the columns of X_g */
+        kn_emit_line(e, "kn_rt_sgemm(0, 1, (int)mc, (int)nc, %lld, 1.0f, Wg + m0 * %lld, %lld, %s + n0 * %lld, %lld, "
+                        "0.0f, Yg + m0 * %lld + n0, %lld);", k, k, k, xs, k, k, ohw, ohw);
+    else
+        kn_emit_line(e, "kn_rt_sgemm(0, 0, (int)mc, (int)nc, %lld, 1.0f, Wg + m0 * %lld, %lld, %s + n0, %lld, 0.0f, "
+                        "Yg + m0 * %lld + n0, %lld);", k, k, k, xs, ohw, ohw, ohw);
     if (!conv_has_epilogue(ep)) return;
     kn_emit_line(e, "for (size_t o = 0; o < mc; o++) {");
     e->indent++;
@@ -552,6 +560,271 @@ static void conv_emit_gemm_tile(kn_emit *e, const conv_epilogue *ep, long long o
     e->indent--;
     kn_emit_line(e, "}");
 }
+/* ---- channels-last (NHWC) variants, chosen by passes/layout_nhwc.c ----
+ *
+ * On CPU inference graphs the layout pass may store a conv's input and/or
+ * output channels-last: the value keeps its logical [N, C, H, W] shape, only
+ * the order in memory differs, and the pass guarantees every reader agrees.
+ * Depthwise convs then vectorise over channels (stride 2 included, no
+ * gathers), and a 1x1 conv is the same GEMM with the roles of rows and
+ * columns swapped, so the layouts chain through a MobileNet without any
+ * transposes: only the first conv (NCHW in) and the last 1x1 (NCHW out)
+ * change layout, inside their GEMMs. */
+
+/* The (x, y) layout pairs a conv2d node can be emitted with: bit (2x + y),
+ * x/y = 1 for NHWC.  1x1 direct convs: all four; depthwise: both or
+ * neither; other group-1 convs (im2col): NCHW input, either output. */
+static unsigned conv_nhwc_layouts(const kn_graph *g, const kn_node *n)
+{
+    conv_geom q;
+    kn_diag quiet = {0};
+    unsigned nchw = 1u << 0, y_only = 1u << 1, x_only = 1u << 2, both = 1u << 3;
+    if (conv_geom_forward(&quiet, g, n, &q) != KN_OK) return nchw;
+    if (conv_is_depthwise(&q)) return nchw | both | (q.sh > 1 ? KN_NHWC_PREFERRED : 0);
+    if (q.groups != 1) return nchw;
+    if (conv_is_1x1(&q)) return nchw | y_only | x_only | both;
+    return nchw | y_only;
+}
+
+static bool conv_x_nhwc(const kn_node *n) { return kn_node_attr_i(n, "x_nhwc", 0) != 0; }
+static bool conv_y_nhwc(const kn_node *n) { return kn_node_attr_i(n, "y_nhwc", 0) != 0; }
+
+/* Channels per register block of the NHWC depthwise loop: the accumulators
+ * of one block stay in registers. */
+static long long conv_dw_nhwc_block(long long c)
+{
+    static const long long blocks[] = {64, 48, 32, 16};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
+        if (c % blocks[i] == 0) return blocks[i];
+    return 16;
+}
+
+/* Depthwise conv, NHWC in and out: each output pixel's channels in blocks
+ * of CB accumulators, taps outside the image skipped.  The filter is
+ * transposed once per call to [kh*kw][C] so a tap's weights are contiguous
+ * like its inputs.  Same order of operations per output as the NCHW
+ * kernels (bias, taps in row-major order, residual, clamp). */
+static void conv_emit_depthwise_nhwc(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
+{
+    long long c = q->c, taps = q->kh * q->kw, cb = conv_dw_nhwc_block(c);
+    bool tail = c % cb != 0;
+    kn_emit_line(e, "(void)COL; /* depthwise, channels-last: direct */");
+    kn_emit_line(e, "float WT[%lld];", taps * c);
+    kn_emit_line(e, "for (size_t ch = 0; ch < %lld; ch++)", c);
+    kn_emit_line(e, "    for (size_t k = 0; k < %lld; k++) WT[k * %lld + ch] = W[ch * %lld + k];", taps, c, taps);
+    conv_emit_parallel_for(e, samples, c * q->oh * q->ow * taps);
+    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->oh);
+    e->indent++;
+    kn_emit_line(e, "const size_t s = j / %lld, oh = j %% %lld;", (long long)q->oh, (long long)q->oh);
+    kn_emit_line(e, "const float *restrict x[%lld];", (long long)q->kh);
+    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++) {", (long long)q->kh);
+    kn_emit_line(e, "    const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
+                 (long long)q->dh, (long long)q->ph);
+    kn_emit_line(e, "    x[ki] = ih >= 0 && ih < %lld ? X + (s * %lld + (size_t)ih) * %lld : NULL;", (long long)q->h,
+                 (long long)q->h, q->w * c);
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "float *restrict Yr = Y + j * %lld;", q->ow * c);
+    if (ep->residual) kn_emit_line(e, "const float *restrict Rr = R + j * %lld;", q->ow * c);
+    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
+    e->indent++;
+    kn_emit_line(e, "for (size_t c0 = 0; c0 < %lld; c0 += %lld) {", c, cb);
+    e->indent++;
+    if (tail) kn_emit_line(e, "const size_t cn = %lld - c0 < %lld ? %lld - c0 : %lld;", c, cb, c, cb);
+    const char *cn = tail ? "cn" : NULL;
+    char lim[32];
+    snprintf(lim, sizeof lim, "%lld", cb);
+    if (!cn) cn = lim;
+    kn_emit_line(e, "float acc[%lld];", cb);
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) acc[i] = %s;", cn, ep->bias ? "B[c0 + i]" : "0.0f");
+    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++) {", (long long)q->kh);
+    e->indent++;
+    kn_emit_line(e, "if (!x[ki]) continue;");
+    kn_emit_line(e, "for (size_t kj = 0; kj < %lld; kj++) {", (long long)q->kw);
+    e->indent++;
+    kn_emit_line(e, "const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "if (iw < 0 || iw >= %lld) continue;", (long long)q->w);
+    kn_emit_line(e, "const float *restrict xp = x[ki] + (size_t)iw * %lld + c0;", c);
+    kn_emit_line(e, "const float *restrict wp = WT + (ki * %lld + kj) * %lld + c0;", (long long)q->kw, c);
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) acc[i] += wp[i] * xp[i];", cn);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", cn);
+    e->indent++;
+    kn_emit_line(e, "float v = acc[i];");
+    if (ep->residual) kn_emit_line(e, "v += Rr[ow * %lld + c0 + i];", c);
+    char dst[64];
+    snprintf(dst, sizeof dst, "Yr[ow * %lld + c0 + i]", c);
+    conv_emit_store(e, ep, dst);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
+/* Tiles of a channels-last GEMM (rows = output pixels, columns = output
+ * channels): row blocks of at most 128 pixels, then columns halved (in
+ * multiples of 16) and rows split further until there are KN_CONV_TILES. */
+static void conv_tiles_nhwc(long long rows, long long cols, long long *mc, long long *nc)
+{
+    long long mt = (rows + 127) / 128, nt = 1;
+    while (mt * nt < KN_CONV_TILES && cols / (nt * 2) >= 32) nt *= 2;
+    while (mt * nt < KN_CONV_TILES && rows / (mt + 1) >= 16) mt++;
+    *mc = (rows + mt - 1) / mt;
+    *nc = round_up((cols + nt - 1) / nt, 16);
+    if (*nc > cols) *nc = cols;
+}
+
+/* Group-1 conv writing NHWC, Y_s (OH*OW x OC) = op(A) W^T per sample, in
+ * tiles with the epilogue per tile.  A is COL (im2col, K x OH*OW,
+ * transposed), or x itself for a 1x1 kernel: NCHW (transposed) or NHWC. */
+static void conv_emit_gemm_nhwc_out(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples,
+                                    bool direct, bool x_nhwc)
+{
+    long long k = q->c * q->kh * q->kw, ohw = q->oh * q->ow, oc = q->oc, mc, nc;
+    conv_tiles_nhwc(ohw, oc, &mc, &nc);
+    long long nt = (oc + nc - 1) / nc, tiles = (ohw + mc - 1) / mc * nt;
+    if (direct) {
+        kn_emit_line(e, "(void)COL; /* 1x1 kernel: x is its own im2col */");
+        conv_emit_parallel_for(e, samples, oc * ohw * k);
+        kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, tiles);
+        e->indent++;
+        kn_emit_line(e, "const size_t s = j / %lld, t = j %% %lld;", tiles, tiles);
+        kn_emit_line(e, "const float *Xs = X + s * %lld;", k * ohw);
+    } else {
+        kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
+        e->indent++;
+        kn_emit_line(e, "const float *Xg = X + s * %lld;", (long long)(q->c * q->h * q->w));
+        conv_emit_im2col(e, q, "Xg");
+        conv_emit_parallel_for(e, "1", oc * ohw * k);
+        kn_emit_line(e, "for (size_t t = 0; t < %lld; t++) {", tiles);
+        e->indent++;
+    }
+    kn_emit_line(e, "float *Ys = Y + s * %lld;", oc * ohw);
+    if (ep->residual) kn_emit_line(e, "const float *Rs = R + s * %lld;", oc * ohw);
+    kn_emit_line(e, "const size_t m0 = t / %lld * %lld, n0 = t %% %lld * %lld;", nt, mc, nt, nc);
+    kn_emit_line(e, "const size_t mc = %lld - m0 < %lld ? %lld - m0 : %lld, nc = %lld - n0 < %lld ? %lld - n0 : %lld;",
+                 ohw, mc, ohw, mc, oc, nc, oc, nc);
+    if (!direct)
+        kn_emit_line(e, "kn_rt_sgemm(1, 1, (int)mc, (int)nc, %lld, 1.0f, COL + m0, %lld, W + n0 * %lld, %lld, 0.0f, "
+                        "Ys + m0 * %lld + n0, %lld);", k, ohw, k, k, oc, oc);
+    else if (x_nhwc)
+        kn_emit_line(e, "kn_rt_sgemm(0, 1, (int)mc, (int)nc, %lld, 1.0f, Xs + m0 * %lld, %lld, W + n0 * %lld, %lld, "
+                        "0.0f, Ys + m0 * %lld + n0, %lld);", k, k, k, k, k, oc, oc);
+    else
+        kn_emit_line(e, "kn_rt_sgemm(1, 1, (int)mc, (int)nc, %lld, 1.0f, Xs + m0, %lld, W + n0 * %lld, %lld, 0.0f, "
+                        "Ys + m0 * %lld + n0, %lld);", k, ohw, k, k, oc, oc);
+    if (conv_has_epilogue(ep)) {
+        kn_emit_line(e, "for (size_t r = 0; r < mc; r++) {");
+        e->indent++;
+        kn_emit_line(e, "float *restrict Yo = Ys + (m0 + r) * %lld + n0;", oc);
+        if (ep->residual) kn_emit_line(e, "const float *restrict Ro = Rs + (m0 + r) * %lld + n0;", oc);
+        kn_emit_line(e, "for (size_t i = 0; i < nc; i++) {");
+        e->indent++;
+        kn_emit_line(e, "const float v = Yo[i]%s%s;", ep->bias ? " + B[n0 + i]" : "", ep->residual ? " + Ro[i]" : "");
+        conv_emit_store(e, ep, "Yo[i]");
+        e->indent--;
+        kn_emit_line(e, "}");
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
+    for (int depth = direct ? 1 : 2; depth > 0; depth--) {
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
+}
+
+/* A forward group-1 conv with a real kernel (not 1x1, not depthwise) runs
+ * in bands of output rows: each work item builds the im2col of its band in
+ * a per-thread buffer of at most KN_CONV_BAND_FLOATS (so it stays in L1/L2
+ * rather than a whole-image COL going out to memory and back) and
+ * multiplies it straight into Y's rows, epilogue included.  0 when even
+ * one output row does not fit (the whole-image im2col path is used). */
+#define KN_CONV_BAND_FLOATS 16384
+
+static long long conv_band_rows(const conv_geom *q)
+{
+    if (q->groups != 1 || conv_is_1x1(q) || conv_is_depthwise(q)) return 0;
+    long long row = q->c * q->kh * q->kw * q->ow;
+    if (row > KN_CONV_BAND_FLOATS) return 0;
+    long long rb = KN_CONV_BAND_FLOATS / row;
+    return rb < q->oh ? rb : q->oh;
+}
+
+static void conv_emit_banded(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
+{
+    long long k = q->c * q->kh * q->kw, ohw = q->oh * q->ow, rb = conv_band_rows(q);
+    long long bands = (q->oh + rb - 1) / rb, hw = q->h * q->w;
+    kn_emit_line(e, "(void)COL; /* im2col per band of output rows, in a per-thread buffer */");
+    conv_emit_parallel_for(e, samples, (long long)q->oc * ohw * k);
+    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, bands);
+    e->indent++;
+    kn_emit_line(e, "const size_t s = j / %lld, oh0 = j %% %lld * %lld;", bands, bands, rb);
+    kn_emit_line(e, "const size_t rows = %lld - oh0 < %lld ? %lld - oh0 : %lld, nc = rows * %lld;", (long long)q->oh, rb,
+                 (long long)q->oh, rb, (long long)q->ow);
+    kn_emit_line(e, "float CB[%lld];", k * rb * q->ow);
+    kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) {", k);
+    e->indent++;
+    kn_emit_line(e, "const size_t c = r / %lld, ki = r / %lld %% %lld, kj = r %% %lld;",
+                 (long long)(q->kh * q->kw), (long long)q->kw, (long long)q->kh, (long long)q->kw);
+    kn_emit_line(e, "const float *Xc = X + (s * %lld + c) * %lld;", (long long)q->c, hw);
+    kn_emit_line(e, "for (size_t oh = oh0; oh < oh0 + rows; oh++) {");
+    e->indent++;
+    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
+                 (long long)q->dh, (long long)q->ph);
+    kn_emit_line(e, "float *Co = CB + r * nc + (oh - oh0) * %lld;", (long long)q->ow);
+    kn_emit_line(e, "if (ih < 0 || ih >= %lld) {", (long long)q->h);
+    kn_emit_line(e, "    for (size_t ow = 0; ow < %lld; ow++) Co[ow] = 0.0f;", (long long)q->ow);
+    kn_emit_line(e, "    continue;");
+    kn_emit_line(e, "}");
+    /* Columns [lo, hi) read inside the row for every kj: no bounds test. */
+    long long lo = (q->pw + q->sw - 1) / q->sw, last = q->w - 1 - (q->kw - 1) * q->dw + q->pw;
+    long long hi = last < 0 ? 0 : last / q->sw + 1;
+    if (hi > q->ow) hi = q->ow;
+    if (lo > hi) lo = hi;
+    kn_emit_line(e, "const float *Xr = Xc + ih * %lld + (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->w,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "for (size_t ow = %lld; ow < %lld; ow++) Co[ow] = Xr[ow * %lld];", lo, hi, (long long)q->sw);
+    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
+    kn_emit_line(e, "    if (ow == %lld) ow = %lld;", lo, hi);
+    kn_emit_line(e, "    if (ow >= %lld) break;", (long long)q->ow);
+    kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] : 0.0f;", (long long)q->w, (long long)q->w);
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "float *Ys = Y + s * %lld + oh0 * %lld;", q->oc * ohw, (long long)q->ow);
+    kn_emit_line(e, "kn_rt_sgemm(0, 0, %lld, (int)nc, %lld, 1.0f, W, %lld, CB, (int)nc, 0.0f, Ys, %lld);",
+                 (long long)q->oc, k, k, ohw);
+    if (conv_has_epilogue(ep)) {
+        if (ep->residual) kn_emit_line(e, "const float *Rs = R + s * %lld + oh0 * %lld;", q->oc * ohw, (long long)q->ow);
+        kn_emit_line(e, "for (size_t o = 0; o < %lld; o++) {", (long long)q->oc);
+        e->indent++;
+        kn_emit_line(e, "float *restrict Yo = Ys + o * %lld;", ohw);
+        if (ep->residual) kn_emit_line(e, "const float *restrict Ro = Rs + o * %lld;", ohw);
+        kn_emit_line(e, "const float bo = %s;", ep->bias ? "B[o]" : "0.0f");
+        kn_emit_line(e, "for (size_t i = 0; i < nc; i++) {");
+        e->indent++;
+        kn_emit_line(e, "const float v = Yo[i] + bo%s;", ep->residual ? " + Ro[i]" : "");
+        conv_emit_store(e, ep, "Yo[i]");
+        e->indent--;
+        kn_emit_line(e, "}");
+        e->indent--;
+        kn_emit_line(e, "}");
+    }
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     conv_geom q;
@@ -561,6 +834,22 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     char samples[64];
     kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
     conv_bind(e, n, &ep);
+    bool x_nhwc = conv_x_nhwc(n), y_nhwc = conv_y_nhwc(n);
+    if (!(conv_nhwc_layouts(g, n) & (1u << (2 * x_nhwc + y_nhwc))))
+        return kn_op_error(e->diag, g, n, "internal: no kernel for input %s, output %s", x_nhwc ? "NHWC" : "NCHW",
+                           y_nhwc ? "NHWC" : "NCHW");
+    if (conv_is_depthwise(&q) && x_nhwc) {
+        conv_emit_depthwise_nhwc(e, &q, &ep, samples);
+        return KN_OK;
+    }
+    if (y_nhwc) {
+        conv_emit_gemm_nhwc_out(e, &q, &ep, samples, conv_is_1x1(&q), x_nhwc);
+        return KN_OK;
+    }
+    if (conv_band_rows(&q)) {
+        conv_emit_banded(e, &q, &ep, samples);
+        return KN_OK;
+    }
     if (conv_is_depthwise(&q)) {
         if (conv_dw_padded_floats(&q)) conv_emit_depthwise_padded(e, &q, &ep, samples);
         else conv_emit_depthwise(e, &q, &ep, samples);
@@ -597,7 +886,7 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "const float *Rg = R + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
     char b0[64];
     snprintf(b0, sizeof b0, "gi * %lld", ocg);
-    conv_emit_gemm_tile(e, &ep, ocg, ohw, k, direct ? "Xg" : "COL", b0);
+    conv_emit_gemm_tile(e, &ep, ocg, ohw, k, direct ? "Xg" : "COL", b0, x_nhwc);
     for (int depth = direct ? 1 : 3; depth > 0; depth--) {
         e->indent--;
         kn_emit_line(e, "}");
@@ -1015,7 +1304,7 @@ static const kn_arg_spec grad_weight_args[] = {
 const kn_op_def kn_op_def_conv2d = {
     .name = "conv2d", .min_inputs = 1, .max_inputs = 1, .args = conv_args,
     .add_params = conv_add_params, .infer = conv_infer, .emit_c = conv_emit, .emit_cuda = conv_emit_cuda,
-    .grad = conv_grad, .macs = conv_macs,
+    .grad = conv_grad, .macs = conv_macs, .nhwc_layouts = conv_nhwc_layouts,
 };
 const kn_op_def kn_op_def_conv2d_grad_input = {
     .name = "conv2d_grad_input", .min_inputs = 2, .max_inputs = 2, .args = grad_input_args,

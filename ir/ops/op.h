@@ -185,7 +185,16 @@ typedef struct kn_op_def {
 
     /* Multiply-accumulates per sample, for `kiln check`.  NULL = 0. */
     int64_t (*macs)(const kn_graph *g, const kn_node *n);
+
+    /* Channels-last storage for passes/layout_nhwc.c (CPU inference): the
+     * (input 0, output 0) layout pairs the C emitter supports, bit (2x + y)
+     * with x/y = 1 for NHWC, plus KN_NHWC_PREFERRED when its NHWC kernel is
+     * the faster one; the node reads the attributes x_nhwc/y_nhwc.
+     * NULL = NCHW only. */
+    unsigned (*nhwc_layouts)(const kn_graph *g, const kn_node *n);
 } kn_op_def;
+
+#define KN_NHWC_PREFERRED 0x10u
 
 const kn_op_def *kn_op_get(int op);
 /* Looks an op up by model-file name; -1 if unknown. */
