@@ -17,6 +17,9 @@ kn_status kn_pass_dce(kn_graph *g, kn_diag *d);
 /* Inference only: folds a conv2d's residual add and clip/relu successor into
  * the conv as an epilogue (see fuse_epilogue.c). */
 kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d);
+/* Inference on the CPU only: MobileNetV2 blocks (1x1 expand, depthwise,
+ * 1x1 project) as one banded inverted_residual node (see fuse_block.c). */
+kn_status kn_pass_fuse_block(kn_graph *g, kn_diag *d);
 /* Inference on the CPU only: stores conv activations channels-last where
  * every producer and reader supports it (see layout_nhwc.c). */
 kn_status kn_pass_layout_nhwc(kn_graph *g, kn_diag *d);
@@ -35,7 +38,8 @@ int kn_find_frozen_prefix(const kn_graph *g, int *frontier, int cap);
  * EVAL: the inference phase.  TRAIN: forward + backward of one micro-batch. */
 kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d);
 /* Lowering for code generation after kn_run_pipeline, for eval phases only:
- * epilogue fusion (with its DCE), the NHWC layout choice, then shape inference.  The graph it leaves is for
+ * epilogue fusion (with its DCE), block fusion, the NHWC layout choice, then
+ * shape inference.  The graph it leaves is for
  * the emitter; ONNX export and `kiln check` use the unlowered one. */
 kn_status kn_run_backend_pipeline(kn_graph *g, kn_diag *d);
 /* The update phase: the optimizer step over every trainable parameter. */

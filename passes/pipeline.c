@@ -32,6 +32,7 @@ kn_status kn_run_backend_pipeline(kn_graph *g, kn_diag *d)
 {
     if (g->mode != KN_MODE_EVAL) return KN_OK;
     if (kn_pass_fuse_epilogue(g, d) != KN_OK) return KN_ERR;
+    if (kn_pass_fuse_block(g, d) != KN_OK) return KN_ERR;
     if (kn_pass_layout_nhwc(g, d) != KN_OK) return KN_ERR;
     return kn_pass_infer_shapes(g, d);
 }

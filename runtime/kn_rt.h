@@ -236,6 +236,14 @@ void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
 
+/* Threads of the one OpenMP pool (also in kn_rt_blas.h). */
+int kn_rt_get_threads(void);
+
+/* A per-thread scratch buffer of at least `floats` floats, 64-byte
+ * aligned, kept and grown per thread: fused kernels keep their tiles in it
+ * (ir/ops/inverted_residual.c).  Contents are not preserved across calls. */
+float *kn_rt_scratch(size_t floats);
+
 /* Counter-based RNG (Philox-style): a uniform float in [0,1) that depends
  * only on (seed, stream, index), so any backend reproduces the same mask. */
 float kn_rt_uniform(uint64_t seed, uint64_t stream, uint64_t index);

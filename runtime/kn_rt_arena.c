@@ -127,3 +127,22 @@ const char *kn_rt_io_shape(const kn_rt_io *io, char *buf, size_t cap)
     if (k < cap) snprintf(buf + k, cap - k, "]");
     return buf;
 }
+
+/* Thread-local, so the OpenMP workers of a fused kernel never share one;
+ * kept for the thread's lifetime, so only the first call of a phase on a
+ * thread allocates.  Out of memory for a few hundred KiB is not something
+ * a kernel in the middle of a parallel loop can report: abort, saying why. */
+float *kn_rt_scratch(size_t floats)
+{
+    static _Thread_local float *buf;
+    static _Thread_local size_t cap;
+    if (floats <= cap) return buf;
+    free(buf);
+    buf = aligned_alloc(64, round64(floats * sizeof(float)));
+    if (!buf) {
+        fprintf(stderr, "kiln: out of memory for a %zu-byte kernel scratch buffer\n", floats * sizeof(float));
+        abort();
+    }
+    cap = floats;
+    return buf;
+}

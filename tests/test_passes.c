@@ -385,6 +385,94 @@ static void test_layout_nhwc_same_outputs(void)
     kn_graph_free(lowered);
 }
 
+/* Inverted-residual blocks at 28x28 (the smallest size block fusion
+ * takes): the first block's depthwise + project (no expand), a stride-2
+ * block with TF's asymmetric padding (bottom/right only), a stride-1 block
+ * with its residual, and one whose depthwise output is also a graph
+ * output, which must stay unfused. */
+static const char BLOCK_MODEL[] =
+    "model blocks\n"
+    "input x: f32[N, 8, 112, 112]\n"
+    "a = clip(conv2d(x, 16, kernel=3, stride=2, padding=1), min=0, max=6)\n"
+    "b = clip(conv2d(a, 16, kernel=3, padding=1, groups=16), min=0, max=6)\n"
+    "c = conv2d(b, 8, kernel=1)\n"
+    "d = clip(conv2d(c, 48, kernel=1), min=0, max=6)\n"
+    "e = clip(conv2d(d, 48, kernel=3, stride=2, padding=(0, 0, 1, 1), groups=48), min=0, max=6)\n"
+    "f = conv2d(e, 12, kernel=1)\n"
+    "g = clip(conv2d(f, 72, kernel=1), min=0, max=6)\n"
+    "h = clip(conv2d(g, 72, kernel=3, padding=1, groups=72), min=0, max=6)\n"
+    "k = add(conv2d(h, 12, kernel=1), f)\n"
+    "m = clip(conv2d(k, 24, kernel=1), min=0, max=6)\n"
+    "o = clip(conv2d(m, 24, kernel=3, padding=1, groups=24), min=0, max=6)\n"
+    "p = conv2d(o, 12, kernel=1)\n"
+    "output p, o\n";
+
+static void test_fuse_block_structure(void)
+{
+    kn_graph *g = parse(BLOCK_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_EVAL, &d), KN_OK);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(g, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_INVERTED_RESIDUAL), 3);
+    const kn_node *c = producer_of(g, "c"), *f = producer_of(g, "f"), *k = producer_of(g, "k");
+    CU_ASSERT_FATAL(c && f && k);
+    CU_ASSERT_EQUAL(c->op, KN_OP_INVERTED_RESIDUAL);
+    CU_ASSERT_EQUAL(kn_node_attr_i(c, "expand", -1), 0);
+    CU_ASSERT_EQUAL(f->op, KN_OP_INVERTED_RESIDUAL);
+    CU_ASSERT_EQUAL(kn_node_attr_i(f, "expand", -1), 1);
+    CU_ASSERT_EQUAL(kn_node_attr_i(f, "dw_stride", -1), 2);
+    CU_ASSERT_EQUAL(k->op, KN_OP_INVERTED_RESIDUAL);
+    CU_ASSERT_EQUAL(kn_node_attr_i(k, "residual", -1), 1);
+    /* o is a graph output: its block stays three convs. */
+    CU_ASSERT_EQUAL(producer_of(g, "p")->op, KN_OP_CONV2D);
+    CU_ASSERT_EQUAL(producer_of(g, "o")->op, KN_OP_CONV2D);
+    kn_graph_free(g);
+}
+
+/* Sets band_rows on every fused block, so even 28x28 images run in several
+ * bands that share expanded rows. */
+static void force_bands(kn_graph *g, int rows)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i]->op == KN_OP_INVERTED_RESIDUAL) kn_node_set_attr_i(g->nodes[i], "band_rows", rows);
+}
+
+static void test_fuse_block_same_outputs(void)
+{
+    const char *dir = kt_tmp_dir("fuse_block");
+    int64_t dims[4] = {1, 8, 112, 112};
+    static float x[8 * 112 * 112];
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 61 % 113) / 28.0 - 2.0);
+    char path[4096], err[256];
+    kt_pathf(path, sizeof path, "%s/x.npy", dir);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
+    kn_graph *plain = parse(BLOCK_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(plain, KN_MODE_EVAL, &d), KN_OK);
+    kn_graph *whole = kn_graph_clone(plain), *banded = kn_graph_clone(plain);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(whole, &d), KN_OK);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(banded, &d), KN_OK);
+    force_bands(banded, 3);
+    CU_ASSERT_EQUAL_FATAL(build_and_run(plain, dir, "plain"), 0);
+    CU_ASSERT_EQUAL_FATAL(build_and_run(whole, dir, "whole"), 0);
+    CU_ASSERT_EQUAL_FATAL(build_and_run(banded, dir, "banded"), 0);
+    const char *outs[] = {"p", "o"}, *tags[] = {"whole", "banded"};
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < 2; i++) {
+            char want[4096], got[4096];
+            kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
+            kt_pathf(got, sizeof got, "%s/%s/%s.npy", dir, tags[t], outs[i]);
+            CU_ASSERT_EQUAL(kt_compare_npy(tags[t], outs[i], want, got, 1e-5, 1e-5), 0);
+        }
+    kn_graph_free(plain);
+    kn_graph_free(whole);
+    kn_graph_free(banded);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -397,6 +485,8 @@ int main(void)
         {"epilogue fusion: fused and plain programs agree", test_fuse_epilogue_same_outputs},
         {"NHWC layout: which convs store channels-last", test_layout_nhwc_choice},
         {"NHWC layout: lowered and plain programs agree", test_layout_nhwc_same_outputs},
+        {"block fusion: which convs become inverted_residual", test_fuse_block_structure},
+        {"block fusion: fused (whole and banded) and plain programs agree", test_fuse_block_same_outputs},
         CU_TEST_INFO_NULL,
     };
     return kt_main("passes", tests);

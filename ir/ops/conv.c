@@ -30,6 +30,7 @@
  * Not supported: padding modes other than zeros, string padding ("same")
  * (the ONNX importer turns auto_pad into explicit pads).
  */
+#include "conv.h"
 #include "op_util.h"
 
 #include <limits.h>
@@ -38,12 +39,7 @@
 
 
 
-typedef struct {
-    int64_t c, h, w;          /* input channels and size */
-    int64_t oc, oh, ow;       /* output channels and size */
-    int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
-    int64_t ph_end, pw_end;   /* bottom/right padding: differs from ph/pw only for ONNX's asymmetric pads */
-} conv_geom;
+typedef kn_conv_geom conv_geom;
 
 /* kn_ops_int_pair with the same default for h and w. */
 static kn_status conv_pair(kn_diag *d, const kn_graph *g, const kn_node *n, const char *name,
@@ -124,6 +120,9 @@ static bool conv_is_1x1(const conv_geom *q)
 
 static bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
 
+bool kn_conv_is_pointwise(const kn_conv_geom *q) { return conv_is_1x1(q); }
+bool kn_conv_is_depthwise(const kn_conv_geom *q) { return conv_is_depthwise(q); }
+
 /* The im2col buffer's shape (a placeholder for the 1x1 fast path). */
 static kn_shape conv_col_shape(const conv_geom *q)
 {
@@ -165,6 +164,11 @@ static kn_status conv_geom_forward(kn_diag *d, const kn_graph *g, const kn_node 
     q->kh = k[0], q->kw = k[1];
     if (conv_check_groups(d, g, n, q, s) != KN_OK) return KN_ERR;
     return conv_geom_finish(d, g, n, q, s);
+}
+
+kn_status kn_conv_geometry(const kn_graph *g, const kn_node *n, kn_conv_geom *q, kn_diag *d)
+{
+    return conv_geom_forward(d, g, n, q);
 }
 
 static kn_status conv_add_params(kn_graph *g, kn_node *n, kn_diag *d)
