@@ -236,6 +236,18 @@ void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
 
+/* x where mask is all ones, +0 where it is 0: a branch-free select the
+ * vectoriser turns into an AND (generated depthwise kernels skip taps
+ * outside the image this way; unlike x * 0, an Inf becomes 0, not NaN). */
+static inline float kn_rt_mask_f32(float x, uint32_t mask)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u &= mask;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 /* Threads of the one OpenMP pool (also in kn_rt_blas.h). */
 int kn_rt_get_threads(void);
 
