@@ -12,10 +12,10 @@
  * expand and depthwise nodes lose their only reader and the DCE at the end
  * removes them.
  *
- * Only where it pays: blocks whose depthwise output has at least
- * KN_BLOCK_MIN_PIXELS pixels.  At 14x14 and 7x7 the block's tensors fit in
- * L2 anyway, and the bands of the fused kernel would be a row or two with
- * the depthwise halo expanded twice.  CPU inference graphs only
+ * Only where it pays: blocks whose depthwise input (the expanded tensor)
+ * has at least KN_BLOCK_MIN_PIXELS pixels.  At 14x14 and 7x7 the block's
+ * tensors fit in L2 anyway, and the bands of the fused kernel would be a
+ * row or two with the depthwise halo expanded twice.  CPU inference graphs only
  * (kn_run_backend_pipeline), after fuse_epilogue.c, before layout_nhwc.c.
  */
 #include "passes.h"
@@ -24,8 +24,8 @@
 
 #include <math.h>
 
-/* Measured on MobileNetV2 (batch 1 and 32, 2 cores): fusing the 28x28
- * blocks still pays; 14x14 does not. */
+/* Measured on MobileNetV2 (batch 1 and 32, 2 cores): fusing the blocks
+ * that expand to 28x28 still pays (or breaks even); 14x14 does not. */
 #define KN_BLOCK_MIN_PIXELS (28 * 28)
 
 /* The only node reading `vid` (graph outputs count as readers), or NULL. */
@@ -72,7 +72,7 @@ static bool is_expand(const kn_graph *g, const kn_node *n)
 static bool is_depthwise(const kn_graph *g, const kn_node *n, kn_conv_geom *q)
 {
     return plain_conv(g, n, q) && kn_conv_is_depthwise(q) && !kn_node_attr_i(n, "residual", 0) && q->dh == 1 &&
-           q->dw == 1 && q->sh == q->sw && (q->sh == 1 || q->sh == 2) && q->oh * q->ow >= KN_BLOCK_MIN_PIXELS;
+           q->dw == 1 && q->sh == q->sw && (q->sh == 1 || q->sh == 2) && q->h * q->w >= KN_BLOCK_MIN_PIXELS;
 }
 
 static void copy_clamp(kn_node *dst, const char *lo, const char *hi, const kn_node *src)

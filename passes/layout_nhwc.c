@@ -11,10 +11,11 @@
  * unaffected; only the ops that read and write it index it differently.
  *
  * Where channels-last pays was measured on MobileNetV2 (batch 1, 2 cores):
- * around stride-2 depthwise convs (their NHWC kernel halves their time),
- * not around stride-1 ones (the padded NCHW kernel is faster) nor for the
- * narrow projection GEMMs (oneDNN is ~40% slower with 16-32 output
- * channels as columns).  So a value is a candidate only when a node that
+ * around stride-2 depthwise convs from 28x28 up (their NHWC kernel halves
+ * their time), not around stride-1 ones (the padded NCHW kernel is
+ * faster), not at 14x14, and not for the narrow projection GEMMs (oneDNN
+ * is ~40% slower with 16-32 output channels as columns).  MobileNetV2's
+ * own blocks of that size are taken by fuse_block.c first.  So a value is a candidate only when a node that
  * prefers NHWC (KN_NHWC_PREFERRED) writes it or reads it as its input.
  *
  * A value goes NHWC only when its producer and all of its readers can

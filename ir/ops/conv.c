@@ -644,7 +644,13 @@ static unsigned conv_nhwc_layouts(const kn_graph *g, const kn_node *n)
     kn_diag quiet = {0};
     unsigned nchw = 1u << 0, y_only = 1u << 1, x_only = 1u << 2, both = 1u << 3;
     if (conv_geom_forward(&quiet, g, n, &q) != KN_OK) return nchw;
-    if (conv_is_depthwise(&q)) return nchw | both | (q.sh > 1 ? KN_NHWC_PREFERRED : 0);
+    /* Preferred where measured faster (MobileNetV2, 2 cores): stride 2 from
+     * 28x28 up (2x on the depthwise, more than the layout change costs the
+     * GEMMs around it); at 14x14 the transposed projection GEMM loses more
+     * than the depthwise gains.  passes/fuse_block.c takes MobileNetV2's
+     * own such blocks first; this serves the ones it cannot fuse. */
+    if (conv_is_depthwise(&q))
+        return nchw | both | (q.sh > 1 && q.h * q.w >= 28 * 28 ? KN_NHWC_PREFERRED : 0);
     if (q.groups != 1) return nchw;
     if (conv_is_1x1(&q)) return nchw | y_only | x_only | both;
     return nchw | y_only;
