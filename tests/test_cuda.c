@@ -7,10 +7,14 @@
  * With a GPU: each model's kernels against the CPU path on the same inputs
  * (forward through `run`, backward through `train --steps 1 --dump-grads`,
  * dropout masks included); these skip with one line when no device is found.
+ * Without a GPU, in host emulation (support/cuda_emu.c): the GPU phases
+ * against the CPU path, and the resident-weights coherence rule (the
+ * blob copies counted, checkpoints bit for bit the CPU's).
  * Registered only when CMake found the CUDA toolkit.
  */
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "kn_rt_cuda_sync.h"
 #include "testlib.h"
 
 #include <dirent.h>
@@ -474,6 +478,227 @@ static void test_emu_mobilenetv2(void)
     CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 (emulated GPU)", "logits", ref, got, 1e-3, 0.0), 0);
 }
 
+/* ---- resident weights: the coherence rule (runtime/kn_rt_cuda.c) ----
+ * The emulation runs the GPU backend's own rule (kn_rt_cuda_sync.c) and
+ * counts the blob copies it asks for ($KILN_CUDA_EMU_STATS). */
+
+/* The kn_rt_cuda_sync state machine alone, with a copy function that logs. */
+typedef struct {
+    int up[KN_CUDA_SYNC_N], down[KN_CUDA_SYNC_N], fail;
+} copy_log;
+
+static int log_copy(void *backend, kn_rt_ctx *ctx, int blob, int to_device)
+{
+    copy_log *l = backend;
+    (void)ctx;
+    if (l->fail) return -1;
+    (to_device ? l->up : l->down)[blob]++;
+    return 0;
+}
+
+static void test_sync_rule(void)
+{
+    kn_rt_phase infer = {0}, train = {0}, update = {0};
+    kn_rt_model m = {0};
+    m.infer = &infer;
+    m.train = &train;
+    m.update = &update;
+    float w[4] = {0}, g[4] = {0};
+    kn_rt_ctx ctx = {0};
+    ctx.weights = w;
+    copy_log l = {{0}, {0}, 0};
+    kn_cuda_sync s;
+    kn_cuda_sync_init(&s, log_copy, &l);
+    /* No gradient blob on the host yet (eval): only the weights go up, once. */
+    CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+    kn_cuda_sync_after_phase(&s, &m, &infer);
+    CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOBS), 0);
+    CU_ASSERT(l.up[KN_CUDA_SYNC_WEIGHTS] == 1 && l.up[KN_CUDA_SYNC_GRADS] == 0);
+    CU_ASSERT(l.down[KN_CUDA_SYNC_WEIGHTS] == 0 && l.down[KN_CUDA_SYNC_GRADS] == 0); /* infer wrote nothing */
+    /* The gradient blob appears: it goes up before the next phase, once. */
+    ctx.grads = g;
+    for (int step = 0; step < 3; step++) {
+        CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+        kn_cuda_sync_after_phase(&s, &m, &train);
+        CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+        kn_cuda_sync_after_phase(&s, &m, &update);
+    }
+    CU_ASSERT(l.up[KN_CUDA_SYNC_WEIGHTS] == 1 && l.up[KN_CUDA_SYNC_GRADS] == 1);
+    CU_ASSERT(l.down[KN_CUDA_SYNC_WEIGHTS] == 0 && l.down[KN_CUDA_SYNC_GRADS] == 0);
+    /* The host asks for the weights: one download, a second ask is free. */
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOB_WEIGHTS), 0);
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOB_WEIGHTS), 0);
+    CU_ASSERT(l.down[KN_CUDA_SYNC_WEIGHTS] == 1 && l.down[KN_CUDA_SYNC_GRADS] == 0);
+    CU_ASSERT_EQUAL(s.state[KN_CUDA_SYNC_GRADS], KN_CUDA_DEVICE_NEWER);
+    /* The host writes the weights (a load): they go up again, not the gradients. */
+    kn_cuda_sync_host_wrote(&s, KN_RT_BLOB_WEIGHTS);
+    CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+    CU_ASSERT(l.up[KN_CUDA_SYNC_WEIGHTS] == 2 && l.up[KN_CUDA_SYNC_GRADS] == 1);
+    /* A failed download (GPU error) keeps the blob device-newer: no stale
+     * host copy passes for current. */
+    kn_cuda_sync_after_phase(&s, &m, &train);
+    l.fail = 1;
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOB_WEIGHTS), -1);
+    CU_ASSERT_EQUAL(s.state[KN_CUDA_SYNC_WEIGHTS], KN_CUDA_DEVICE_NEWER);
+    CU_ASSERT_EQUAL(kn_cuda_phase_writes(&m, &infer), 0);
+    CU_ASSERT_EQUAL(kn_cuda_phase_writes(&m, &update), KN_RT_BLOBS);
+}
+
+/* Blob copies one emulated run made (the last context it closed). */
+typedef struct {
+    long phases, w_up, w_down, g_up, g_down;
+} emu_stats;
+
+/* The fmnist_mlp emulation build the resident-weight tests share. */
+static const emu_model *emu_fmnist(void)
+{
+    static emu_model em;
+    static int state; /* 0 not built, 1 built, -1 failed */
+    if (state == 0) {
+        char path[4096];
+        kt_pathf(path, sizeof path, "%s/models/fmnist_mlp.kiln", kt_src_dir());
+        state = emu_build(path, "fmnist_mlp", "emu_resident", &em) == 0 ? 1 : -1;
+    }
+    return state == 1 ? &em : NULL;
+}
+
+/* Runs `EXE ARGS --device D` with the emulated GPU; out gets stdout+stderr
+ * (may be NULL) and st the copy counts of its last context. */
+static int emu_run_counted(const emu_model *em, const char *device, const char *args, char **out, emu_stats *st)
+{
+    char stats[4200], *log = NULL;
+    kt_pathf(stats, sizeof stats, "%s/stats.txt", kt_tmp_dir("emu_stats"));
+    int rc = kt_run(&log, "KILN_CUDA_EMU_STATS='%s' KILN_CUDA_EMU_KERNELS='%s' '%s' %s --device %s", stats,
+                    em->kernels, em->exe, args, device);
+    if (rc != 0) printf("  %s --device %s failed (%d):\n%s\n", args, device, rc, log ? log : "");
+    memset(st, 0, sizeof *st);
+    st->phases = -1;
+    char *text = kt_read_file(stats, NULL);
+    const char *last = text;
+    for (const char *p = text; p && *p; p++)
+        if (*p == '\n' && p[1]) last = p + 1;
+    if (last && sscanf(last, "phases %ld weights_up %ld weights_down %ld grads_up %ld grads_down %ld", &st->phases,
+                       &st->w_up, &st->w_down, &st->g_up, &st->g_down) != 5)
+        st->phases = -1;
+    free(text);
+    if (out) *out = log;
+    else free(log);
+    return rc;
+}
+
+static void print_stats(const char *what, const emu_stats *st)
+{
+    printf("  %s: %ld phases, weights up %ld down %ld, gradients up %ld down %ld\n", what, st->phases, st->w_up,
+           st->w_down, st->g_up, st->g_down);
+}
+
+/* Train steps on resident weights: the weights go up once and never come
+ * back; the gradients come back only for --dump-grads, once per step, and
+ * then match the CPU's bit for bit. */
+static void test_resident_train_steps(void)
+{
+    const emu_model *em = emu_fmnist();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(em);
+    emu_stats st;
+    CU_ASSERT_EQUAL(emu_run_counted(em, "cuda", "train --steps 4 --seed 3 --quiet", NULL, &st), 0);
+    print_stats("train --steps 4", &st);
+    CU_ASSERT_EQUAL(st.phases, 8); /* 4 x (train, update) */
+    CU_ASSERT_EQUAL(st.w_up, 1);
+    CU_ASSERT_EQUAL(st.w_down, 0);
+    CU_ASSERT_EQUAL(st.g_up, 1);
+    CU_ASSERT_EQUAL(st.g_down, 0);
+
+    char tmp[4096], dirs[2][4200], args[4400];
+    snprintf(tmp, sizeof tmp, "%s", kt_tmp_dir("emu_resident_grads")); /* kt_tmp_dir's buffer is reused */
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(dirs[k], sizeof dirs[k], "%s/grads_%s", tmp, dev[k]);
+        kt_pathf(args, sizeof args, "train --steps 4 --seed 3 --quiet --dump-grads '%s'", dirs[k]);
+        CU_ASSERT_EQUAL(emu_run_counted(em, dev[k], args, NULL, &st), 0);
+    }
+    print_stats("train --steps 4 --dump-grads", &st);
+    CU_ASSERT_EQUAL(st.g_down, 4);
+    CU_ASSERT_EQUAL(st.w_up, 1);
+    CU_ASSERT_EQUAL(st.w_down, 0);
+    CU_ASSERT_EQUAL(compare_dirs("resident grads", dirs[0], dirs[1], 0.0, 0.0), 0);
+}
+
+/* The "test: ..." line of a train run's output (empty if none). */
+static void test_line(const char *log, char *line, size_t cap)
+{
+    const char *p = log ? strstr(log, "\ntest: ") : NULL;
+    line[0] = 0;
+    if (!p) return;
+    p++;
+    size_t n = strcspn(p, "\n");
+    snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+}
+
+/* Two epochs with --save, lr 0.1 so that epoch 1 stays the best (val
+ * accuracy 0.3788, then 0.3752): the checkpoint holds the device's weights
+ * after epoch 2, the .best file those after epoch 1, both bit for bit the
+ * CPU's; the test split runs on the best weights the host put back (the
+ * CPU's test line); the weights come down once per epoch and go up twice
+ * (start, best-weights restore), the gradients never come down.  Then
+ * --resume and eval/predict of that checkpoint on the GPU. */
+#define RESIDENT_TRAIN "train --limit 256 --batch 64 --lr 0.1 --seed 3 --quiet"
+
+static void test_resident_checkpoints(void)
+{
+    const emu_model *em = emu_fmnist();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(em);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", kt_tmp_dir("emu_resident_ckpt")); /* kt_tmp_dir's buffer is reused */
+    const char *dev[2] = {"cpu", "cuda"};
+    char ck[2][4200], best[2][4200], args[9000], lines[2][512], *log = NULL;
+    emu_stats st;
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(ck[k], sizeof ck[k], "%s/%s.safetensors", tmp, dev[k]);
+        kt_pathf(best[k], sizeof best[k], "%s/%s.best.safetensors", tmp, dev[k]);
+        kt_pathf(args, sizeof args, RESIDENT_TRAIN " --epochs 2 --save '%s'", ck[k]);
+        CU_ASSERT_EQUAL(emu_run_counted(em, dev[k], args, &log, &st), 0);
+        test_line(log, lines[k], sizeof lines[k]);
+        free(log);
+    }
+    print_stats("train --epochs 2 --save", &st);
+    printf("  cpu:  %s\n  cuda: %s\n", lines[0], lines[1]);
+    CU_ASSERT(kt_same_tensors(ck[0], ck[1], 1));
+    CU_ASSERT(kt_same_tensors(best[0], best[1], 1));
+    KT_ASSERT_CONTAINS(lines[0], "best weights, epoch 1");
+    CU_ASSERT(lines[0][0] && strcmp(lines[0], lines[1]) == 0);
+    CU_ASSERT_EQUAL(st.w_down, 2);
+    CU_ASSERT_EQUAL(st.w_up, 2);
+    CU_ASSERT_EQUAL(st.g_up, 1);
+    CU_ASSERT_EQUAL(st.g_down, 0);
+
+    /* One epoch on the GPU, then --resume for the second: the loaded
+     * weights and optimizer state replace the device's. */
+    char part[4200];
+    kt_pathf(part, sizeof part, "%s/resumed.safetensors", tmp);
+    kt_pathf(args, sizeof args, RESIDENT_TRAIN " --epochs 1 --save '%s'", part);
+    CU_ASSERT_EQUAL(emu_run_counted(em, "cuda", args, NULL, &st), 0);
+    kt_pathf(args, sizeof args, "train --limit 256 --quiet --epochs 2 --resume '%s' --save '%s'", part, part);
+    CU_ASSERT_EQUAL(emu_run_counted(em, "cuda", args, NULL, &st), 0);
+    CU_ASSERT(kt_same_tensors(ck[0], part, 1));
+
+    /* Inference reads outputs only: the weights go up once, nothing comes back. */
+    const char *infer_cmds[2] = {"eval --json", "predict --index 0 --top 3"};
+    for (int c = 0; c < 2; c++) {
+        char *out[2] = {NULL, NULL};
+        for (int k = 0; k < 2; k++) {
+            kt_pathf(args, sizeof args, "%s --weights '%s'", infer_cmds[c], ck[1]);
+            CU_ASSERT_EQUAL(emu_run_counted(em, dev[k], args, &out[k], &st), 0);
+        }
+        print_stats(infer_cmds[c], &st);
+        CU_ASSERT(out[0] && out[1] && strcmp(out[0], out[1]) == 0);
+        CU_ASSERT_EQUAL(st.w_up, 1);
+        CU_ASSERT_EQUAL(st.w_down + st.g_up + st.g_down, 0);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -484,6 +709,9 @@ int main(void)
         {"emulated GPU phases: fmnist_mlp train (bitwise)", test_emu_fmnist_mlp},
         {"emulated GPU phases: mnist_cnn train", test_emu_mnist_cnn},
         {"emulated GPU phases: MobileNetV2 logits", test_emu_mobilenetv2},
+        {"resident blobs: the coherence rule", test_sync_rule},
+        {"resident blobs: train steps copy no weights", test_resident_train_steps},
+        {"resident blobs: checkpoints, resume, eval match the CPU", test_resident_checkpoints},
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},
