@@ -381,7 +381,7 @@ static void test_gpu_mobilenetv2_logits(void)
  * arithmetic and indexing against the CPU path of the same executable. */
 
 typedef struct {
-    char exe[4200], kernels[4200];
+    char exe[4200], kernels[4200], cu[4400]; /* cu: the emitted kernel source */
 } emu_model;
 
 /* Builds MODEL (a path; BASE its file name without extension) with
@@ -400,6 +400,7 @@ static int emu_build(const char *model, const char *base, const char *name, emu_
     kt_pathf(log_exe, sizeof log_exe, "%s/%s.real", tmp, name);
     kt_pathf(em->exe, sizeof em->exe, "%s/%s.emu", tmp, name);
     kt_pathf(em->kernels, sizeof em->kernels, "%s/kernels.so", tmp);
+    kt_pathf(em->cu, sizeof em->cu, "%s/%s.cu", emit, base);
     char *log = NULL;
     int rc = kt_run(&log, "'%s' build '%s' --target cuda -o '%s' --emit '%s'", kt_kiln_bin(), model, log_exe, emit);
     kn_toolchain tc;
@@ -699,6 +700,61 @@ static void test_resident_checkpoints(void)
     }
 }
 
+/* How many times `needle` occurs in `hay`. */
+static int count_of(const char *hay, const char *needle)
+{
+    int k = 0;
+    for (const char *p = hay ? strstr(hay, needle) : NULL; p; p = strstr(p + 1, needle)) k++;
+    return k;
+}
+
+/* The update phase is one kernel (all optimizer steps fused), and one
+ * epoch with each optimizer of test_train_step's PyTorch cases (SGD,
+ * momentum with L2 decay, Nesterov, AdamW; Adam is fmnist_mlp's own) on
+ * the emulated GPU writes the CPU's checkpoint bit for bit. */
+static void test_fused_optimizer_steps(void)
+{
+    const emu_model *base = emu_fmnist();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    char *src = kt_read_file(base->cu, NULL);
+    CU_ASSERT_EQUAL(count_of(src, "KN_KERNEL(update_"), 1);
+    KT_ASSERT_CONTAINS(src ? src : "", "KN_KERNEL(update_n0_to_n17)");
+    free(src);
+
+    const char *optimizers[] = {"sgd(lr=0.1)", "sgd(lr=0.05, momentum=0.9, weight_decay=0.001)",
+                                "sgd(lr=0.05, momentum=0.9, nesterov=1)", "adamw(lr=0.01, weight_decay=0.1)"};
+    char path[4096];
+    kt_pathf(path, sizeof path, "%s/models/fmnist_mlp.kiln", kt_src_dir());
+    char *model = kt_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(model);
+    const char *opt = strstr(model, "optimizer adam(lr=1e-3)");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(opt);
+    for (int i = 0; i < 4; i++) {
+        char dir[4096], file[4200], name[32], ck[2][4300], args[9000];
+        snprintf(name, sizeof name, "emu_optim_%d", i);
+        snprintf(dir, sizeof dir, "%s", kt_tmp_dir(name));
+        kt_pathf(file, sizeof file, "%s/fmnist_mlp.kiln", dir);
+        kn_strbuf text;
+        kn_sb_init(&text);
+        kn_sb_printf(&text, "%.*soptimizer %s%s", (int)(opt - model), model, optimizers[i],
+                     opt + strlen("optimizer adam(lr=1e-3)"));
+        CU_ASSERT_EQUAL_FATAL(kt_write_file(file, text.s, text.len), 0);
+        kn_sb_free(&text);
+        emu_model em;
+        CU_ASSERT_EQUAL_FATAL(emu_build(file, "fmnist_mlp", name, &em), 0);
+        const char *dev[2] = {"cpu", "cuda"};
+        for (int k = 0; k < 2; k++) {
+            kt_pathf(ck[k], sizeof ck[k], "%s/%s.safetensors", dir, dev[k]);
+            kt_pathf(args, sizeof args, "train --limit 192 --batch 64 --epochs 1 --seed 5 --quiet --save '%s'", ck[k]);
+            CU_ASSERT_EQUAL(emu_run(&em, dev[k], args), 0);
+        }
+        int same = kt_same_tensors(ck[0], ck[1], 1);
+        printf("  %s: GPU checkpoint %s the CPU's\n", optimizers[i], same ? "is bit for bit" : "DIFFERS from");
+        CU_ASSERT(same);
+    }
+    free(model);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -712,6 +768,7 @@ int main(void)
         {"resident blobs: the coherence rule", test_sync_rule},
         {"resident blobs: train steps copy no weights", test_resident_train_steps},
         {"resident blobs: checkpoints, resume, eval match the CPU", test_resident_checkpoints},
+        {"one kernel for all optimizer steps: SGD, momentum, Nesterov, AdamW", test_fused_optimizer_steps},
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},
