@@ -42,7 +42,7 @@
  * gradients are page-locked (cudaHostRegister) so the copies are async DMA
  * on the model's stream, which each phase call synchronizes before
  * returning (the host reads the loss right after).
-
+ *
  * CUDA Graphs: a phase's launches for a batch size are captured into a
  * graph on its second call with that size (the first call runs eagerly, so
  * cuBLAS has set up its workspace) and replayed after; kernels read the step

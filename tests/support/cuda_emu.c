@@ -193,6 +193,34 @@ static void emu_copy_io(kn_rt_cuda *cu, kn_rt_ctx *ctx, const kn_rt_phase *ph, i
     }
 }
 
+/* The rule never downloads after a phase kn_cuda_phase_writes calls
+ * read-only (infer, features, head_infer): check that such a phase really
+ * leaves both blobs alone, or a GPU would keep changes the host never sees.
+ * NULL for a phase that writes (or without memory: then unchecked). */
+static float *read_only_snapshot(const kn_rt_cuda *cu, const kn_rt_phase *ph)
+{
+    if (kn_cuda_phase_writes(cu->m, ph)) return NULL;
+    size_t numel = cu->m->weights_numel;
+    float *s = malloc(2 * numel * sizeof(float) + 1);
+    if (!s) return NULL;
+    memcpy(s, cu->weights, numel * sizeof(float));
+    memcpy(s + numel, cu->grads, numel * sizeof(float));
+    return s;
+}
+
+static void check_read_only(const kn_rt_cuda *cu, const kn_rt_phase *ph, float *before)
+{
+    if (!before) return;
+    size_t numel = cu->m->weights_numel;
+    int changed = memcmp(before, cu->weights, numel * sizeof(float)) != 0 ||
+                  memcmp(before + numel, cu->grads, numel * sizeof(float)) != 0;
+    free(before);
+    if (!changed) return;
+    fprintf(stderr, "cuda-emu: phase %s changed the weight or gradient blob, but the coherence rule "
+                    "(kn_cuda_phase_writes) treats it as read-only\n", ph->name);
+    abort(); /* a test harness, not the library: fail loudly */
+}
+
 void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n)
 {
     kn_rt_cuda *cu = ctx->cuda;
@@ -201,7 +229,9 @@ void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n)
     cu->phases++;
     kn_cuda_sync_before_phase(&cu->sync, ctx); /* host memcpy: cannot fail */
     emu_copy_io(cu, ctx, ph, n, 1);
+    float *before = read_only_snapshot(cu, ph);
     cu->m->cuda->phase_run[phase](ctx, n);
+    check_read_only(cu, ph, before);
     kn_cuda_sync_after_phase(&cu->sync, cu->m, ph);
     emu_copy_io(cu, ctx, ph, n, 0);
 }
