@@ -101,10 +101,11 @@ struct kn_rt_ctx {
     void (*probe)(kn_rt_ctx *ctx, int node, int n);
     void *probe_user;
     /* Non-NULL when phases run on the GPU: each phase function then hands
-     * the call to kn_rt_cuda_run_phase.  The host arena and weight blob stay
-     * the runtime's view: inputs are copied in from them, outputs, weights
-     * and gradients back, so every command works unchanged.  (--retain
-     * probes see nothing on the GPU.) */
+     * the call to kn_rt_cuda_run_phase.  Inputs go up from the host arena
+     * and outputs come back to it on every call; the weight and gradient
+     * blobs stay resident on the device, and the host copies above are
+     * current only after kn_rt_ctx_host_view (kn_rt_arena.h; the rule is in
+     * runtime/kn_rt_cuda.c).  (--retain probes see nothing on the GPU.) */
     kn_rt_cuda *cuda;
 };
 
@@ -148,6 +149,10 @@ typedef struct {
     uint32_t sample0;
 } kn_rt_cuda_ctx;
 
+/* The blobs a --target cuda executable keeps resident on the device, as a
+ * mask: ctx->weights (parameters, buffers, optimizer state) and ctx->grads. */
+enum { KN_RT_BLOB_WEIGHTS = 1, KN_RT_BLOB_GRADS = 2, KN_RT_BLOBS = 3 };
+
 struct kn_rt_model;
 /* Entry points of libkiln_rt_cuda that libkiln_rt reaches through the
  * model (so CPU executables never link the CUDA libraries). */
@@ -158,6 +163,12 @@ typedef struct {
      * kernels, device arena and weight blob.  0 or -1 with err. */
     int (*open)(kn_rt_ctx *ctx, const struct kn_rt_model *m, char *err, size_t cap);
     void (*close)(kn_rt_ctx *ctx);
+    /* Coherence of the resident blobs (mask of KN_RT_BLOB_*): to_host
+     * copies back those the device changed since the host last saw them
+     * (0, or -1 after a GPU error, reported); host_wrote says the host
+     * changed them, so they go up before the next phase. */
+    int (*to_host)(kn_rt_ctx *ctx, int blobs);
+    void (*host_wrote)(kn_rt_ctx *ctx, int blobs);
 } kn_rt_cuda_backend;
 
 typedef struct kn_rt_model {
@@ -277,7 +288,8 @@ float kn_rt_normal(uint64_t seed, uint64_t stream, uint64_t index);
 /* ---- called by the host code of --target cuda executables ---- */
 extern const kn_rt_cuda_backend kn_rt_cuda_impl;
 /* Runs phase `phase` (index into the module's phases) on the GPU for
- * batch n: copies inputs and weights up, launches, copies results back. */
+ * batch n: uploads the blobs the host changed, copies the inputs up,
+ * launches, copies the outputs and loss back. */
 void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n);
 unsigned char *kn_rt_cuda_arena(kn_rt_cuda *cu);   /* device pointers */
 float *kn_rt_cuda_weights(kn_rt_cuda *cu);

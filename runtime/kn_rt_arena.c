@@ -84,6 +84,16 @@ int kn_rt_ctx_open(kn_rt_ctx *ctx, const kn_rt_model *m, int capacity,
     return 0;
 }
 
+int kn_rt_ctx_host_view(kn_rt_ctx *ctx, int blobs)
+{
+    return ctx->cuda ? cuda_backend->to_host(ctx, blobs) : 0;
+}
+
+void kn_rt_ctx_host_wrote(kn_rt_ctx *ctx, int blobs)
+{
+    if (ctx->cuda) cuda_backend->host_wrote(ctx, blobs);
+}
+
 void kn_rt_ctx_close(kn_rt_ctx *ctx)
 {
     if (ctx->cuda) {

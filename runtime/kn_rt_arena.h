@@ -20,6 +20,16 @@ void kn_rt_ctx_close(kn_rt_ctx *ctx);
  * kernels; --device cuda) when `on`, else stay on the CPU. */
 void kn_rt_use_cuda(const kn_rt_model *m, int on);
 
+/* Sync points of the blobs a GPU keeps resident (blobs: KN_RT_BLOB_*
+ * mask; both are no-ops on the CPU).  Call kn_rt_ctx_host_view before the
+ * host reads ctx->weights / ctx->grads or changes part of them (it copies
+ * back what the phases changed; -1 after a GPU error, already reported),
+ * and kn_rt_ctx_host_wrote after the host changed them (init, checkpoint
+ * load, restoring saved weights): the device copy is then stale and goes
+ * up before the next phase. */
+int kn_rt_ctx_host_view(kn_rt_ctx *ctx, int blobs);
+void kn_rt_ctx_host_wrote(kn_rt_ctx *ctx, int blobs);
+
 /* Address of io in the arena for a call with batch n (see kn_rt.h). */
 void *kn_rt_io_ptr(const kn_rt_ctx *ctx, const kn_rt_phase *p,
                    const kn_rt_io *io, int n);

@@ -1,5 +1,5 @@
 /* kn_rt_cli_util.c — see kn_rt_cli.h. */
-#include "kn_rt_arena.h" /* kn_rt_use_cuda */
+#include "kn_rt_arena.h" /* kn_rt_use_cuda, kn_rt_ctx_host_wrote */
 #include "kn_rt_cli.h"
 #include "kn_rt_ckpt.h"
 #include "kn_rt_init.h"
@@ -62,6 +62,7 @@ int kn_cli_device(const kn_cli *c, const char *device)
 int kn_cli_weights(const kn_cli *c, kn_rt_ctx *ctx, const char *weights, uint64_t seed)
 {
     ctx->seed = seed;
+    kn_rt_ctx_host_wrote(ctx, KN_RT_BLOB_WEIGHTS); /* a GPU's copy is stale from here */
     if (!weights) {
         kn_rt_init_weights(c->m, ctx->weights, seed);
         return 0;

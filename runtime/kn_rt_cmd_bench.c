@@ -106,6 +106,7 @@ int kn_cmd_bench(const kn_rt_model *m, int argc, char **argv)
             return kn_cli_fail(&c, "out of memory allocating gradients");
         }
         memset(ctx.grads, 0, gbytes);
+        kn_rt_ctx_host_wrote(&ctx, KN_RT_BLOB_GRADS);
         ctx.grad_scale = 1.0f;
         ctx.lr = m->lr;
     }

@@ -42,16 +42,29 @@ static double run_loss(gc_state *s)
     return loss ? (double)*(float *)kn_rt_io_ptr(s->ctx, s->ph, loss, s->inputs.n) : NAN;
 }
 
-/* (L(w+e) - L(w-e)) / h, h the perturbation actually applied in f32. */
+/* Sets one weight of the blob: the train phase moves batchnorm statistics
+ * in the same blob, so on a GPU the host copy is refreshed first. */
+static int set_weight(gc_state *s, float *w, float v)
+{
+    if (kn_rt_ctx_host_view(s->ctx, KN_RT_BLOB_WEIGHTS)) return -1;
+    *w = v;
+    kn_rt_ctx_host_wrote(s->ctx, KN_RT_BLOB_WEIGHTS);
+    return 0;
+}
+
+/* (L(w+e) - L(w-e)) / h, h the perturbation actually applied in f32; NaN
+ * when the weight cannot be set (a GPU error). */
 static double central_difference(gc_state *s, float *w, float e, double *h)
 {
+    *h = NAN;
+    if (kn_rt_ctx_host_view(s->ctx, KN_RT_BLOB_WEIGHTS)) return NAN;
     float orig = *w;
-    *w = orig + e;
-    double lp = run_loss(s);
-    *w = orig - e;
-    double lm = run_loss(s);
-    *w = orig;
     *h = (double)(orig + e) - (double)(orig - e);
+    if (set_weight(s, w, orig + e)) return NAN;
+    double lp = run_loss(s);
+    if (set_weight(s, w, orig - e)) return NAN;
+    double lm = run_loss(s);
+    if (set_weight(s, w, orig)) return NAN;
     return (lp - lm) / *h;
 }
 
@@ -79,6 +92,7 @@ int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv)
     if (kn_rt_ctx_open(&ctx, m, batch, err, sizeof err)) return kn_cli_fail(&c, "%s", err);
     kn_cli_weights(&c, &ctx, NULL, seed);
     ctx.grads = calloc(m->weights_numel ? m->weights_numel : 1, sizeof(float));
+    kn_rt_ctx_host_wrote(&ctx, KN_RT_BLOB_GRADS);
     float *analytic = calloc(m->weights_numel ? m->weights_numel : 1, sizeof(float));
     ctx.seed = seed;
     ctx.step = 0;
@@ -88,6 +102,7 @@ int kn_cmd_gradcheck(const kn_rt_model *m, int argc, char **argv)
     gc_state s = {&ctx, m->train, {0}};
     kn_rt_inputs_random(&s.inputs, m->train, batch, seed, 1);
     double loss0 = run_loss(&s);
+    if (kn_rt_ctx_host_view(&ctx, KN_RT_BLOB_GRADS | KN_RT_BLOB_WEIGHTS)) loss0 = NAN; /* fails every parameter */
     memcpy(analytic, ctx.grads, sizeof(float) * m->weights_numel);
     fprintf(c.out, "gradcheck: batch %d, loss %.6f, eps %g, %d samples per parameter\n", batch, loss0, eps, samples);
     fprintf(c.out, "  %-32s %10s %12s %12s\n", "parameter", "elements", "max abs err", "max rel err");

@@ -19,6 +19,7 @@
 #include "kn_rt_arena.h"
 #include "kn_rt_ckpt.h"
 #include "kn_rt_cli.h"
+#include "kn_rt_err.h"
 #include "kn_rt_fcache.h"
 #include "kn_rt_init.h"
 #include "kn_rt_inspect.h"
@@ -237,6 +238,9 @@ static void progress_clear(const trainer *t, const progress *p)
 
 static int save_ckpt(trainer *t, const char *path, char *err, size_t errcap)
 {
+    /* On a GPU the weights are resident: the checkpoint holds the device's. */
+    if (kn_rt_ctx_host_view(&t->ctx, KN_RT_BLOB_WEIGHTS))
+        return kn_rt_errf(err, errcap, "%s: cannot copy the weights back from the GPU", path);
     char v[12][64];
     char *hist = kn_train_history_json(t->hist, t->n_hist);
     snprintf(v[0], 64, "%d", t->epoch_done);
@@ -390,6 +394,8 @@ static int write_logs(trainer *t, int improved)
 static int dump_step(trainer *t)
 {
     char err[1024];
+    if (kn_rt_ctx_host_view(&t->ctx, KN_RT_BLOB_GRADS))
+        return kn_cli_fail(&t->c, "--dump-grads: cannot copy the gradients back from the GPU");
     if (kn_rt_dump_grads(t->m, t->ctx.grads, t->ctx.grad_scale, t->dump, err, sizeof err) ||
         (t->retain.n && kn_rt_retain_write(&t->retain, t->dump, err, sizeof err)))
         return kn_cli_fail(&t->c, "--dump-grads %s", err);
@@ -553,6 +559,8 @@ static int end_epoch(trainer *t, int e, const epoch_sums *s, double t0, int *sto
     t->hist = h;
     t->hist[t->n_hist++] = row;
     int improved = vacc > t->best_acc;
+    if (improved && kn_rt_ctx_host_view(&t->ctx, KN_RT_BLOB_WEIGHTS))
+        return kn_cli_fail(&t->c, "cannot copy the weights back from the GPU");
     if (improved) {
         size_t bytes = t->m->weights_numel * sizeof(float);
         t->best_acc = vacc;
@@ -580,7 +588,10 @@ static int end_epoch(trainer *t, int e, const epoch_sums *s, double t0, int *sto
 static int report_test(trainer *t, kn_train_result *res, double start_ms)
 {
     int rc, use_best = t->best != NULL;
-    if (use_best) memcpy(t->ctx.weights, t->best, t->m->weights_numel * sizeof(float));
+    if (use_best) {
+        memcpy(t->ctx.weights, t->best, t->m->weights_numel * sizeof(float));
+        kn_rt_ctx_host_wrote(&t->ctx, KN_RT_BLOB_WEIGHTS);
+    }
     double tloss, tacc;
     long long tcorrect;
     if ((rc = evaluate(t, &t->dtest, t->use_cache ? &t->cache[2] : NULL, &tloss, &tacc, &tcorrect))) return rc;
@@ -836,6 +847,9 @@ int kn_cmd_train_ex(const kn_rt_model *m, int argc, char **argv, kn_fcache_pool 
         kn_rt_ckpt_init_state(m, t->ctx.weights, t->seed);
     }
     if (resume_p && (rc = load_resume_weights(t, resume_p))) goto done;
+    /* Weights (init, --weights, --resume) and zeroed gradients: a GPU
+     * uploads them before the first phase and keeps them from then on. */
+    kn_rt_ctx_host_wrote(&t->ctx, KN_RT_BLOBS);
     if (save) ckpt_stem(save, t->stem, sizeof t->stem);
     {
         long long per = updates_per_epoch(t), total = per * (long long)t->epochs;

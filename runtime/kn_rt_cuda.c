@@ -9,13 +9,39 @@
  * GPU older than the PTX's architecture), one device arena sized like the
  * host arena (same memory plan, same offsets), and a device weight blob.
  *
- * Coherence is deliberately simple for this first version: every phase call
- * copies the weight and gradient blobs and the phase inputs up, and the
- * outputs, loss, weights and gradients back, so the host view the commands
- * use (checkpoints, metrics) is always current.  Correct, not fast: keeping
- * weights resident is the next step (issue #6).  The host arena, weights
- * and gradients are page-locked (cudaHostRegister) so those copies are
- * async DMA.
+ * Coherence (issue #6): the weight blob (parameters, batchnorm buffers,
+ * optimizer state) and the gradient blob live on the device for the whole
+ * run; phase inputs go up on every call and the phase's outputs and loss
+ * come back (the commands read them all: metrics, accuracy, features), but
+ * the blobs move only when one side changed them and the other needs them.
+ * Each blob has a state (kn_rt_cuda_sync.h, shared with the tests' GPU
+ * emulation so they check this very rule):
+ *   SAME          host and device copies are equal;
+ *   HOST_NEWER    the host wrote it: uploaded before the next phase;
+ *   DEVICE_NEWER  a phase wrote it: downloaded when the host asks.
+ * Transitions: a fresh device starts HOST_NEWER for both blobs (it holds
+ * nothing yet), so the first phase uploads the initialised or loaded
+ * weights and the zeroed gradients; train, head_train and update leave the
+ * blobs DEVICE_NEWER (gradients, batchnorm statistics, the step itself);
+ * infer, features and head_infer leave them alone.  The sync points are
+ * explicit, called by the commands through the backend (kn_rt_arena.h):
+ *   kn_rt_ctx_host_view(ctx, blobs)   before the host reads a blob or
+ *       changes part of it: checkpoint save, best-weights copy,
+ *       --dump-grads, gradcheck's perturbations (downloads DEVICE_NEWER);
+ *   kn_rt_ctx_host_wrote(ctx, blobs)  after the host changed a blob: init,
+ *       checkpoint load, --resume, restoring the best weights before the
+ *       test split, zeroing a new gradient blob (-> HOST_NEWER; the host's
+ *       write wins over whatever the device had).
+ * So a training step copies neither blob: `train --save` downloads the
+ * weights once per epoch (best copy or checkpoint, whichever comes first)
+ * and uploads them once more only to test the best-val weights.  A host
+ * access without its sync point reads stale values: every place that
+ * touches ctx->weights / ctx->grads outside a phase must call them.  After
+ * a GPU error the blobs stay DEVICE_NEWER and downloads fail, so nothing
+ * writes a checkpoint from a broken device.  The host arena, weights and
+ * gradients are page-locked (cudaHostRegister) so the copies are async DMA
+ * on the model's stream, which each phase call synchronizes before
+ * returning (the host reads the loss right after).
  *
  * CUDA Graphs: a phase's launches for a batch size are captured into a
  * graph on its second call with that size (the first call runs eagerly, so
@@ -33,6 +59,7 @@
  */
 #include "kn_rt.h"
 #include "kn_rt_arena.h"
+#include "kn_rt_cuda_sync.h"
 
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -54,6 +81,7 @@ struct kn_rt_cuda {
     float *weights, *grads;  /* device */
     kn_rt_cuda_ctx *dctx;    /* device copy of the step scalars */
     kn_rt_cuda_ctx *hctx;    /* pinned host staging for it */
+    kn_cuda_sync sync;       /* which copy of weights / grads is current */
     int failed;              /* sticky: first error already reported */
     int sync_each;           /* KILN_CUDA_SYNC=1 */
     int use_graphs;          /* KILN_CUDA_GRAPHS != 0 */
@@ -178,6 +206,37 @@ static void pin(kn_rt_cuda *cu, int i, void *p, size_t bytes)
     if (!cu->pinned[i]) (void)cudaGetLastError();
 }
 
+/* Bytes allocated (and pinned) per blob: at least one float. */
+static size_t blob_bytes(const kn_rt_cuda *cu)
+{
+    return (cu->m->weights_numel ? cu->m->weights_numel : 1) * sizeof(float);
+}
+
+/* kn_cuda_copy_fn: all of one blob, async on the stream; a download waits
+ * for it, since the host reads it next.  Refused after an error: the
+ * device's values are then not worth a checkpoint. */
+static int copy_blob(void *backend, kn_rt_ctx *ctx, int blob, int to_device)
+{
+    kn_rt_cuda *cu = backend;
+    if (cu->failed) return -1;
+    int w = blob == KN_CUDA_SYNC_WEIGHTS;
+    void *host = w ? (void *)ctx->weights : (void *)ctx->grads, *dev = w ? (void *)cu->weights : (void *)cu->grads;
+    size_t bytes = cu->m->weights_numel * sizeof(float);
+    if (!w) pin(cu, 2, ctx->grads, blob_bytes(cu)); /* the gradient blob comes after open */
+    if (bytes == 0) return 0;
+    if (to_device) {
+        CU_CHECK(cu, cudaMemcpyAsync(dev, host, bytes, cudaMemcpyHostToDevice, cu->stream));
+        return 0;
+    }
+    CU_CHECK(cu, cudaMemcpyAsync(host, dev, bytes, cudaMemcpyDeviceToHost, cu->stream));
+    CU_CHECK(cu, cudaStreamSynchronize(cu->stream));
+    return 0;
+}
+
+static int cuda_to_host(kn_rt_ctx *ctx, int blobs) { return kn_cuda_sync_to_host(&ctx->cuda->sync, ctx, blobs); }
+
+static void cuda_host_wrote(kn_rt_ctx *ctx, int blobs) { kn_cuda_sync_host_wrote(&ctx->cuda->sync, blobs); }
+
 static void drop_graphs(kn_rt_cuda *cu)
 {
     for (int p = 0; cu->graphs && p < cu->mod->n_phases; p++)
@@ -208,7 +267,7 @@ static void cuda_close(kn_rt_ctx *ctx)
 
 static int open_device(kn_rt_cuda *cu, const kn_rt_ctx *ctx)
 {
-    size_t wbytes = (cu->m->weights_numel ? cu->m->weights_numel : 1) * sizeof(float);
+    size_t wbytes = blob_bytes(cu);
     CU_CHECK(cu, cudaSetDevice(cu->device));
     CU_CHECK(cu, cudaStreamCreateWithFlags(&cu->stream, cudaStreamNonBlocking));
     CUBLAS_CHECK(cu, cublasCreate(&cu->blas));
@@ -230,6 +289,7 @@ static int open_device(kn_rt_cuda *cu, const kn_rt_ctx *ctx)
     if (cu->sync_each) cu->use_graphs = 0; /* a captured launch cannot be synchronized */
     pin(cu, 0, ctx->arena, kn_rt_arena_bytes(cu->m, ctx->capacity));
     pin(cu, 1, ctx->weights, wbytes);
+    kn_cuda_sync_init(&cu->sync, copy_blob, cu);
     return 0;
 }
 
@@ -250,7 +310,7 @@ static int cuda_open(kn_rt_ctx *ctx, const kn_rt_model *m, char *err, size_t cap
     return 0;
 }
 
-const kn_rt_cuda_backend kn_rt_cuda_impl = {cuda_probe, cuda_open, cuda_close};
+const kn_rt_cuda_backend kn_rt_cuda_impl = {cuda_probe, cuda_open, cuda_close, cuda_to_host, cuda_host_wrote};
 
 unsigned char *kn_rt_cuda_arena(kn_rt_cuda *cu) { return cu->arena; }
 float *kn_rt_cuda_weights(kn_rt_cuda *cu) { return cu->weights; }
@@ -310,18 +370,6 @@ static int copy_io(kn_rt_cuda *cu, kn_rt_ctx *ctx, const kn_rt_phase *ph, int n,
         if (up) CU_CHECK(cu, cudaMemcpyAsync(cu->arena + off, ctx->arena + off, bytes, cudaMemcpyHostToDevice, cu->stream));
         else CU_CHECK(cu, cudaMemcpyAsync(ctx->arena + off, cu->arena + off, bytes, cudaMemcpyDeviceToHost, cu->stream));
     }
-    return 0;
-}
-
-static int copy_blobs(kn_rt_cuda *cu, kn_rt_ctx *ctx, int up)
-{
-    size_t bytes = cu->m->weights_numel * sizeof(float);
-    enum cudaMemcpyKind k = up ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost;
-    CU_CHECK(cu, cudaMemcpyAsync(up ? (void *)cu->weights : ctx->weights, up ? (void *)ctx->weights : cu->weights,
-                                 bytes, k, cu->stream));
-    if (ctx->grads)
-        CU_CHECK(cu, cudaMemcpyAsync(up ? (void *)cu->grads : ctx->grads, up ? (void *)ctx->grads : cu->grads, bytes,
-                                     k, cu->stream));
     return 0;
 }
 
@@ -391,19 +439,18 @@ void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n)
     kn_rt_cuda *cu = ctx->cuda;
     const kn_rt_phase *ph = cu->mod->phases[phase];
     *cu->hctx = (kn_rt_cuda_ctx){ctx->seed, ctx->step, ctx->lr, ctx->grad_scale, ctx->sample0};
-    pin(cu, 2, ctx->grads, (cu->m->weights_numel ? cu->m->weights_numel : 1) * sizeof(float));
     int rc = cu->failed ? -1 : 0;
     if (rc == 0 && (size_t)n * ph->arena_per_sample + ph->arena_fixed > cu->arena_bytes)
         rc = fail(cu, "kn_rt_cuda_run_phase", __FILE__, __LINE__, "batch larger than the arena's capacity");
-    if (rc == 0) rc = copy_blobs(cu, ctx, 1);
+    if (rc == 0) rc = kn_cuda_sync_before_phase(&cu->sync, ctx);
     if (rc == 0) rc = copy_io(cu, ctx, ph, n, 1);
     if (rc == 0)
         rc = cudaMemcpyAsync(cu->dctx, cu->hctx, sizeof *cu->hctx, cudaMemcpyHostToDevice, cu->stream) == cudaSuccess
                  ? 0
                  : fail(cu, "cudaMemcpyAsync(ctx)", __FILE__, __LINE__, "copy of the step scalars failed");
     if (rc == 0) launch_phase(cu, ctx, phase, n);
+    if (rc == 0) kn_cuda_sync_after_phase(&cu->sync, cu->m, ph);
     if (rc == 0 && !cu->failed) rc = copy_io(cu, ctx, ph, n, 0);
-    if (rc == 0 && !cu->failed) rc = copy_blobs(cu, ctx, 0);
     cudaError_t e = cudaStreamSynchronize(cu->stream);
     if (e != cudaSuccess) fail(cu, "cudaStreamSynchronize (a kernel of this phase faulted)", __FILE__, __LINE__,
                                cudaGetErrorString(e));

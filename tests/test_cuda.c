@@ -7,13 +7,18 @@
  * With a GPU: each model's kernels against the CPU path on the same inputs
  * (forward through `run`, backward through `train --steps 1 --dump-grads`,
  * dropout masks included); these skip with one line when no device is found.
+ * Without a GPU, in host emulation (support/cuda_emu.c): the GPU phases
+ * against the CPU path, and the resident-weights coherence rule (the
+ * blob copies counted, checkpoints bit for bit the CPU's).
  * Registered only when CMake found the CUDA toolkit.
  */
 #include "frontend/frontend.h"
 #include "passes/passes.h"
+#include "kn_rt_cuda_sync.h"
 #include "testlib.h"
 
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,6 +344,48 @@ static void test_gpu_matches_cpu(void)
     free(b);
 }
 
+/* "loss" of an eval --json line (NaN if none). */
+static double eval_loss(const char *log)
+{
+    const char *p = log ? strstr(log, "\"loss\":") : NULL;
+    return p ? strtod(p + 7, NULL) : NAN;
+}
+
+/* Resident weights on a real GPU: two epochs with --save on each device;
+ * the GPU's checkpoint, evaluated on the CPU, has the CPU checkpoint's test
+ * loss (one epoch less, a stale checkpoint, is 0.18 off: 2.24 vs 2.06), and
+ * evaluating it on the GPU gives the same loss as on the CPU.  GPU rounding
+ * differs from the CPU's, hence tolerances instead of bits (the emulated
+ * tests above check bits). */
+static void test_gpu_checkpoint_matches_cpu(void)
+{
+    if (!have_gpu()) {
+        printf("  skipped: no CUDA device (cudaGetDeviceCount found none)\n");
+        return;
+    }
+    char tmp[4096], ck[2][4200];
+    snprintf(tmp, sizeof tmp, "%s", kt_tmp_dir("cuda_ckpt"));
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(ck[k], sizeof ck[k], "%s/%s.safetensors", tmp, dev[k]);
+        CU_ASSERT_EQUAL(kt_run(NULL, "'%s' train --limit 256 --batch 64 --epochs 2 --seed 3 --quiet --device %s "
+                                     "--save '%s'", cuda_exe(), dev[k], ck[k]),
+                        0);
+    }
+    double loss[3];
+    char *log[3] = {NULL, NULL, NULL};
+    const char *ck_of[3] = {ck[0], ck[1], ck[1]}, *dev_of[3] = {"cpu", "cpu", "cuda"};
+    for (int k = 0; k < 3; k++) {
+        CU_ASSERT_EQUAL(kt_run(&log[k], "'%s' eval --json --weights '%s' --device %s", cuda_exe(), ck_of[k], dev_of[k]),
+                        0);
+        loss[k] = eval_loss(log[k]);
+        free(log[k]);
+    }
+    printf("  test loss: CPU checkpoint %.5f, GPU checkpoint %.5f (on the GPU %.5f)\n", loss[0], loss[1], loss[2]);
+    CU_ASSERT(fabs(loss[0] - loss[1]) < 0.02);
+    CU_ASSERT(fabs(loss[1] - loss[2]) < 1e-3);
+}
+
 /* MobileNetV2 (the ONNX file) on the GPU: logits against the CPU run and
  * the reference logits, the tolerance test_onnx_import uses on the CPU. */
 static void test_gpu_mobilenetv2_logits(void)
@@ -377,7 +424,7 @@ static void test_gpu_mobilenetv2_logits(void)
  * arithmetic and indexing against the CPU path of the same executable. */
 
 typedef struct {
-    char exe[4200], kernels[4200];
+    char exe[4200], kernels[4200], cu[4400]; /* cu: the emitted kernel source */
 } emu_model;
 
 /* Builds MODEL (a path; BASE its file name without extension) with
@@ -396,6 +443,7 @@ static int emu_build(const char *model, const char *base, const char *name, emu_
     kt_pathf(log_exe, sizeof log_exe, "%s/%s.real", tmp, name);
     kt_pathf(em->exe, sizeof em->exe, "%s/%s.emu", tmp, name);
     kt_pathf(em->kernels, sizeof em->kernels, "%s/kernels.so", tmp);
+    kt_pathf(em->cu, sizeof em->cu, "%s/%s.cu", emit, base);
     char *log = NULL;
     int rc = kt_run(&log, "'%s' build '%s' --target cuda -o '%s' --emit '%s'", kt_kiln_bin(), model, log_exe, emit);
     kn_toolchain tc;
@@ -474,6 +522,282 @@ static void test_emu_mobilenetv2(void)
     CU_ASSERT_EQUAL(kt_compare_npy("mobilenetv2 (emulated GPU)", "logits", ref, got, 1e-3, 0.0), 0);
 }
 
+/* ---- resident weights: the coherence rule (runtime/kn_rt_cuda.c) ----
+ * The emulation runs the GPU backend's own rule (kn_rt_cuda_sync.c) and
+ * counts the blob copies it asks for ($KILN_CUDA_EMU_STATS). */
+
+/* The kn_rt_cuda_sync state machine alone, with a copy function that logs. */
+typedef struct {
+    int up[KN_CUDA_SYNC_N], down[KN_CUDA_SYNC_N], fail;
+} copy_log;
+
+static int log_copy(void *backend, kn_rt_ctx *ctx, int blob, int to_device)
+{
+    copy_log *l = backend;
+    (void)ctx;
+    if (l->fail) return -1;
+    (to_device ? l->up : l->down)[blob]++;
+    return 0;
+}
+
+static void test_sync_rule(void)
+{
+    kn_rt_phase infer = {0}, train = {0}, update = {0};
+    kn_rt_model m = {0};
+    m.infer = &infer;
+    m.train = &train;
+    m.update = &update;
+    float w[4] = {0}, g[4] = {0};
+    kn_rt_ctx ctx = {0};
+    ctx.weights = w;
+    copy_log l = {{0}, {0}, 0};
+    kn_cuda_sync s;
+    kn_cuda_sync_init(&s, log_copy, &l);
+    /* No gradient blob on the host yet (eval): only the weights go up, once. */
+    CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+    kn_cuda_sync_after_phase(&s, &m, &infer);
+    CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOBS), 0);
+    CU_ASSERT(l.up[KN_CUDA_SYNC_WEIGHTS] == 1 && l.up[KN_CUDA_SYNC_GRADS] == 0);
+    CU_ASSERT(l.down[KN_CUDA_SYNC_WEIGHTS] == 0 && l.down[KN_CUDA_SYNC_GRADS] == 0); /* infer wrote nothing */
+    /* The gradient blob appears: it goes up before the next phase, once. */
+    ctx.grads = g;
+    for (int step = 0; step < 3; step++) {
+        CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+        kn_cuda_sync_after_phase(&s, &m, &train);
+        CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+        kn_cuda_sync_after_phase(&s, &m, &update);
+    }
+    CU_ASSERT(l.up[KN_CUDA_SYNC_WEIGHTS] == 1 && l.up[KN_CUDA_SYNC_GRADS] == 1);
+    CU_ASSERT(l.down[KN_CUDA_SYNC_WEIGHTS] == 0 && l.down[KN_CUDA_SYNC_GRADS] == 0);
+    /* The host asks for the weights: one download, a second ask is free. */
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOB_WEIGHTS), 0);
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOB_WEIGHTS), 0);
+    CU_ASSERT(l.down[KN_CUDA_SYNC_WEIGHTS] == 1 && l.down[KN_CUDA_SYNC_GRADS] == 0);
+    CU_ASSERT_EQUAL(s.state[KN_CUDA_SYNC_GRADS], KN_CUDA_DEVICE_NEWER);
+    /* The host writes the weights (a load): they go up again, not the gradients. */
+    kn_cuda_sync_host_wrote(&s, KN_RT_BLOB_WEIGHTS);
+    CU_ASSERT_EQUAL(kn_cuda_sync_before_phase(&s, &ctx), 0);
+    CU_ASSERT(l.up[KN_CUDA_SYNC_WEIGHTS] == 2 && l.up[KN_CUDA_SYNC_GRADS] == 1);
+    /* A failed download (GPU error) keeps the blob device-newer: no stale
+     * host copy passes for current. */
+    kn_cuda_sync_after_phase(&s, &m, &train);
+    l.fail = 1;
+    CU_ASSERT_EQUAL(kn_cuda_sync_to_host(&s, &ctx, KN_RT_BLOB_WEIGHTS), -1);
+    CU_ASSERT_EQUAL(s.state[KN_CUDA_SYNC_WEIGHTS], KN_CUDA_DEVICE_NEWER);
+    CU_ASSERT_EQUAL(kn_cuda_phase_writes(&m, &infer), 0);
+    CU_ASSERT_EQUAL(kn_cuda_phase_writes(&m, &update), KN_RT_BLOBS);
+}
+
+/* Blob copies one emulated run made (the last context it closed). */
+typedef struct {
+    long phases, w_up, w_down, g_up, g_down;
+} emu_stats;
+
+/* The fmnist_mlp emulation build the resident-weight tests share. */
+static const emu_model *emu_fmnist(void)
+{
+    static emu_model em;
+    static int state; /* 0 not built, 1 built, -1 failed */
+    if (state == 0) {
+        char path[4096];
+        kt_pathf(path, sizeof path, "%s/models/fmnist_mlp.kiln", kt_src_dir());
+        state = emu_build(path, "fmnist_mlp", "emu_resident", &em) == 0 ? 1 : -1;
+    }
+    return state == 1 ? &em : NULL;
+}
+
+/* Runs `EXE ARGS --device D` with the emulated GPU; out gets stdout+stderr
+ * (may be NULL) and st the copy counts of its last context. */
+static int emu_run_counted(const emu_model *em, const char *device, const char *args, char **out, emu_stats *st)
+{
+    char stats[4200], *log = NULL;
+    kt_pathf(stats, sizeof stats, "%s/stats.txt", kt_tmp_dir("emu_stats"));
+    int rc = kt_run(&log, "KILN_CUDA_EMU_STATS='%s' KILN_CUDA_EMU_KERNELS='%s' '%s' %s --device %s", stats,
+                    em->kernels, em->exe, args, device);
+    if (rc != 0) printf("  %s --device %s failed (%d):\n%s\n", args, device, rc, log ? log : "");
+    memset(st, 0, sizeof *st);
+    st->phases = -1;
+    char *text = kt_read_file(stats, NULL);
+    const char *last = text;
+    for (const char *p = text; p && *p; p++)
+        if (*p == '\n' && p[1]) last = p + 1;
+    if (last && sscanf(last, "phases %ld weights_up %ld weights_down %ld grads_up %ld grads_down %ld", &st->phases,
+                       &st->w_up, &st->w_down, &st->g_up, &st->g_down) != 5)
+        st->phases = -1;
+    free(text);
+    if (out) *out = log;
+    else free(log);
+    return rc;
+}
+
+static void print_stats(const char *what, const emu_stats *st)
+{
+    printf("  %s: %ld phases, weights up %ld down %ld, gradients up %ld down %ld\n", what, st->phases, st->w_up,
+           st->w_down, st->g_up, st->g_down);
+}
+
+/* Train steps on resident weights: the weights go up once and never come
+ * back; the gradients come back only for --dump-grads, once per step, and
+ * then match the CPU's bit for bit. */
+static void test_resident_train_steps(void)
+{
+    const emu_model *em = emu_fmnist();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(em);
+    emu_stats st;
+    CU_ASSERT_EQUAL(emu_run_counted(em, "cuda", "train --steps 4 --seed 3 --quiet", NULL, &st), 0);
+    print_stats("train --steps 4", &st);
+    CU_ASSERT_EQUAL(st.phases, 8); /* 4 x (train, update) */
+    CU_ASSERT_EQUAL(st.w_up, 1);
+    CU_ASSERT_EQUAL(st.w_down, 0);
+    CU_ASSERT_EQUAL(st.g_up, 1);
+    CU_ASSERT_EQUAL(st.g_down, 0);
+
+    char tmp[4096], dirs[2][4200], args[4400];
+    snprintf(tmp, sizeof tmp, "%s", kt_tmp_dir("emu_resident_grads")); /* kt_tmp_dir's buffer is reused */
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(dirs[k], sizeof dirs[k], "%s/grads_%s", tmp, dev[k]);
+        kt_pathf(args, sizeof args, "train --steps 4 --seed 3 --quiet --dump-grads '%s'", dirs[k]);
+        CU_ASSERT_EQUAL(emu_run_counted(em, dev[k], args, NULL, &st), 0);
+    }
+    print_stats("train --steps 4 --dump-grads", &st);
+    CU_ASSERT_EQUAL(st.g_down, 4);
+    CU_ASSERT_EQUAL(st.w_up, 1);
+    CU_ASSERT_EQUAL(st.w_down, 0);
+    CU_ASSERT_EQUAL(compare_dirs("resident grads", dirs[0], dirs[1], 0.0, 0.0), 0);
+}
+
+/* The "test: ..." line of a train run's output (empty if none). */
+static void test_line(const char *log, char *line, size_t cap)
+{
+    const char *p = log ? strstr(log, "\ntest: ") : NULL;
+    line[0] = 0;
+    if (!p) return;
+    p++;
+    size_t n = strcspn(p, "\n");
+    snprintf(line, cap, "%.*s", (int)(n < cap ? n : cap - 1), p);
+}
+
+/* Two epochs with --save, lr 0.1 so that epoch 1 stays the best (val
+ * accuracy 0.3788, then 0.3752): the checkpoint holds the device's weights
+ * after epoch 2, the .best file those after epoch 1, both bit for bit the
+ * CPU's; the test split runs on the best weights the host put back (the
+ * CPU's test line); the weights come down once per epoch and go up twice
+ * (start, best-weights restore), the gradients never come down.  Then
+ * --resume and eval/predict of that checkpoint on the GPU. */
+#define RESIDENT_TRAIN "train --limit 256 --batch 64 --lr 0.1 --seed 3 --quiet"
+
+static void test_resident_checkpoints(void)
+{
+    const emu_model *em = emu_fmnist();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(em);
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", kt_tmp_dir("emu_resident_ckpt")); /* kt_tmp_dir's buffer is reused */
+    const char *dev[2] = {"cpu", "cuda"};
+    char ck[2][4200], best[2][4200], args[9000], lines[2][512], *log = NULL;
+    emu_stats st;
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(ck[k], sizeof ck[k], "%s/%s.safetensors", tmp, dev[k]);
+        kt_pathf(best[k], sizeof best[k], "%s/%s.best.safetensors", tmp, dev[k]);
+        kt_pathf(args, sizeof args, RESIDENT_TRAIN " --epochs 2 --save '%s'", ck[k]);
+        CU_ASSERT_EQUAL(emu_run_counted(em, dev[k], args, &log, &st), 0);
+        test_line(log, lines[k], sizeof lines[k]);
+        free(log);
+    }
+    print_stats("train --epochs 2 --save", &st);
+    printf("  cpu:  %s\n  cuda: %s\n", lines[0], lines[1]);
+    CU_ASSERT(kt_same_tensors(ck[0], ck[1], 1));
+    CU_ASSERT(kt_same_tensors(best[0], best[1], 1));
+    KT_ASSERT_CONTAINS(lines[0], "best weights, epoch 1");
+    CU_ASSERT(lines[0][0] && strcmp(lines[0], lines[1]) == 0);
+    CU_ASSERT_EQUAL(st.w_down, 2);
+    CU_ASSERT_EQUAL(st.w_up, 2);
+    CU_ASSERT_EQUAL(st.g_up, 1);
+    CU_ASSERT_EQUAL(st.g_down, 0);
+
+    /* One epoch on the GPU, then --resume for the second: the loaded
+     * weights and optimizer state replace the device's. */
+    char part[4200];
+    kt_pathf(part, sizeof part, "%s/resumed.safetensors", tmp);
+    kt_pathf(args, sizeof args, RESIDENT_TRAIN " --epochs 1 --save '%s'", part);
+    CU_ASSERT_EQUAL(emu_run_counted(em, "cuda", args, NULL, &st), 0);
+    kt_pathf(args, sizeof args, "train --limit 256 --quiet --epochs 2 --resume '%s' --save '%s'", part, part);
+    CU_ASSERT_EQUAL(emu_run_counted(em, "cuda", args, NULL, &st), 0);
+    CU_ASSERT(kt_same_tensors(ck[0], part, 1));
+
+    /* Inference reads outputs only: the weights go up once, nothing comes back. */
+    const char *infer_cmds[2] = {"eval --json", "predict --index 0 --top 3"};
+    for (int c = 0; c < 2; c++) {
+        char *out[2] = {NULL, NULL};
+        for (int k = 0; k < 2; k++) {
+            kt_pathf(args, sizeof args, "%s --weights '%s'", infer_cmds[c], ck[1]);
+            CU_ASSERT_EQUAL(emu_run_counted(em, dev[k], args, &out[k], &st), 0);
+        }
+        print_stats(infer_cmds[c], &st);
+        CU_ASSERT(out[0] && out[1] && strcmp(out[0], out[1]) == 0);
+        CU_ASSERT_EQUAL(st.w_up, 1);
+        CU_ASSERT_EQUAL(st.w_down + st.g_up + st.g_down, 0);
+        free(out[0]);
+        free(out[1]);
+    }
+}
+
+/* How many times `needle` occurs in `hay`. */
+static int count_of(const char *hay, const char *needle)
+{
+    int k = 0;
+    for (const char *p = hay ? strstr(hay, needle) : NULL; p; p = strstr(p + 1, needle)) k++;
+    return k;
+}
+
+/* The update phase is one kernel (all optimizer steps fused), and one
+ * epoch with each optimizer of test_train_step's PyTorch cases (SGD,
+ * momentum with L2 decay, Nesterov, AdamW; Adam is fmnist_mlp's own) on
+ * the emulated GPU writes the CPU's checkpoint bit for bit. */
+static void test_fused_optimizer_steps(void)
+{
+    const emu_model *base = emu_fmnist();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(base);
+    char *src = kt_read_file(base->cu, NULL);
+    CU_ASSERT_EQUAL(count_of(src, "KN_KERNEL(update_"), 1);
+    KT_ASSERT_CONTAINS(src ? src : "", "KN_KERNEL(update_n0_to_n17)");
+    free(src);
+
+    const char *optimizers[] = {"sgd(lr=0.1)", "sgd(lr=0.05, momentum=0.9, weight_decay=0.001)",
+                                "sgd(lr=0.05, momentum=0.9, nesterov=1)", "adamw(lr=0.01, weight_decay=0.1)"};
+    char path[4096];
+    kt_pathf(path, sizeof path, "%s/models/fmnist_mlp.kiln", kt_src_dir());
+    char *model = kt_read_file(path, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(model);
+    const char *opt = strstr(model, "optimizer adam(lr=1e-3)");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(opt);
+    for (int i = 0; i < 4; i++) {
+        char dir[4096], file[4200], name[32], ck[2][4300], args[9000];
+        snprintf(name, sizeof name, "emu_optim_%d", i);
+        snprintf(dir, sizeof dir, "%s", kt_tmp_dir(name));
+        kt_pathf(file, sizeof file, "%s/fmnist_mlp.kiln", dir);
+        kn_strbuf text;
+        kn_sb_init(&text);
+        kn_sb_printf(&text, "%.*soptimizer %s%s", (int)(opt - model), model, optimizers[i],
+                     opt + strlen("optimizer adam(lr=1e-3)"));
+        CU_ASSERT_EQUAL_FATAL(kt_write_file(file, text.s, text.len), 0);
+        kn_sb_free(&text);
+        emu_model em;
+        CU_ASSERT_EQUAL_FATAL(emu_build(file, "fmnist_mlp", name, &em), 0);
+        const char *dev[2] = {"cpu", "cuda"};
+        for (int k = 0; k < 2; k++) {
+            kt_pathf(ck[k], sizeof ck[k], "%s/%s.safetensors", dir, dev[k]);
+            kt_pathf(args, sizeof args, "train --limit 192 --batch 64 --epochs 1 --seed 5 --quiet --save '%s'", ck[k]);
+            CU_ASSERT_EQUAL(emu_run(&em, dev[k], args), 0);
+        }
+        int same = kt_same_tensors(ck[0], ck[1], 1);
+        printf("  %s: GPU checkpoint %s the CPU's\n", optimizers[i], same ? "is bit for bit" : "DIFFERS from");
+        CU_ASSERT(same);
+    }
+    free(model);
+}
+
 int main(void)
 {
     CU_TestInfo tests[] = {
@@ -484,9 +808,14 @@ int main(void)
         {"emulated GPU phases: fmnist_mlp train (bitwise)", test_emu_fmnist_mlp},
         {"emulated GPU phases: mnist_cnn train", test_emu_mnist_cnn},
         {"emulated GPU phases: MobileNetV2 logits", test_emu_mobilenetv2},
+        {"resident blobs: the coherence rule", test_sync_rule},
+        {"resident blobs: train steps copy no weights", test_resident_train_steps},
+        {"resident blobs: checkpoints, resume, eval match the CPU", test_resident_checkpoints},
+        {"one kernel for all optimizer steps: SGD, momentum, Nesterov, AdamW", test_fused_optimizer_steps},
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},
+        {"a checkpoint trained on the GPU matches the CPU's", test_gpu_checkpoint_matches_cpu},
         {"MobileNetV2 logits on the GPU", test_gpu_mobilenetv2_logits},
         CU_TEST_INFO_NULL,
     };

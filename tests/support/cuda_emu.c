@@ -9,13 +9,20 @@
  * runs, e.g. `kiln onnx-test --target cuda`).  The
  * generated host code (launch order, arena offsets, GEMM arguments, the
  * memcpy/memset redirects) and the kernels run as they would on a GPU, with
- * "device" memory in separate host buffers that each phase call copies in
- * and out like kn_rt_cuda.c.  cuBLAS is replaced by kn_rt_sgemm (same
- * row-major contract), so the operand swap in kn_rt_cuda_sgemm is not
- * covered here.
+ * "device" memory in separate host buffers.  Phase inputs go in and outputs
+ * come out on every call like kn_rt_cuda.c; the weight and gradient blobs
+ * stay resident and move only when kn_rt_cuda_sync.c (the GPU backend's
+ * own coherence rule, linked here too) asks for a copy.  A command that
+ * misses a sync point therefore reads stale values here as on a GPU.
+ * With $KILN_CUDA_EMU_STATS set, closing the context appends one line to
+ * that file counting the phase calls and those blob copies:
+ *   phases P weights_up A weights_down B grads_up C grads_down D
+ * cuBLAS is replaced by kn_rt_sgemm (same row-major contract), so the
+ * operand swap in kn_rt_cuda_sgemm is not covered here.
  */
 #include "kn_rt.h"
 #include "kn_rt_arena.h"
+#include "kn_rt_cuda_sync.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -33,6 +40,8 @@ struct kn_rt_cuda {
     kn_rt_cuda_ctx step;
     void *so;
     emu_kernel *kernels;
+    kn_cuda_sync sync;
+    long phases, copies[KN_CUDA_SYNC_N][2]; /* [blob][to_device] */
 };
 
 static int emu_probe(char *err, size_t cap)
@@ -65,10 +74,23 @@ static void *emu_compile(const kn_rt_model *m, char *err, size_t cap)
     return h;
 }
 
+/* $KILN_CUDA_EMU_STATS: what this context did, for the tests to assert. */
+static void emu_write_stats(const kn_rt_cuda *cu)
+{
+    const char *path = getenv("KILN_CUDA_EMU_STATS");
+    FILE *f = path && *path ? fopen(path, "a") : NULL;
+    if (!f) return;
+    fprintf(f, "phases %ld weights_up %ld weights_down %ld grads_up %ld grads_down %ld\n", cu->phases,
+            cu->copies[KN_CUDA_SYNC_WEIGHTS][1], cu->copies[KN_CUDA_SYNC_WEIGHTS][0],
+            cu->copies[KN_CUDA_SYNC_GRADS][1], cu->copies[KN_CUDA_SYNC_GRADS][0]);
+    fclose(f);
+}
+
 static void emu_close(kn_rt_ctx *ctx)
 {
     kn_rt_cuda *cu = ctx->cuda;
     if (!cu) return;
+    emu_write_stats(cu);
     free(cu->arena);
     free(cu->weights);
     free(cu->grads);
@@ -76,6 +98,18 @@ static void emu_close(kn_rt_ctx *ctx)
     if (cu->so) dlclose(cu->so);
     free(cu);
     ctx->cuda = NULL;
+}
+
+/* kn_cuda_copy_fn: one whole blob between the host and the "device". */
+static int emu_copy_blob(void *backend, kn_rt_ctx *ctx, int blob, int to_device)
+{
+    kn_rt_cuda *cu = backend;
+    int w = blob == KN_CUDA_SYNC_WEIGHTS;
+    float *host = w ? ctx->weights : ctx->grads, *dev = w ? cu->weights : cu->grads;
+    size_t bytes = cu->m->weights_numel * sizeof(float);
+    if (bytes) memcpy(to_device ? dev : host, to_device ? host : dev, bytes);
+    cu->copies[blob][to_device ? 1 : 0]++;
+    return 0;
 }
 
 static int emu_open(kn_rt_ctx *ctx, const kn_rt_model *m, char *err, size_t cap)
@@ -106,10 +140,15 @@ static int emu_open(kn_rt_ctx *ctx, const kn_rt_model *m, char *err, size_t cap)
             return -1;
         }
     }
+    kn_cuda_sync_init(&cu->sync, emu_copy_blob, cu);
     return 0;
 }
 
-const kn_rt_cuda_backend kn_rt_cuda_impl = {emu_probe, emu_open, emu_close};
+static int emu_to_host(kn_rt_ctx *ctx, int blobs) { return kn_cuda_sync_to_host(&ctx->cuda->sync, ctx, blobs); }
+
+static void emu_host_wrote(kn_rt_ctx *ctx, int blobs) { kn_cuda_sync_host_wrote(&ctx->cuda->sync, blobs); }
+
+const kn_rt_cuda_backend kn_rt_cuda_impl = {emu_probe, emu_open, emu_close, emu_to_host, emu_host_wrote};
 
 unsigned char *kn_rt_cuda_arena(kn_rt_cuda *cu) { return cu->arena; }
 float *kn_rt_cuda_weights(kn_rt_cuda *cu) { return cu->weights; }
@@ -154,17 +193,45 @@ static void emu_copy_io(kn_rt_cuda *cu, kn_rt_ctx *ctx, const kn_rt_phase *ph, i
     }
 }
 
+/* The rule never downloads after a phase kn_cuda_phase_writes calls
+ * read-only (infer, features, head_infer): check that such a phase really
+ * leaves both blobs alone, or a GPU would keep changes the host never sees.
+ * NULL for a phase that writes (or without memory: then unchecked). */
+static float *read_only_snapshot(const kn_rt_cuda *cu, const kn_rt_phase *ph)
+{
+    if (kn_cuda_phase_writes(cu->m, ph)) return NULL;
+    size_t numel = cu->m->weights_numel;
+    float *s = malloc(2 * numel * sizeof(float) + 1);
+    if (!s) return NULL;
+    memcpy(s, cu->weights, numel * sizeof(float));
+    memcpy(s + numel, cu->grads, numel * sizeof(float));
+    return s;
+}
+
+static void check_read_only(const kn_rt_cuda *cu, const kn_rt_phase *ph, float *before)
+{
+    if (!before) return;
+    size_t numel = cu->m->weights_numel;
+    int changed = memcmp(before, cu->weights, numel * sizeof(float)) != 0 ||
+                  memcmp(before + numel, cu->grads, numel * sizeof(float)) != 0;
+    free(before);
+    if (!changed) return;
+    fprintf(stderr, "cuda-emu: phase %s changed the weight or gradient blob, but the coherence rule "
+                    "(kn_cuda_phase_writes) treats it as read-only\n", ph->name);
+    abort(); /* a test harness, not the library: fail loudly */
+}
+
 void kn_rt_cuda_run_phase(kn_rt_ctx *ctx, int phase, int n)
 {
     kn_rt_cuda *cu = ctx->cuda;
     const kn_rt_phase *ph = cu->m->cuda->phases[phase];
-    size_t wbytes = cu->m->weights_numel * sizeof(float);
     cu->step = (kn_rt_cuda_ctx){ctx->seed, ctx->step, ctx->lr, ctx->grad_scale, ctx->sample0};
-    memcpy(cu->weights, ctx->weights, wbytes);
-    if (ctx->grads) memcpy(cu->grads, ctx->grads, wbytes);
+    cu->phases++;
+    kn_cuda_sync_before_phase(&cu->sync, ctx); /* host memcpy: cannot fail */
     emu_copy_io(cu, ctx, ph, n, 1);
+    float *before = read_only_snapshot(cu, ph);
     cu->m->cuda->phase_run[phase](ctx, n);
+    check_read_only(cu, ph, before);
+    kn_cuda_sync_after_phase(&cu->sync, cu->m, ph);
     emu_copy_io(cu, ctx, ph, n, 0);
-    memcpy(ctx->weights, cu->weights, wbytes);
-    if (ctx->grads) memcpy(ctx->grads, cu->grads, wbytes);
 }
