@@ -8,7 +8,9 @@
  *   residual = 1   one more input R (same shape as Y): Y = conv(X) + B + R
  *   act_min/act_max   then Y = min(max(Y, act_min), act_max)
  * in that order, which covers conv -> add -> relu/clip (ResNet) and
- * conv -> clip (MobileNet).  conv -> clip -> add keeps its add.
+ * conv -> clip (MobileNet).  conv -> clip -> add keeps its add.  Before an
+ * im2col conv, a per-channel x * S + T folds in as the input is read
+ * (in_affine = 1, inputs S and T last).
  *
  * Only for code generation of inference phases (kn_run_backend_pipeline):
  * the fused node has no gradient rule and ONNX export keeps the plain ops.
@@ -17,6 +19,7 @@
  * conv value, which nothing reads, and the DCE this pass ends with removes it.
  */
 #include "passes.h"
+#include "../ir/ops/conv.h"
 #include "../ir/ops/op_util.h" /* kn_ops_attr_num: clip bounds may be written as 0 or 0.0 */
 
 #include <math.h>
@@ -83,6 +86,61 @@ static bool try_activation(kn_graph *g, kn_node *conv)
     return true;
 }
 
+/* A per-channel constant for NCHW input `x`: [1, C, 1, 1] or [C, 1, 1],
+ * not computed by a node. */
+static bool per_channel(const kn_graph *g, int vid, const kn_shape *x)
+{
+    const kn_value *v = g->values[vid];
+    if (v->kind == KN_VAL_NODE || v->kind == KN_VAL_INPUT || v->kind == KN_VAL_LABEL || v->dtype != KN_F32) return false;
+    const kn_shape *s = &v->shape;
+    if (s->rank == 4) return s->d[0] == 1 && s->d[1] == x->d[1] && s->d[2] == 1 && s->d[3] == 1;
+    return s->rank == 3 && s->d[0] == x->d[1] && s->d[1] == 1 && s->d[2] == 1;
+}
+
+/* The other input of binary node `n` when one is `vid`, else -1. */
+static int other_input(const kn_node *n, int vid)
+{
+    if (n->n_in != 2) return -1;
+    return n->in[0] == vid ? n->in[1] : n->in[1] == vid ? n->in[0] : -1;
+}
+
+/* conv(add(mul(v, S), T)) with per-channel S, T (ONNX exports of
+ * MobileNetV2 normalise the image this way) and an im2col conv: the conv
+ * reads v and applies S, T as it builds its im2col, the padding still 0.
+ * Two passes over the image (0.06 ms at batch 1) disappear. */
+static bool try_input_affine(kn_graph *g, kn_node *conv)
+{
+    kn_conv_geom q;
+    kn_diag quiet;
+    if (kn_conv_geometry(g, conv, &q, &quiet) != KN_OK || q.groups != 1 || kn_conv_is_pointwise(&q) ||
+        kn_conv_is_depthwise(&q))
+        return false;
+    const kn_value *xv = g->values[conv->in[0]];
+    if (xv->kind != KN_VAL_NODE || sole_reader(g, conv->in[0]) != conv) return false;
+    kn_node *add = kn_graph_node(g, xv->producer);
+    if (add->op != KN_OP_ADD || add->n_in != 2) return false;
+    for (int k = 0; k < 2; k++) {
+        int m = add->in[k], t = add->in[1 - k];
+        const kn_value *mv = g->values[m];
+        if (!per_channel(g, t, &xv->shape) || mv->kind != KN_VAL_NODE || sole_reader(g, m) != add) continue;
+        kn_node *mul = kn_graph_node(g, mv->producer);
+        if (mul->op != KN_OP_MUL || mul->n_in != 2) continue;
+        for (int j = 0; j < 2; j++) {
+            int v = mul->in[j], sc = other_input(mul, v);
+            const kn_value *vv = g->values[v];
+            if (sc < 0 || v == sc || !per_channel(g, sc, &xv->shape) || vv->dtype != KN_F32 ||
+                !kn_shape_equal(&vv->shape, &xv->shape))
+                continue;
+            conv->in[0] = v;
+            kn_node_append_input(conv, sc);
+            kn_node_append_input(conv, t);
+            kn_node_set_attr_i(conv, "in_affine", 1);
+            return true;
+        }
+    }
+    return false;
+}
+
 kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
 {
     if (g->mode != KN_MODE_EVAL) return KN_OK; /* training needs the unfused values for backward */
@@ -91,6 +149,7 @@ kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
         if (n->op != KN_OP_CONV2D || kn_node_attr(n, "residual") || kn_node_attr(n, "act_min")) continue;
         try_residual(g, n);
         try_activation(g, n);
+        try_input_affine(g, n); /* last: its inputs go after the residual */
     }
     /* The absorbed nodes now read their own output: DCE removes them (and
      * verifies the graph) before anything walks the node order. */

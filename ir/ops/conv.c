@@ -208,17 +208,27 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
     if (conv_geom_forward(d, g, n, &q) != KN_OK) return KN_ERR;
     if (conv_want_col(d, g, n) != KN_OK) return KN_ERR;
     bool bias = kn_node_attr_i(n, "bias", 1) != 0, residual = kn_node_attr_i(n, "residual", 0) != 0;
-    int want = 2 + bias + residual;
+    bool affine = kn_node_attr_i(n, "in_affine", 0) != 0;
+    int want = 2 + bias + residual + 2 * affine;
     if (n->n_in != want)
-        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s%s), got %d", want, bias ? ", bias" : "",
-                           residual ? ", residual" : "", n->n_in);
+        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s%s%s), got %d", want, bias ? ", bias" : "",
+                           residual ? ", residual" : "", affine ? ", scale, shift" : "", n->n_in);
+    if (affine && (conv_is_1x1(&q) || conv_is_depthwise(&q) || q.groups != 1))
+        return kn_op_error(d, g, n, "internal: a fused input scale/shift needs an im2col conv");
+    for (int i = want - 2; affine && i < want; i++) {
+        const kn_value *v = kn_graph_value(g, n->in[i]);
+        int64_t numel = 0;
+        if (v->dtype != KN_F32 || !kn_shape_numel(&v->shape, 1, &numel) || numel != q.c)
+            return kn_op_error(d, g, n, "internal: the fused input scale/shift '%s' must have %lld values", v->name,
+                               (long long)q.c);
+    }
     int64_t wd[4] = {q.oc, q.c / q.groups, q.kh, q.kw};
     kn_shape ws = kn_shape_make(4, wd), bs = kn_shape_make(1, &q.oc);
     if (conv_want_param(d, g, n, 1, "weight", &ws) != KN_OK) return KN_ERR;
     if (bias && conv_want_param(d, g, n, 2, "bias", &bs) != KN_OK) return KN_ERR;
     kn_shape y = kn_graph_value(g, n->in[0])->shape;
     y.d[1] = q.oc, y.d[2] = q.oh, y.d[3] = q.ow;
-    const kn_value *r = residual ? kn_graph_value(g, n->in[want - 1]) : NULL;
+    const kn_value *r = residual ? kn_graph_value(g, n->in[bias ? 3 : 2]) : NULL;
     if (r && (r->dtype != KN_F32 || !kn_shape_equal(&r->shape, &y)))
         return kn_op_error(d, g, n, "internal: the fused residual '%s' must have the output's shape", r->name);
     kn_shape col = conv_col_shape(&q);
@@ -241,8 +251,10 @@ static void conv_emit_parallel_for(kn_emit *e, const char *count, long long work
     kn_emit_line(e, "#pragma omp parallel for schedule(guided) if(%s * %lld >= KN_RT_PAR_MIN)", count, work);
 }
 
-/* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW). */
-static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src)
+/* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW);
+ * with `affine`, each value read is x * S[c] + T[c] (a fused per-channel
+ * input normalisation: the padding stays 0, as when it ran first). */
+static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src, bool affine)
 {
     long long k = q->c / q->groups * q->kh * q->kw, ohw = q->oh * q->ow;
     conv_emit_parallel_for(e, "1", k * ohw);
@@ -264,8 +276,12 @@ static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src)
     kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
     kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
                  (long long)q->dw, (long long)q->pw);
-    kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] : 0.0f;", (long long)q->w,
-                 (long long)q->w);
+    if (affine)
+        kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] * S[c] + T[c] : 0.0f;", (long long)q->w,
+                     (long long)q->w);
+    else
+        kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] : 0.0f;", (long long)q->w,
+                     (long long)q->w);
     kn_emit_line(e, "}");
     e->indent--;
     kn_emit_line(e, "}");
@@ -306,6 +322,7 @@ static void conv_emit_col2im(kn_emit *e, const conv_geom *q, const char *dst)
  * folded in (a residual input R, then a clamp). */
 typedef struct {
     bool bias, residual, act;
+    bool affine; /* in_affine: x * S[c] + T[c] as the input is read (fuse_epilogue.c) */
     char lo[48], hi[48]; /* clamp bounds as C literals; "" when unbounded on that side */
 } conv_epilogue;
 
@@ -314,6 +331,7 @@ static void conv_read_epilogue(const kn_node *n, conv_epilogue *ep)
     memset(ep, 0, sizeof *ep);
     ep->bias = kn_node_attr_i(n, "bias", 1) != 0;
     ep->residual = kn_node_attr_i(n, "residual", 0) != 0;
+    ep->affine = kn_node_attr_i(n, "in_affine", 0) != 0;
     double lo = kn_ops_attr_num(n, "act_min", -INFINITY), hi = kn_ops_attr_num(n, "act_max", INFINITY);
     if (lo > -INFINITY) kn_emit_float_lit(lo, ep->lo, sizeof ep->lo);
     if (hi < INFINITY) kn_emit_float_lit(hi, ep->hi, sizeof ep->hi);
@@ -340,6 +358,10 @@ static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
     kn_emit_bind_in(e, "W", n->in[1]);
     if (ep->bias) kn_emit_bind_in(e, "B", n->in[2]);
     if (ep->residual) kn_emit_bind_in(e, "R", n->in[ep->bias ? 3 : 2]);
+    if (ep->affine) {
+        kn_emit_bind_in(e, "S", n->in[n->n_in - 2]);
+        kn_emit_bind_in(e, "T", n->in[n->n_in - 1]);
+    }
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_bind_out(e, "COL", n->out[1]);
 }
@@ -771,7 +793,7 @@ static void conv_emit_gemm_nhwc_out(kn_emit *e, const conv_geom *q, const conv_e
         kn_emit_line(e, "for (size_t s = 0; s < %s; s++) {", samples);
         e->indent++;
         kn_emit_line(e, "const float *Xg = X + s * %lld;", (long long)(q->c * q->h * q->w));
-        conv_emit_im2col(e, q, "Xg");
+        conv_emit_im2col(e, q, "Xg", ep->affine);
         conv_emit_parallel_for(e, "1", oc * ohw * k);
         kn_emit_line(e, "for (size_t t = 0; t < %lld; t++) {", tiles);
         e->indent++;
@@ -860,13 +882,18 @@ static void conv_emit_banded(kn_emit *e, const conv_geom *q, const conv_epilogue
     if (lo > hi) lo = hi;
     kn_emit_line(e, "const float *Xr = Xc + ih * %lld + (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->w,
                  (long long)q->dw, (long long)q->pw);
-    kn_emit_line(e, "for (size_t ow = %lld; ow < %lld; ow++) Co[ow] = Xr[ow * %lld];", lo, hi, (long long)q->sw);
+    if (ep->affine)
+        kn_emit_line(e, "for (size_t ow = %lld; ow < %lld; ow++) Co[ow] = Xr[ow * %lld] * S[c] + T[c];", lo, hi,
+                     (long long)q->sw);
+    else
+        kn_emit_line(e, "for (size_t ow = %lld; ow < %lld; ow++) Co[ow] = Xr[ow * %lld];", lo, hi, (long long)q->sw);
     kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
     kn_emit_line(e, "    if (ow == %lld) ow = %lld;", lo, hi);
     kn_emit_line(e, "    if (ow >= %lld) break;", (long long)q->ow);
     kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
                  (long long)q->dw, (long long)q->pw);
-    kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] : 0.0f;", (long long)q->w, (long long)q->w);
+    kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw]%s : 0.0f;", (long long)q->w, (long long)q->w,
+                 ep->affine ? " * S[c] + T[c]" : "");
     kn_emit_line(e, "}");
     e->indent--;
     kn_emit_line(e, "}");
@@ -946,7 +973,7 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "for (size_t gi = 0; gi < %lld; gi++) {", (long long)q.groups);
         e->indent++;
         kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg, hw);
-        conv_emit_im2col(e, &q, "Xg");
+        conv_emit_im2col(e, &q, "Xg", ep.affine);
         conv_emit_parallel_for(e, "1", ocg * ohw * k);
         kn_emit_line(e, "for (size_t t = 0; t < %lld; t++) {", tiles);
         e->indent++;
@@ -1168,7 +1195,7 @@ static kn_status grad_weight_emit(kn_emit *e, const kn_graph *g, const kn_node *
     kn_emit_line(e, "const float *Xg = X + (s * %lld + gi * %lld) * %lld;", (long long)q.c, cg,
                  (long long)(q.h * q.w));
     kn_emit_line(e, "const float *dYg = dY + (s * %lld + gi * %lld) * %lld;", (long long)q.oc, ocg, ohw);
-    if (!direct) conv_emit_im2col(e, &q, "Xg");
+    if (!direct) conv_emit_im2col(e, &q, "Xg", false);
     kn_emit_line(e, "kn_rt_sgemm(0, 1, %lld, %lld, %lld, 1.0f, dYg, %lld, %s, %lld, 1.0f, dW + gi * %lld, %lld);",
                  ocg, k, ohw, ohw, direct ? "Xg" : "COL", ohw, ocg * k, k);
     e->indent--;

@@ -219,10 +219,31 @@ def splice_mlp():
     np.save(os.path.join(d, "feat.npy"), np.maximum(x @ w1.T + b1, 0).astype(np.float32))
 
 
+def normalize_conv():
+    """The image normalisation TF-converted MobileNetV2 starts with,
+    Mul(x, scale) -> Add(shift) with per-channel [1,3,1,1] initializers,
+    before a 3x3 stride-2 conv with TF's bottom/right padding and a Clip:
+    kiln folds the pair into the conv's im2col (passes/fuse_epilogue.c),
+    and the padding must stay 0 after the normalisation."""
+    x, w, b = rand(2, 3, 9, 9) * 3, rand(4, 3, 3, 3), rand(4)
+    scale = np.array([0.5, -2.0, 1.5], np.float32).reshape(1, 3, 1, 1)
+    shift = np.array([0.25, 1.0, -0.75], np.float32).reshape(1, 3, 1, 1)
+    lo, hi = np.array(0.0, np.float32), np.array(6.0, np.float32)
+    nodes = [helper.make_node("Mul", ["x", "scale"], ["m"]),
+             helper.make_node("Add", ["m", "shift"], ["n"]),
+             helper.make_node("Conv", ["n", "w", "b"], ["c"], kernel_shape=[3, 3], pads=[0, 0, 1, 1], strides=[2, 2]),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"])]
+    n = t(x) * t(scale) + t(shift)
+    y = torch.clamp(F.conv2d(F.pad(n, (0, 1, 0, 1)), t(w), t(b), stride=2), 0, 6)
+    save("normalize_conv", nodes, [("x", ["N", 3, 9, 9])], ["y"],
+         [init("scale", scale), init("shift", shift), init("w", w), init("b", b), init("lo", lo), init("hi", hi)],
+         {"x": x}, {"y": y.numpy()})
+
+
 if __name__ == "__main__":
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
     for fn in (gemm, conv_groups, reshape_shape_chain, concat_transpose, pool_matmul, bad_models, splice_mlp,
-               qdq_weights):
+               qdq_weights, normalize_conv):
         fn()
     print("wrote", OUT)
