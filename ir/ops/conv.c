@@ -9,16 +9,20 @@
  * may also be ONNX's four values (top, left, bottom, right).
  *
  * Emission is im2col + kn_rt_sgemm per sample and group, except depthwise
- * convolutions (direct loops) and 1x1 ones (no im2col).  The GEMM runs in
- * tiles with the bias (and a fused epilogue) applied per tile; tiles,
- * depthwise channels and im2col rows are `omp parallel for` loops (the
- * runtime keeps OpenBLAS single-threaded, see kn_rt_blas.c).  The im2col buffer
- * is the node's second output `<node>.col` f32[C/groups*kh*kw, OH*OW]
- * (not batched): the memory planner gives it arena space for the node's
- * lifetime only, so no step allocates.  Nothing reads it after the node.
- * A 1x1 kernel with stride 1 and no padding multiplies x directly, and a
- * forward depthwise conv runs direct loops (col is a 1-element placeholder
- * then).
+ * convolutions (direct loops, conv_depthwise.c) and 1x1 ones (no im2col).
+ * The GEMM runs in tiles with the bias (and a fused epilogue) applied per
+ * tile; tiles, depthwise channels and im2col rows are `omp parallel for`
+ * loops (the runtime keeps OpenBLAS single-threaded, see kn_rt_blas.c).  A
+ * forward group-1 conv builds its im2col per band of output rows in a
+ * per-thread buffer and multiplies each band straight into y; otherwise
+ * the im2col buffer is the node's second output `<node>.col`
+ * f32[C/groups*kh*kw, OH*OW] (not batched): the memory planner gives it
+ * arena space for the node's lifetime only, so no step allocates.  A 1x1
+ * kernel with stride 1 and no padding multiplies x directly; banded and
+ * depthwise convs leave col a 1-element placeholder.  On CPU inference
+ * graphs the passes may also set: residual/act_min/act_max and in_affine
+ * (fuse_epilogue.c), x_nhwc/y_nhwc (layout_nhwc.c: channels-last storage,
+ * the layout change done inside the GEMM).
  *
  * Backward ops, built by the gradient rule (also callable from model files,
  * which the golden tests use):
@@ -30,8 +34,7 @@
  * Not supported: padding modes other than zeros, string padding ("same")
  * (the ONNX importer turns auto_pad into explicit pads).
  */
-#include "conv.h"
-#include "op_util.h"
+#include "conv_internal.h"
 
 #include <limits.h>
 #include <math.h>
@@ -39,7 +42,6 @@
 
 
 
-typedef kn_conv_geom conv_geom;
 
 /* kn_ops_int_pair with the same default for h and w. */
 static kn_status conv_pair(kn_diag *d, const kn_graph *g, const kn_node *n, const char *name,
@@ -112,13 +114,13 @@ static kn_status conv_check_groups(kn_diag *d, const kn_graph *g, const kn_node 
     return KN_OK;
 }
 
-static bool conv_is_1x1(const conv_geom *q)
+bool conv_is_1x1(const conv_geom *q)
 {
     return q->kh == 1 && q->kw == 1 && q->sh == 1 && q->sw == 1 && q->ph == 0 && q->pw == 0 &&
            q->ph_end == 0 && q->pw_end == 0;
 }
 
-static bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
+bool conv_is_depthwise(const conv_geom *q) { return q->groups > 1 && q->groups == q->c && q->oc == q->c; }
 
 bool kn_conv_is_pointwise(const kn_conv_geom *q) { return conv_is_1x1(q); }
 bool kn_conv_is_depthwise(const kn_conv_geom *q) { return conv_is_depthwise(q); }
@@ -246,7 +248,7 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
  * one thread, so tiny layers and test models never wake the team.
  * Guided scheduling: a thread the OS preempts on a busy machine holds up
  * the others only for its current chunk, not for a fixed half of the loop. */
-static void conv_emit_parallel_for(kn_emit *e, const char *count, long long work)
+void conv_emit_parallel_for(kn_emit *e, const char *count, long long work)
 {
     kn_emit_line(e, "#pragma omp parallel for schedule(guided) if(%s * %lld >= KN_RT_PAR_MIN)", count, work);
 }
@@ -317,14 +319,6 @@ static void conv_emit_col2im(kn_emit *e, const conv_geom *q, const char *dst)
 }
 
 
-/* What follows the convolution sum in one pass over each output tile: the
- * bias, and on inference graphs the epilogue that passes/fuse_epilogue.c
- * folded in (a residual input R, then a clamp). */
-typedef struct {
-    bool bias, residual, act;
-    bool affine; /* in_affine: x * S[c] + T[c] as the input is read (fuse_epilogue.c) */
-    char lo[48], hi[48]; /* clamp bounds as C literals; "" when unbounded on that side */
-} conv_epilogue;
 
 static void conv_read_epilogue(const kn_node *n, conv_epilogue *ep)
 {
@@ -342,7 +336,7 @@ static bool conv_has_epilogue(const conv_epilogue *ep) { return ep->bias || ep->
 
 /* Prints `dst = clamp(v)` for a float variable v, with clip's NaN rule
  * (NaN passes through). */
-static void conv_emit_store(kn_emit *e, const conv_epilogue *ep, const char *dst)
+void conv_emit_store(kn_emit *e, const conv_epilogue *ep, const char *dst)
 {
     if (ep->lo[0] && ep->hi[0])
         kn_emit_line(e, "%s = v < %s ? %s : v > %s ? %s : v;", dst, ep->lo, ep->lo, ep->hi, ep->hi);
@@ -364,230 +358,6 @@ static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
     }
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_bind_out(e, "COL", n->out[1]);
-}
-
-/* Opens the parallel loop over (sample, channel) planes j of a depthwise
- * conv: Xc, Wc, Yc (and Rc) point at the plane, b is its bias. */
-static void conv_emit_dw_channel_loop(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
-{
-    long long hw = q->h * q->w, ohw = q->oh * q->ow;
-    conv_emit_parallel_for(e, samples, q->c * ohw * q->kh * q->kw);
-    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->c);
-    e->indent++;
-    kn_emit_line(e, "const size_t ch = j %% %lld;", (long long)q->c);
-    kn_emit_line(e, "const float *restrict Xc = X + j * %lld, *restrict Wc = W + ch * %lld;", hw,
-                 (long long)(q->kh * q->kw));
-    kn_emit_line(e, "float *restrict Yc = Y + j * %lld;", ohw);
-    if (ep->residual) kn_emit_line(e, "const float *restrict Rc = R + j * %lld;", ohw);
-    kn_emit_line(e, "const float b = %s;", ep->bias ? "B[ch]" : "0.0f");
-}
-
-/* Depthwise (one filter per channel, MobileNet's 3x3 layers): direct loops.
- * im2col + a GEMM per channel would run C tiny GEMMs of one row each.  Each
- * output row reads kh input rows (a zero row stands in for the padding
- * rows); the columns whose taps all fall inside the image form one loop
- * with the taps unrolled and no bounds test, which vectorises, and only
- * the few border columns test bounds.  The epilogue is applied before the
- * store, so each output is written once. */
-static void conv_emit_depthwise(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
-{
-    /* Interior columns [lo, hi): ow*sw - pw >= 0 and ow*sw + (kw-1)*dw - pw <= w-1. */
-    long long lo = (q->pw + q->sw - 1) / q->sw, last = q->w - 1 - (q->kw - 1) * q->dw + q->pw;
-    long long hi = last < 0 ? 0 : last / q->sw + 1;
-    if (hi > q->ow) hi = q->ow;
-    if (lo > hi) lo = hi;
-    kn_emit_line(e, "(void)COL; /* depthwise: direct, no im2col */");
-    kn_emit_line(e, "static const float zero_row[%lld];", (long long)q->w);
-    conv_emit_dw_channel_loop(e, q, ep, samples);
-    kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
-    e->indent++;
-    kn_emit_line(e, "const float *restrict x[%lld];", (long long)q->kh);
-    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++) {", (long long)q->kh);
-    kn_emit_line(e, "    const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
-                 (long long)q->dh, (long long)q->ph);
-    kn_emit_line(e, "    x[ki] = ih >= 0 && ih < %lld ? Xc + ih * %lld : zero_row;", (long long)q->h, (long long)q->w);
-    kn_emit_line(e, "}");
-    kn_emit_line(e, "float *restrict Yr = Yc + oh * %lld;", (long long)q->ow);
-    if (ep->residual) kn_emit_line(e, "const float *restrict Rr = Rc + oh * %lld;", (long long)q->ow);
-    /* Border columns: bounds-tested taps. */
-    kn_emit_line(e, "for (ptrdiff_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
-    e->indent++;
-    if (hi > lo) kn_emit_line(e, "if (ow == %lld) ow = %lld;", lo, hi);
-    kn_emit_line(e, "if (ow >= %lld) break;", (long long)q->ow);
-    kn_emit_line(e, "float v = b;");
-    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++)", (long long)q->kh);
-    kn_emit_line(e, "    for (size_t kj = 0; kj < %lld; kj++) {", (long long)q->kw);
-    kn_emit_line(e, "        const ptrdiff_t iw = ow * %lld + (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->sw,
-                 (long long)q->dw, (long long)q->pw);
-    kn_emit_line(e, "        if (iw >= 0 && iw < %lld) v += Wc[ki * %lld + kj] * x[ki][iw];", (long long)q->w,
-                 (long long)q->kw);
-    kn_emit_line(e, "    }");
-    if (ep->residual) kn_emit_line(e, "v += Rr[ow];");
-    conv_emit_store(e, ep, "Yr[ow]");
-    e->indent--;
-    kn_emit_line(e, "}");
-    if (hi > lo) {
-        /* Interior: taps unrolled (weights hoisted by the compiler). */
-        kn_emit_line(e, "for (ptrdiff_t ow = %lld; ow < %lld; ow++) {", lo, hi);
-        e->indent++;
-        kn_emit_line(e, "float v = b;");
-        for (int64_t ki = 0; ki < q->kh; ki++)
-            for (int64_t kj = 0; kj < q->kw; kj++)
-                kn_emit_line(e, "v += Wc[%lld] * x[%lld][ow * %lld + %lld];", (long long)(ki * q->kw + kj),
-                             (long long)ki, (long long)q->sw, (long long)(kj * q->dw - q->pw));
-        if (ep->residual) kn_emit_line(e, "v += Rr[ow];");
-        conv_emit_store(e, ep, "Yr[ow]");
-        e->indent--;
-        kn_emit_line(e, "}");
-    }
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-}
-
-/* Small stride-1 "same" planes (7x7: at most KN_DW_MASKED_MAX pixels;
- * measured on MobileNetV2: 7x7 planes 1.9x faster than the padded kernel,
- * 14x14 ones 10% slower, so those stay padded): each plane is one flat loop over all H*W outputs with every tap
- * at a fixed offset, p + (ki-ph)*W + (kj-pw), and the taps that fall
- * outside the image at p (from its row and column) add nothing: selected
- * rather than multiplied by 0, so an Inf next door cannot become a NaN.  The plane is first copied between zero guards so the
- * offsets never leave the buffer.  Per channel that is one memcpy and one
- * branch-free vector loop: the padded kernel below spent more on setting
- * up its padded copy and copying rows out than on the taps. */
-#define KN_DW_MASKED_MAX 100
-
-static bool conv_dw_masked(const conv_geom *q)
-{
-    return q->sh == 1 && q->sw == 1 && q->dh == 1 && q->dw == 1 && q->oh == q->h && q->ow == q->w &&
-           q->h * q->w <= KN_DW_MASKED_MAX;
-}
-
-static void conv_emit_depthwise_masked(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
-{
-    long long hw = q->h * q->w, guard = q->ph * q->w + q->pw;
-    if ((q->kh - 1 - q->ph) * q->w + (q->kw - 1 - q->pw) > guard) guard = (q->kh - 1 - q->ph) * q->w + (q->kw - 1 - q->pw);
-    kn_emit_line(e, "(void)COL; /* depthwise: flat over the plane with a tap mask */");
-    /* inside[k][p]: all ones where tap k of output p falls inside the
-     * image, else 0 (ANDed with the product's bits: 0, even for an Inf). */
-    kn_emit_line(e, "static const uint32_t inside[%lld][%lld] = {", (long long)(q->kh * q->kw), hw);
-    for (int64_t k = 0; k < q->kh * q->kw; k++) {
-        kn_strbuf row;
-        kn_sb_init(&row);
-        kn_sb_puts(&row, "    {");
-        for (int64_t p = 0; p < hw; p++) {
-            int64_t ih = p / q->w + k / q->kw - q->ph, iw = p % q->w + k % q->kw - q->pw;
-            kn_sb_puts(&row, ih >= 0 && ih < q->h && iw >= 0 && iw < q->w ? "~0u," : "0,");
-        }
-        kn_sb_puts(&row, "},");
-        kn_emit_line(e, "%s", row.s);
-        kn_sb_free(&row);
-    }
-    kn_emit_line(e, "};");
-    conv_emit_dw_channel_loop(e, q, ep, samples);
-    kn_emit_line(e, "float P[%lld];", hw + 2 * guard);
-    kn_emit_line(e, "memset(P, 0, %lld * sizeof(float));", guard);
-    kn_emit_line(e, "memset(P + %lld, 0, %lld * sizeof(float));", guard + hw, guard);
-    kn_emit_line(e, "memcpy(P + %lld, Xc, %lld * sizeof(float));", guard, hw);
-    kn_emit_line(e, "const float *restrict Pc = P + %lld;", guard);
-    kn_emit_line(e, "for (size_t p = 0; p < %lld; p++) {", hw);
-    e->indent++;
-    kn_emit_line(e, "float v = b;");
-    for (int64_t k = 0; k < q->kh * q->kw; k++) {
-        int64_t ki = k / q->kw, kj = k % q->kw;
-        kn_emit_line(e, "v += kn_rt_mask_f32(Wc[%lld] * Pc[(ptrdiff_t)p + %lld], inside[%lld][p]);", (long long)k,
-                     (long long)((ki - q->ph) * q->w + kj - q->pw), (long long)k);
-    }
-    if (ep->residual) kn_emit_line(e, "v += Rc[p];");
-    conv_emit_store(e, ep, "Yc[p]");
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-}
-
-/* Stride-1 planes narrower than this run as one flat loop (see below):
- * their rows are too short to vectorise well one by one. */
-#define KN_DW_FLAT_MAX_W 32
-
-static bool conv_dw_flat(const conv_geom *q) { return q->sh == 1 && q->sw == 1 && q->ow < KN_DW_FLAT_MAX_W; }
-
-/* Scratch floats per thread the padded depthwise kernel needs, or 0 when
- * it does not apply (it keeps the padded plane and, for stride 1, a flat
- * output on the stack: 256 KiB at most). */
-static long long conv_dw_padded_floats(const conv_geom *q)
-{
-    long long ph = q->h + q->ph + q->ph_end, pw = q->w + q->pw + q->pw_end;
-    long long need = ph * pw + (conv_dw_flat(q) ? q->oh * pw : 0);
-    return need <= 65536 ? need : 0;
-}
-
-/* Depthwise over a zero-padded copy of each channel: no bounds tests and
- * no border columns.  Small stride-1 planes compute the output as one
- * flat run over the padded width (the PW-OW extra columns per row are
- * discarded), so 7x7 and 14x14 planes still give the vectoriser long
- * loops; the rest loop over output rows.  The epilogue runs before the
- * single store of each output. */
-static void conv_emit_depthwise_padded(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
-{
-    long long ph = q->h + q->ph + q->ph_end, pw = q->w + q->pw + q->pw_end;
-    bool flat = conv_dw_flat(q);
-    kn_emit_line(e, "(void)COL; /* depthwise: direct over a padded copy, no im2col */");
-    conv_emit_dw_channel_loop(e, q, ep, samples);
-    kn_emit_line(e, "float P[%lld];", ph * pw);
-    if (q->ph) kn_emit_line(e, "memset(P, 0, %lld * sizeof(float));", q->ph * pw);
-    if (q->ph_end) kn_emit_line(e, "memset(P + %lld, 0, %lld * sizeof(float));", (q->ph + q->h) * pw, q->ph_end * pw);
-    kn_emit_line(e, "for (size_t ih = 0; ih < %lld; ih++) {", (long long)q->h);
-    e->indent++;
-    kn_emit_line(e, "float *Pr = P + (ih + %lld) * %lld;", (long long)q->ph, pw);
-    if (q->pw) kn_emit_line(e, "for (size_t i = 0; i < %lld; i++) Pr[i] = 0.0f;", (long long)q->pw);
-    kn_emit_line(e, "memcpy(Pr + %lld, Xc + ih * %lld, %lld * sizeof(float));", (long long)q->pw, (long long)q->w,
-                 (long long)q->w);
-    if (q->pw_end)
-        kn_emit_line(e, "for (size_t i = %lld; i < %lld; i++) Pr[i] = 0.0f;", (long long)(q->pw + q->w), pw);
-    e->indent--;
-    kn_emit_line(e, "}");
-    if (flat) {
-        long long run = (q->oh - 1) * pw + q->ow;
-        kn_emit_line(e, "float T[%lld];", q->oh * pw);
-        kn_emit_line(e, "for (size_t p = 0; p < %lld; p++) {", run);
-        e->indent++;
-        kn_emit_line(e, "float v = b;");
-        for (int64_t ki = 0; ki < q->kh; ki++)
-            for (int64_t kj = 0; kj < q->kw; kj++)
-                kn_emit_line(e, "v += Wc[%lld] * P[p + %lld];", (long long)(ki * q->kw + kj),
-                             (long long)(ki * q->dh * pw + kj * q->dw));
-        kn_emit_line(e, "T[p] = v;");
-        e->indent--;
-        kn_emit_line(e, "}");
-    }
-    kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
-    e->indent++;
-    if (flat) kn_emit_line(e, "const float *restrict Tr = T + oh * %lld;", pw);
-    else
-        for (int64_t ki = 0; ki < q->kh; ki++)
-            kn_emit_line(e, "const float *restrict P%lld = P + (oh * %lld + %lld) * %lld;", (long long)ki,
-                         (long long)q->sh, (long long)(ki * q->dh), pw);
-    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
-    e->indent++;
-    if (flat) kn_emit_line(e, "float v = Tr[ow];");
-    else {
-        kn_emit_line(e, "float v = b;");
-        for (int64_t ki = 0; ki < q->kh; ki++)
-            for (int64_t kj = 0; kj < q->kw; kj++)
-                kn_emit_line(e, "v += Wc[%lld] * P%lld[ow * %lld + %lld];", (long long)(ki * q->kw + kj),
-                             (long long)ki, (long long)q->sw, (long long)(kj * q->dw));
-    }
-    if (ep->residual) kn_emit_line(e, "v += Rc[oh * %lld + ow];", (long long)q->ow);
-    char dst[64];
-    snprintf(dst, sizeof dst, "Yc[oh * %lld + ow]", (long long)q->ow);
-    conv_emit_store(e, ep, dst);
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
 }
 
 /* GEMM tiles of one sample and group (Y_g = W_g X_g: ocg x ohw): the
@@ -680,85 +450,6 @@ static unsigned conv_nhwc_layouts(const kn_graph *g, const kn_node *n)
 
 static bool conv_x_nhwc(const kn_node *n) { return kn_node_attr_i(n, "x_nhwc", 0) != 0; }
 static bool conv_y_nhwc(const kn_node *n) { return kn_node_attr_i(n, "y_nhwc", 0) != 0; }
-
-/* Channels per register block of the NHWC depthwise loop: the accumulators
- * of one block stay in registers. */
-static long long conv_dw_nhwc_block(long long c)
-{
-    static const long long blocks[] = {64, 48, 32, 16};
-    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++)
-        if (c % blocks[i] == 0) return blocks[i];
-    return 16;
-}
-
-/* Depthwise conv, NHWC in and out: each output pixel's channels in blocks
- * of CB accumulators, taps outside the image skipped.  The filter is
- * transposed once per call to [kh*kw][C] so a tap's weights are contiguous
- * like its inputs.  Same order of operations per output as the NCHW
- * kernels (bias, taps in row-major order, residual, clamp). */
-static void conv_emit_depthwise_nhwc(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
-{
-    long long c = q->c, taps = q->kh * q->kw, cb = conv_dw_nhwc_block(c);
-    bool tail = c % cb != 0;
-    kn_emit_line(e, "(void)COL; /* depthwise, channels-last: direct */");
-    kn_emit_line(e, "float WT[%lld];", taps * c);
-    kn_emit_line(e, "for (size_t ch = 0; ch < %lld; ch++)", c);
-    kn_emit_line(e, "    for (size_t k = 0; k < %lld; k++) WT[k * %lld + ch] = W[ch * %lld + k];", taps, c, taps);
-    conv_emit_parallel_for(e, samples, c * q->oh * q->ow * taps);
-    kn_emit_line(e, "for (size_t j = 0; j < %s * %lld; j++) {", samples, (long long)q->oh);
-    e->indent++;
-    kn_emit_line(e, "const size_t s = j / %lld, oh = j %% %lld;", (long long)q->oh, (long long)q->oh);
-    kn_emit_line(e, "const float *restrict x[%lld];", (long long)q->kh);
-    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++) {", (long long)q->kh);
-    kn_emit_line(e, "    const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
-                 (long long)q->dh, (long long)q->ph);
-    kn_emit_line(e, "    x[ki] = ih >= 0 && ih < %lld ? X + (s * %lld + (size_t)ih) * %lld : NULL;", (long long)q->h,
-                 (long long)q->h, q->w * c);
-    kn_emit_line(e, "}");
-    kn_emit_line(e, "float *restrict Yr = Y + j * %lld;", q->ow * c);
-    if (ep->residual) kn_emit_line(e, "const float *restrict Rr = R + j * %lld;", q->ow * c);
-    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
-    e->indent++;
-    kn_emit_line(e, "for (size_t c0 = 0; c0 < %lld; c0 += %lld) {", c, cb);
-    e->indent++;
-    if (tail) kn_emit_line(e, "const size_t cn = %lld - c0 < %lld ? %lld - c0 : %lld;", c, cb, c, cb);
-    const char *cn = tail ? "cn" : NULL;
-    char lim[32];
-    snprintf(lim, sizeof lim, "%lld", cb);
-    if (!cn) cn = lim;
-    kn_emit_line(e, "float acc[%lld];", cb);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) acc[i] = %s;", cn, ep->bias ? "B[c0 + i]" : "0.0f");
-    kn_emit_line(e, "for (size_t ki = 0; ki < %lld; ki++) {", (long long)q->kh);
-    e->indent++;
-    kn_emit_line(e, "if (!x[ki]) continue;");
-    kn_emit_line(e, "for (size_t kj = 0; kj < %lld; kj++) {", (long long)q->kw);
-    e->indent++;
-    kn_emit_line(e, "const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
-                 (long long)q->dw, (long long)q->pw);
-    kn_emit_line(e, "if (iw < 0 || iw >= %lld) continue;", (long long)q->w);
-    kn_emit_line(e, "const float *restrict xp = x[ki] + (size_t)iw * %lld + c0;", c);
-    kn_emit_line(e, "const float *restrict wp = WT + (ki * %lld + kj) * %lld + c0;", (long long)q->kw, c);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) acc[i] += wp[i] * xp[i];", cn);
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", cn);
-    e->indent++;
-    kn_emit_line(e, "float v = acc[i];");
-    if (ep->residual) kn_emit_line(e, "v += Rr[ow * %lld + c0 + i];", c);
-    char dst[64];
-    snprintf(dst, sizeof dst, "Yr[ow * %lld + c0 + i]", c);
-    conv_emit_store(e, ep, dst);
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-}
 
 /* Tiles of a channels-last GEMM (rows = output pixels, columns = output
  * channels): row blocks of at most 128 pixels, then columns halved (in
@@ -935,8 +626,8 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     if (!(conv_nhwc_layouts(g, n) & (1u << (2 * x_nhwc + y_nhwc))))
         return kn_op_error(e->diag, g, n, "internal: no kernel for input %s, output %s", x_nhwc ? "NHWC" : "NCHW",
                            y_nhwc ? "NHWC" : "NCHW");
-    if (conv_is_depthwise(&q) && x_nhwc) {
-        conv_emit_depthwise_nhwc(e, &q, &ep, samples);
+    if (conv_is_depthwise(&q)) {
+        conv_emit_depthwise_any(e, &q, &ep, samples, x_nhwc);
         return KN_OK;
     }
     if (y_nhwc) {
@@ -945,12 +636,6 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     }
     if (conv_band_rows(&q)) {
         conv_emit_banded(e, &q, &ep, samples);
-        return KN_OK;
-    }
-    if (conv_is_depthwise(&q)) {
-        if (conv_dw_masked(&q)) conv_emit_depthwise_masked(e, &q, &ep, samples);
-        else if (conv_dw_padded_floats(&q)) conv_emit_depthwise_padded(e, &q, &ep, samples);
-        else conv_emit_depthwise(e, &q, &ep, samples);
         return KN_OK;
     }
     long long cg = q.c / q.groups, ocg = q.oc / q.groups, k = cg * q.kh * q.kw, ohw = q.oh * q.ow;
