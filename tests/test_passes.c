@@ -447,16 +447,32 @@ static void force_bands(kn_graph *g, int rows)
         if (g->nodes[i]->op == KN_OP_INVERTED_RESIDUAL) kn_node_set_attr_i(g->nodes[i], "band_rows", rows);
 }
 
-static void test_fuse_block_same_outputs(void)
+/* Odd, non-square sizes: the stride-2 de-interleaved rows have halves of
+ * different lengths, symmetric padding puts a border column on both sides,
+ * and a stride-1 block follows on a 15x16 image. */
+static const char BLOCK_ODD_MODEL[] =
+    "model blocks_odd\n"
+    "input x: f32[N, 6, 29, 31]\n"
+    "a = clip(conv2d(x, 36, kernel=1), min=0, max=6)\n"
+    "b = clip(conv2d(a, 36, kernel=3, stride=2, padding=1, groups=36), min=0, max=6)\n"
+    "c = conv2d(b, 10, kernel=1)\n"
+    "output c\n";
+
+/* Builds `model` three ways (plain, fused, fused in bands of 3 rows), runs
+ * each on an input x of `dims` and compares the outputs `outs`. */
+static void check_block_fusion(const char *model, const char *tag, const int64_t dims[4], const char **outs, int n_outs,
+                               int blocks)
 {
-    const char *dir = kt_tmp_dir("fuse_block");
-    int64_t dims[4] = {1, 8, 112, 112};
-    static float x[8 * 112 * 112];
-    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 61 % 113) / 28.0 - 2.0);
+    const char *dir = kt_tmp_dir(tag);
+    size_t numel = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
+    float *x = malloc(numel * sizeof *x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    for (size_t i = 0; i < numel; i++) x[i] = (float)((i * 61 % 113) / 28.0 - 2.0);
     char path[4096], err[256];
     kt_pathf(path, sizeof path, "%s/x.npy", dir);
     CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
-    kn_graph *plain = parse(BLOCK_MODEL);
+    free(x);
+    kn_graph *plain = parse(model);
     CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
     kn_diag d;
     kn_diag_clear(&d);
@@ -464,13 +480,14 @@ static void test_fuse_block_same_outputs(void)
     kn_graph *whole = kn_graph_clone(plain), *banded = kn_graph_clone(plain);
     CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(whole, &d), KN_OK);
     CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(banded, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(whole, KN_OP_INVERTED_RESIDUAL), blocks);
     force_bands(banded, 3);
     CU_ASSERT_EQUAL_FATAL(build_and_run(plain, dir, "plain"), 0);
     CU_ASSERT_EQUAL_FATAL(build_and_run(whole, dir, "whole"), 0);
     CU_ASSERT_EQUAL_FATAL(build_and_run(banded, dir, "banded"), 0);
-    const char *outs[] = {"p", "o"}, *tags[] = {"whole", "banded"};
+    const char *tags[] = {"whole", "banded"};
     for (int t = 0; t < 2; t++)
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < n_outs; i++) {
             char want[4096], got[4096];
             kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
             kt_pathf(got, sizeof got, "%s/%s/%s.npy", dir, tags[t], outs[i]);
@@ -479,6 +496,20 @@ static void test_fuse_block_same_outputs(void)
     kn_graph_free(plain);
     kn_graph_free(whole);
     kn_graph_free(banded);
+}
+
+static void test_fuse_block_odd_sizes(void)
+{
+    const int64_t dims[4] = {3, 6, 29, 31}; /* batch 3: one work item per sample */
+    const char *outs[] = {"c"};
+    check_block_fusion(BLOCK_ODD_MODEL, "fuse_block_odd", dims, outs, 1, 1);
+}
+
+static void test_fuse_block_same_outputs(void)
+{
+    const int64_t dims[4] = {1, 8, 112, 112};
+    const char *outs[] = {"p", "o"};
+    check_block_fusion(BLOCK_MODEL, "fuse_block", dims, outs, 2, 3);
 }
 
 int main(void)
@@ -495,6 +526,7 @@ int main(void)
         {"NHWC layout: lowered and plain programs agree", test_layout_nhwc_same_outputs},
         {"block fusion: which convs become inverted_residual", test_fuse_block_structure},
         {"block fusion: fused (whole and banded) and plain programs agree", test_fuse_block_same_outputs},
+        {"block fusion: odd, non-square sizes (stride 2, symmetric padding)", test_fuse_block_odd_sizes},
         CU_TEST_INFO_NULL,
     };
     return kt_main("passes", tests);
