@@ -15,8 +15,9 @@
  * their time), not around stride-1 ones (the padded NCHW kernel is
  * faster), not at 14x14, and not for the narrow projection GEMMs (oneDNN
  * is ~40% slower with 16-32 output channels as columns).  MobileNetV2's
- * own blocks of that size are taken by fuse_block.c first.  So a value is a candidate only when a node that
- * prefers NHWC (KN_NHWC_PREFERRED) writes it or reads it as its input.
+ * own blocks of that size are taken by fuse_block.c first.  So a value is
+ * a candidate only when a node that prefers NHWC (KN_NHWC_PREFERRED)
+ * writes it or reads it as its input.
  *
  * A value goes NHWC only when its producer and all of its readers can
  * handle that (kn_op_def.nhwc_layouts), it is not a graph output (the
