@@ -264,33 +264,47 @@ static int build_and_run(kn_graph *g, const char *dir, const char *tag)
     return bad;
 }
 
-static void test_fuse_epilogue_same_outputs(void)
+/* Writes a deterministic input x of `dims` to a fresh folder `tag`, builds
+ * `model` through the eval pipeline plain and through `lower` (then `tweak`,
+ * when given), runs both and compares the outputs `outs`.  The lowered
+ * program must agree with the plain NCHW one to 1e-5. */
+static void check_lowering(const char *model, const char *tag, const int64_t dims[4], const char **outs, int n_outs,
+                           kn_status (*lower)(kn_graph *, kn_diag *), void (*tweak)(kn_graph *))
 {
-    const char *dir = kt_tmp_dir("fuse_epilogue");
-    int64_t dims[4] = {2, 8, 9, 9};
-    float x[2 * 8 * 9 * 9];
-    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 37 % 101) / 25.0 - 2.0);
+    const char *dir = kt_tmp_dir(tag);
+    size_t numel = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
+    float *x = malloc(numel * sizeof *x);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+    for (size_t i = 0; i < numel; i++) x[i] = (float)((i * 61 % 113) / 28.0 - 2.0);
     char path[4096], err[256];
     kt_pathf(path, sizeof path, "%s/x.npy", dir);
     CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
-    kn_graph *plain = parse(FUSE_MODEL);
+    free(x);
+    kn_graph *plain = parse(model);
     CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
     kn_diag d;
     kn_diag_clear(&d);
     CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(plain, KN_MODE_EVAL, &d), KN_OK);
-    kn_graph *fused = kn_graph_clone(plain);
-    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(fused, &d), KN_OK);
+    kn_graph *lowered = kn_graph_clone(plain);
+    CU_ASSERT_EQUAL_FATAL(lower(lowered, &d), KN_OK);
+    if (tweak) tweak(lowered);
     CU_ASSERT_EQUAL_FATAL(build_and_run(plain, dir, "plain"), 0);
-    CU_ASSERT_EQUAL_FATAL(build_and_run(fused, dir, "fused"), 0);
-    const char *outs[] = {"e", "f"};
-    for (int i = 0; i < 2; i++) {
+    CU_ASSERT_EQUAL_FATAL(build_and_run(lowered, dir, "lowered"), 0);
+    for (int i = 0; i < n_outs; i++) {
         char want[4096], got[4096];
         kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
-        kt_pathf(got, sizeof got, "%s/fused/%s.npy", dir, outs[i]);
-        CU_ASSERT_EQUAL(kt_compare_npy("fuse_epilogue", outs[i], want, got, 1e-5, 1e-5), 0);
+        kt_pathf(got, sizeof got, "%s/lowered/%s.npy", dir, outs[i]);
+        CU_ASSERT_EQUAL(kt_compare_npy(tag, outs[i], want, got, 1e-5, 1e-5), 0);
     }
     kn_graph_free(plain);
-    kn_graph_free(fused);
+    kn_graph_free(lowered);
+}
+
+static void test_fuse_epilogue_same_outputs(void)
+{
+    const int64_t dims[4] = {2, 8, 9, 9};
+    const char *outs[] = {"e", "f"};
+    check_lowering(FUSE_MODEL, "fuse_epilogue", dims, outs, 2, kn_run_backend_pipeline, NULL);
 }
 
 /* A MobileNet-like chain for the NHWC layout pass: expand -> depthwise
@@ -362,35 +376,12 @@ static void test_layout_nhwc_choice(void)
     kn_graph_free(g);
 }
 
-/* The lowered program (layouts, fused epilogues, banded im2col) against
- * the plain NCHW one on the same input. */
+/* The program with channels-last values against the plain NCHW one. */
 static void test_layout_nhwc_same_outputs(void)
 {
-    const char *dir = kt_tmp_dir("layout_nhwc");
-    int64_t dims[4] = {2, 8, 56, 56};
-    static float x[2 * 8 * 56 * 56];
-    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++) x[i] = (float)((i * 53 % 97) / 24.0 - 2.0);
-    char path[4096], err[256];
-    kt_pathf(path, sizeof path, "%s/x.npy", dir);
-    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
-    kn_graph *plain = parse(LAYOUT_MODEL);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
-    kn_diag d;
-    kn_diag_clear(&d);
-    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(plain, KN_MODE_EVAL, &d), KN_OK);
-    kn_graph *lowered = kn_graph_clone(plain);
-    CU_ASSERT_EQUAL_FATAL(lower_layout_only(lowered, &d), KN_OK);
-    CU_ASSERT_EQUAL_FATAL(build_and_run(plain, dir, "plain"), 0);
-    CU_ASSERT_EQUAL_FATAL(build_and_run(lowered, dir, "lowered"), 0);
+    const int64_t dims[4] = {2, 8, 56, 56};
     const char *outs[] = {"k", "r"};
-    for (int i = 0; i < 2; i++) {
-        char want[4096], got[4096];
-        kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
-        kt_pathf(got, sizeof got, "%s/lowered/%s.npy", dir, outs[i]);
-        CU_ASSERT_EQUAL(kt_compare_npy("layout_nhwc", outs[i], want, got, 1e-5, 1e-5), 0);
-    }
-    kn_graph_free(plain);
-    kn_graph_free(lowered);
+    check_lowering(LAYOUT_MODEL, "layout_nhwc", dims, outs, 2, lower_layout_only, NULL);
 }
 
 /* Inverted-residual blocks at 28x28 (the smallest size block fusion
@@ -458,44 +449,25 @@ static const char BLOCK_ODD_MODEL[] =
     "c = conv2d(b, 10, kernel=1)\n"
     "output c\n";
 
-/* Builds `model` three ways (plain, fused, fused in bands of 3 rows), runs
- * each on an input x of `dims` and compares the outputs `outs`. */
+static void force_bands_3(kn_graph *g) { force_bands(g, 3); }
+
+/* `model` fused (blocks inverted_residual nodes), as one band per image
+ * and in bands of 3 rows, against the plain program. */
 static void check_block_fusion(const char *model, const char *tag, const int64_t dims[4], const char **outs, int n_outs,
                                int blocks)
 {
-    const char *dir = kt_tmp_dir(tag);
-    size_t numel = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
-    float *x = malloc(numel * sizeof *x);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(x);
-    for (size_t i = 0; i < numel; i++) x[i] = (float)((i * 61 % 113) / 28.0 - 2.0);
-    char path[4096], err[256];
-    kt_pathf(path, sizeof path, "%s/x.npy", dir);
-    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
-    free(x);
-    kn_graph *plain = parse(model);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
+    kn_graph *g = parse(model);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
     kn_diag d;
     kn_diag_clear(&d);
-    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(plain, KN_MODE_EVAL, &d), KN_OK);
-    kn_graph *whole = kn_graph_clone(plain), *banded = kn_graph_clone(plain);
-    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(whole, &d), KN_OK);
-    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(banded, &d), KN_OK);
-    CU_ASSERT_EQUAL(count_op(whole, KN_OP_INVERTED_RESIDUAL), blocks);
-    force_bands(banded, 3);
-    CU_ASSERT_EQUAL_FATAL(build_and_run(plain, dir, "plain"), 0);
-    CU_ASSERT_EQUAL_FATAL(build_and_run(whole, dir, "whole"), 0);
-    CU_ASSERT_EQUAL_FATAL(build_and_run(banded, dir, "banded"), 0);
-    const char *tags[] = {"whole", "banded"};
-    for (int t = 0; t < 2; t++)
-        for (int i = 0; i < n_outs; i++) {
-            char want[4096], got[4096];
-            kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
-            kt_pathf(got, sizeof got, "%s/%s/%s.npy", dir, tags[t], outs[i]);
-            CU_ASSERT_EQUAL(kt_compare_npy(tags[t], outs[i], want, got, 1e-5, 1e-5), 0);
-        }
-    kn_graph_free(plain);
-    kn_graph_free(whole);
-    kn_graph_free(banded);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_EVAL, &d), KN_OK);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(g, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_INVERTED_RESIDUAL), blocks);
+    kn_graph_free(g);
+    char banded[64];
+    snprintf(banded, sizeof banded, "%s_banded", tag);
+    check_lowering(model, tag, dims, outs, n_outs, kn_run_backend_pipeline, NULL);
+    check_lowering(model, banded, dims, outs, n_outs, kn_run_backend_pipeline, force_bands_3);
 }
 
 static void test_fuse_block_odd_sizes(void)
