@@ -259,6 +259,12 @@ static inline float kn_rt_mask_f32(float x, uint32_t mask)
     return x;
 }
 
+/* Tile size (tm rows x tn columns) for the GEMM of a conv's output
+ * (rows x cols per sample and group), `items` of which share one parallel
+ * loop: columns in blocks of at most 512, then rows and columns split
+ * until the loop has two tiles per thread. */
+void kn_rt_gemm_tiles(size_t items, size_t rows, size_t cols, size_t *tm, size_t *tn);
+
 /* Threads of the one OpenMP pool (also in kn_rt_blas.h). */
 int kn_rt_get_threads(void);
 

@@ -112,6 +112,21 @@ void kn_rt_set_threads(int n)
 
 int kn_rt_get_threads(void) { return omp_get_max_threads(); }
 
+static size_t round_up_to(size_t v, size_t m) { return (v + m - 1) / m * m; }
+
+void kn_rt_gemm_tiles(size_t items, size_t rows, size_t cols, size_t *tm, size_t *tn)
+{
+    size_t threads = (size_t)omp_get_max_threads(), want = items ? (2 * threads + items - 1) / items : 1;
+    size_t nt = (cols + 511) / 512, mt = 1;
+    while (nt * mt < want && rows / (mt * 2) >= 16) mt *= 2;
+    while (nt * mt < want && cols / (nt + 1) >= 64) nt++;
+    /* Multiples of 4 rows and 16 columns: the GEMM libraries' micro-tiles. */
+    *tm = round_up_to((rows + mt - 1) / mt, 4);
+    *tn = round_up_to((cols + nt - 1) / nt, 16);
+    if (*tm > rows) *tm = rows;
+    if (*tn > cols) *tn = cols;
+}
+
 const char *kn_rt_blas_core(void) { return openblas_get_corename(); }
 
 const char *kn_rt_gemm_library(void)
