@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "compile.h"
 #include "../codegen/codegen.h" /* KN_CUDA_DEFAULT_ARCH */
+#include "../ir/ops/op.h"       /* KN_OP_INVERTED_RESIDUAL, for check's fused-node count */
 #include "export.h"
 #include "onnx_test.h"
 #include "sweep.h"
@@ -105,6 +106,32 @@ static int report(const kn_diag *d)
     return 1;
 }
 
+/* The table above is the graph as written; the CPU executable runs the
+ * inference phase after the backend pipeline (epilogue and block fusion,
+ * layouts), whose arena is what it allocates. */
+static void print_cpu_lowered(const kn_graph *infer, int batch)
+{
+    kn_graph *g = kn_graph_clone(infer);
+    kn_diag d;
+    kn_diag_clear(&d);
+    kn_memplan plan;
+    if (kn_run_backend_pipeline(g, &d) == KN_OK && kn_plan_memory(g, &plan, &d) == KN_OK) {
+        int fused = 0, nodes = 0;
+        for (int i = 0; i < g->n_nodes; i++) {
+            nodes++;
+            fused += g->nodes[i]->op == KN_OP_INVERTED_RESIDUAL || kn_node_attr(g->nodes[i], "residual") ||
+                     kn_node_attr(g->nodes[i], "act_min") || kn_node_attr(g->nodes[i], "in_affine");
+        }
+        char a[32], a1[32];
+        fmt_bytes(kn_memplan_bytes(&plan, batch), a, sizeof a);
+        fmt_bytes(kn_memplan_bytes(&plan, 1), a1, sizeof a1);
+        printf("CPU executable (after fusion): %d nodes, %d of them fused; eval arena %s at N=%d, %s at N=1\n", nodes,
+               fused, a, batch, a1);
+        kn_memplan_free(&plan);
+    }
+    kn_graph_free(g);
+}
+
 static int cmd_check(int argc, char **argv)
 {
     if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -149,6 +176,7 @@ static int cmd_check(int argc, char **argv)
     }
     printf(" %s at N=%d (eval; %lld bytes), %s at N=1 (eval)\n", a, batch,
            (long long)kn_memplan_bytes(&c.infer_plan, batch), a1);
+    print_cpu_lowered(c.infer, batch);
     kn_sb_free(&out);
     kn_cli_compiled_free(&c);
     return 0;

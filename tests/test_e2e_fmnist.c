@@ -158,6 +158,7 @@ static void test_check_fmnist(void)
     KT_ASSERT_CONTAINS(out, "576,970");
     KT_ASSERT_CONTAINS(out, "arena");
     KT_ASSERT_CONTAINS(out, "fc4");
+    KT_ASSERT_CONTAINS(out, "CPU executable (after fusion): ");
     free(out);
 }
 
