@@ -384,8 +384,8 @@ static void test_layout_nhwc_same_outputs(void)
     check_lowering(LAYOUT_MODEL, "layout_nhwc", dims, outs, 2, lower_layout_only, NULL);
 }
 
-/* Inverted-residual blocks at 28x28 (the smallest size block fusion
- * takes): the first block's depthwise + project (no expand), a stride-2
+/* Inverted-residual blocks whose expanded tensor is at least 28x28 (what
+ * block fusion takes): the first block's depthwise + project (no expand), a stride-2
  * block with TF's asymmetric padding (bottom/right only), a stride-1 block
  * with its residual, and one whose depthwise output is also a graph
  * output, which must stay unfused. */
