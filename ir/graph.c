@@ -150,6 +150,32 @@ kn_node *kn_graph_node(const kn_graph *g, int id)
     return (id >= 0 && id < g->n_nodes) ? g->nodes[id] : NULL;
 }
 
+bool kn_graph_is_output(const kn_graph *g, int vid)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == vid) return true;
+    return vid == g->loss;
+}
+
+kn_node *kn_graph_sole_reader(const kn_graph *g, int vid)
+{
+    if (kn_graph_is_output(g, vid)) return NULL;
+    kn_node *only = NULL;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i]->n_in; k++)
+            if (g->nodes[i]->in[k] == vid) {
+                if (only) return NULL;
+                only = g->nodes[i];
+            }
+    return only;
+}
+
+kn_node *kn_graph_producer(const kn_graph *g, int vid)
+{
+    const kn_value *v = g->values[vid];
+    return v->kind == KN_VAL_NODE && v->producer >= 0 ? kn_graph_node(g, v->producer) : NULL;
+}
+
 int kn_graph_find_value(const kn_graph *g, const char *name)
 {
     for (int i = 0; i < g->n_values; i++)

@@ -176,6 +176,14 @@ kn_status kn_diag_locate(kn_diag *d, const kn_node *n);
 kn_value *kn_graph_value(const kn_graph *g, int id);
 kn_node *kn_graph_node(const kn_graph *g, int id);
 int kn_graph_find_value(const kn_graph *g, const char *name); /* -1 if none */
+/* Is value `vid` a graph output or the loss? */
+bool kn_graph_is_output(const kn_graph *g, int vid);
+/* The only node reading value `vid`, or NULL when none or several do or it
+ * is a graph output (fusion passes may rewrite a value only its one reader
+ * sees). */
+kn_node *kn_graph_sole_reader(const kn_graph *g, int vid);
+/* The node computing value `vid`, or NULL for inputs, parameters, constants. */
+kn_node *kn_graph_producer(const kn_graph *g, int vid);
 /* Values of a kind, in id order; returns count, fills ids (may be NULL). */
 int kn_graph_values_of_kind(const kn_graph *g, kn_val_kind kind, int *ids, int cap);
 

@@ -54,13 +54,6 @@ static void mark_prefix(const kn_graph *g, bool *fixed, bool *uses_frozen)
     }
 }
 
-static bool is_graph_output(const kn_graph *g, int vid)
-{
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == vid) return true;
-    return vid == g->loss;
-}
-
 int kn_find_frozen_prefix(const kn_graph *g, int *frontier, int cap)
 {
     bool *fixed = kn_xcalloc((size_t)g->n_values + 1, sizeof(bool));
@@ -87,7 +80,7 @@ int kn_find_frozen_prefix(const kn_graph *g, int *frontier, int cap)
     /* A prefix value that is itself an output would have to be cached too:
      * keep it simple and decline. */
     for (int v = 0; v < g->n_values && usable; v++)
-        if (fixed[v] && g->values[v]->kind == KN_VAL_NODE && is_graph_output(g, v)) usable = false;
+        if (fixed[v] && g->values[v]->kind == KN_VAL_NODE && kn_graph_is_output(g, v)) usable = false;
     free(fixed);
     free(uses_frozen);
     free(listed);

@@ -28,28 +28,6 @@
  * that expand to 28x28 still pays (or breaks even); 14x14 does not. */
 #define KN_BLOCK_MIN_PIXELS (28 * 28)
 
-/* The only node reading `vid` (graph outputs count as readers), or NULL. */
-static kn_node *sole_reader(const kn_graph *g, int vid)
-{
-    if (g->loss == vid) return NULL;
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == vid) return NULL;
-    kn_node *only = NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i]->n_in; k++)
-            if (g->nodes[i]->in[k] == vid) {
-                if (only) return NULL;
-                only = g->nodes[i];
-            }
-    return only;
-}
-
-static kn_node *producer(const kn_graph *g, int vid)
-{
-    const kn_value *v = g->values[vid];
-    return v->kind == KN_VAL_NODE && v->producer >= 0 ? kn_graph_node(g, v->producer) : NULL;
-}
-
 static bool has_attr(const kn_node *n, const char *name) { return kn_node_attr(n, name) != NULL; }
 
 /* A conv2d with a bias, no layout attributes, and geometry `q`. */
@@ -112,11 +90,11 @@ kn_status kn_pass_fuse_block(kn_graph *g, kn_diag *d)
         kn_node *p = g->nodes[i];
         kn_conv_geom pq, dq;
         if (!plain_conv(g, p, &pq) || !kn_conv_is_pointwise(&pq) || pq.groups != 1) continue;
-        kn_node *dw = producer(g, p->in[0]);
-        if (!is_depthwise(g, dw, &dq) || sole_reader(g, dw->out[0]) != p) continue;
+        kn_node *dw = kn_graph_producer(g, p->in[0]);
+        if (!is_depthwise(g, dw, &dq) || kn_graph_sole_reader(g, dw->out[0]) != p) continue;
         if (!has_attr(dw, "act_min") && !has_attr(dw, "act_max")) continue; /* not a MobileNet block */
-        kn_node *ex = producer(g, dw->in[0]);
-        if (ex && (!is_expand(g, ex) || sole_reader(g, ex->out[0]) != dw)) ex = NULL;
+        kn_node *ex = kn_graph_producer(g, dw->in[0]);
+        if (ex && (!is_expand(g, ex) || kn_graph_sole_reader(g, ex->out[0]) != dw)) ex = NULL;
         if (!ex && dq.sh != 1) continue; /* stride 2 reads de-interleaved expanded rows */
         fuse(ex, dw, &dq, p);
     }

@@ -25,27 +25,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Number of nodes reading value `vid`; graph outputs count as readers too. */
-static int count_readers(const kn_graph *g, int vid)
-{
-    int r = 0;
-    for (int i = 0; i < g->n_outputs; i++) r += g->outputs[i] == vid;
-    if (g->loss == vid) r++;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i]->n_in; k++) r += g->nodes[i]->in[k] == vid;
-    return r;
-}
-
-/* The only node reading `vid`, or NULL (none, several, or a graph output). */
-static kn_node *sole_reader(const kn_graph *g, int vid)
-{
-    if (count_readers(g, vid) != 1) return NULL;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int k = 0; k < g->nodes[i]->n_in; k++)
-            if (g->nodes[i]->in[k] == vid) return g->nodes[i];
-    return NULL; /* read only as a graph output */
-}
-
 /* The conv takes over `next`'s output; `next` now writes the old conv value,
  * which nobody reads, so DCE drops it. */
 static void take_output(kn_graph *g, kn_node *conv, kn_node *next)
@@ -61,7 +40,7 @@ static void take_output(kn_graph *g, kn_node *conv, kn_node *next)
  * before the conv runs. */
 static bool try_residual(kn_graph *g, kn_node *conv)
 {
-    kn_node *add = sole_reader(g, conv->out[0]);
+    kn_node *add = kn_graph_sole_reader(g, conv->out[0]);
     if (!add || add->op != KN_OP_ADD || add->n_in != 2 || add->in[0] == add->in[1]) return false;
     int r = add->in[0] == conv->out[0] ? add->in[1] : add->in[0];
     const kn_value *rv = g->values[r], *yv = g->values[conv->out[0]];
@@ -76,7 +55,7 @@ static bool try_residual(kn_graph *g, kn_node *conv)
 /* clip(conv) or relu(conv). */
 static bool try_activation(kn_graph *g, kn_node *conv)
 {
-    kn_node *act = sole_reader(g, conv->out[0]);
+    kn_node *act = kn_graph_sole_reader(g, conv->out[0]);
     if (!act || (act->op != KN_OP_CLIP && act->op != KN_OP_RELU)) return false;
     double lo = act->op == KN_OP_RELU ? 0.0 : kn_ops_attr_num(act, "min", -INFINITY);
     double hi = act->op == KN_OP_RELU ? INFINITY : kn_ops_attr_num(act, "max", INFINITY);
@@ -116,15 +95,14 @@ static bool try_input_affine(kn_graph *g, kn_node *conv)
         kn_conv_is_depthwise(&q))
         return false;
     const kn_value *xv = g->values[conv->in[0]];
-    if (xv->kind != KN_VAL_NODE || sole_reader(g, conv->in[0]) != conv) return false;
-    kn_node *add = kn_graph_node(g, xv->producer);
-    if (add->op != KN_OP_ADD || add->n_in != 2) return false;
+    kn_node *add = kn_graph_producer(g, conv->in[0]);
+    if (!add || add->op != KN_OP_ADD || add->n_in != 2 || kn_graph_sole_reader(g, conv->in[0]) != conv) return false;
     for (int k = 0; k < 2; k++) {
         int m = add->in[k], t = add->in[1 - k];
-        const kn_value *mv = g->values[m];
-        if (!per_channel(g, t, &xv->shape) || mv->kind != KN_VAL_NODE || sole_reader(g, m) != add) continue;
-        kn_node *mul = kn_graph_node(g, mv->producer);
-        if (mul->op != KN_OP_MUL || mul->n_in != 2) continue;
+        kn_node *mul = kn_graph_producer(g, m);
+        if (!mul || mul->op != KN_OP_MUL || mul->n_in != 2 || !per_channel(g, t, &xv->shape) ||
+            kn_graph_sole_reader(g, m) != add)
+            continue;
         for (int j = 0; j < 2; j++) {
             int v = mul->in[j], sc = other_input(mul, v);
             const kn_value *vv = g->values[v];

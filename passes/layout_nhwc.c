@@ -49,14 +49,6 @@ static int residual_input(const kn_node *n)
     return kn_node_attr_i(n, "residual", 0) ? n->in[n->n_in - 1] : -1;
 }
 
-static bool is_graph_output(const kn_graph *g, int vid)
-{
-    if (g->loss == vid) return true;
-    for (int i = 0; i < g->n_outputs; i++)
-        if (g->outputs[i] == vid) return true;
-    return false;
-}
-
 /* Can every reader of `vid` take it channels-last? */
 static bool readers_accept_nhwc(const kn_graph *g, int vid, const unsigned *layouts)
 {
@@ -92,7 +84,7 @@ static void choose_candidates(const kn_graph *g, const unsigned *layouts, bool *
         const kn_node *n = g->nodes[i];
         if (!(layouts[i] & 0xAu) || n->n_out < 1) continue;
         int y = n->out[0];
-        nhwc[y] = !is_graph_output(g, y) && wanted_nhwc(g, y, layouts) && readers_accept_nhwc(g, y, layouts);
+        nhwc[y] = !kn_graph_is_output(g, y) && wanted_nhwc(g, y, layouts) && readers_accept_nhwc(g, y, layouts);
     }
 }
 
