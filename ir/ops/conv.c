@@ -326,23 +326,14 @@ static void conv_read_epilogue(const kn_node *n, conv_epilogue *ep)
     ep->bias = kn_node_attr_i(n, "bias", 1) != 0;
     ep->residual = kn_node_attr_i(n, "residual", 0) != 0;
     ep->affine = kn_node_attr_i(n, "in_affine", 0) != 0;
-    double lo = kn_ops_attr_num(n, "act_min", -INFINITY), hi = kn_ops_attr_num(n, "act_max", INFINITY);
-    if (lo > -INFINITY) kn_emit_float_lit(lo, ep->lo, sizeof ep->lo);
-    if (hi < INFINITY) kn_emit_float_lit(hi, ep->hi, sizeof ep->hi);
-    ep->act = ep->lo[0] || ep->hi[0];
+    ep->act = kn_ops_read_clamp(n, "act_min", "act_max", &ep->clamp);
 }
 
 static bool conv_has_epilogue(const conv_epilogue *ep) { return ep->bias || ep->residual || ep->act; }
 
-/* Prints `dst = clamp(v)` for a float variable v, with clip's NaN rule
- * (NaN passes through). */
 void conv_emit_store(kn_emit *e, const conv_epilogue *ep, const char *dst)
 {
-    if (ep->lo[0] && ep->hi[0])
-        kn_emit_line(e, "%s = v < %s ? %s : v > %s ? %s : v;", dst, ep->lo, ep->lo, ep->hi, ep->hi);
-    else if (ep->lo[0]) kn_emit_line(e, "%s = v < %s ? %s : v;", dst, ep->lo, ep->lo);
-    else if (ep->hi[0]) kn_emit_line(e, "%s = v > %s ? %s : v;", dst, ep->hi, ep->hi);
-    else kn_emit_line(e, "%s = v;", dst);
+    kn_ops_emit_clamp_store(e, &ep->clamp, dst);
 }
 
 /* Binds X, W, B (with a bias), Y, COL, R (with a residual). */

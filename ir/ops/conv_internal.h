@@ -17,7 +17,7 @@ typedef kn_conv_geom conv_geom;
 typedef struct {
     bool bias, residual, act;
     bool affine; /* in_affine: x * S[c] + T[c] as the input is read (fuse_epilogue.c) */
-    char lo[48], hi[48]; /* clamp bounds as C literals; "" when unbounded on that side */
+    kn_ops_clamp clamp; /* act_min/act_max */
 } conv_epilogue;
 
 bool conv_is_1x1(const conv_geom *q);

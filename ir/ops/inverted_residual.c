@@ -43,28 +43,6 @@ typedef struct {
     int64_t half; /* stride 2: length of the even half of a de-interleaved row */
 } ir_geom;
 
-typedef struct {
-    char lo[48], hi[48];
-} ir_clamp;
-
-static void ir_read_clamp(const kn_node *n, const char *min, const char *max, ir_clamp *c)
-{
-    double lo = kn_ops_attr_num(n, min, -INFINITY), hi = kn_ops_attr_num(n, max, INFINITY);
-    c->lo[0] = c->hi[0] = 0;
-    if (lo > -INFINITY) kn_emit_float_lit(lo, c->lo, sizeof c->lo);
-    if (hi < INFINITY) kn_emit_float_lit(hi, c->hi, sizeof c->hi);
-}
-
-/* Prints `dst = clamp(v)` with clip's NaN rule (NaN passes through). */
-static void ir_emit_store(kn_emit *e, const ir_clamp *c, const char *dst)
-{
-    if (c->lo[0] && c->hi[0])
-        kn_emit_line(e, "%s = v < %s ? %s : v > %s ? %s : v;", dst, c->lo, c->lo, c->hi, c->hi);
-    else if (c->lo[0]) kn_emit_line(e, "%s = v < %s ? %s : v;", dst, c->lo, c->lo);
-    else if (c->hi[0]) kn_emit_line(e, "%s = v > %s ? %s : v;", dst, c->hi, c->hi);
-    else kn_emit_line(e, "%s = v;", dst);
-}
-
 static int64_t ir_scratch_floats(const ir_geom *q, int64_t ob)
 {
     int64_t er = (ob - 1) * q->s + q->kh;
@@ -133,7 +111,7 @@ static kn_status ir_infer(kn_graph *g, kn_node *n, kn_diag *d)
  * first copied de-interleaved into G: a 1x1 conv maps column j to column
  * j, so the expanded rows come out de-interleaved too, and the shuffle
  * touches Cin channels instead of 6x as many expanded ones. */
-static void ir_emit_expand(kn_emit *e, const ir_geom *q, const ir_clamp *act)
+static void ir_emit_expand(kn_emit *e, const ir_geom *q, const kn_ops_clamp *act)
 {
     long long w = q->w, erw = q->er * q->w, hw = q->h * q->w;
     kn_emit_line(e, "const ptrdiff_t keep = e_lo <= i0 && i0 < e_hi ? e_hi - i0 : 0;");
@@ -168,7 +146,7 @@ static void ir_emit_expand(kn_emit *e, const ir_geom *q, const ir_clamp *act)
     kn_emit_line(e, "for (size_t i = 0; i < (size_t)fresh * %lld; i++) {", w);
     kn_emit_line(e, "    const float v = Er[i] + b;");
     e->indent++;
-    ir_emit_store(e, act, "Er[i]");
+    kn_ops_emit_clamp_store(e, act, "Er[i]");
     e->indent--;
     kn_emit_line(e, "}");
     e->indent--;
@@ -217,7 +195,7 @@ static void ir_interior(const ir_geom *q, int64_t *lo, int64_t *hi)
 
 static bool ir_flat(const ir_geom *q) { return q->expand && q->s == 1 && q->ow == q->w; }
 
-static void ir_emit_depthwise_flat(kn_emit *e, const ir_geom *q, const ir_clamp *act)
+static void ir_emit_depthwise_flat(kn_emit *e, const ir_geom *q, const kn_ops_clamp *act)
 {
     long long below = q->kh - 1 - q->ph;
     kn_emit_line(e, "const size_t f0 = o0 > %lld ? o0 : %lld, f1 = o1 < %lld ? o1 : %lld;", (long long)q->ph,
@@ -236,7 +214,7 @@ static void ir_emit_depthwise_flat(kn_emit *e, const ir_geom *q, const ir_clamp 
         for (int64_t kj = 0; kj < q->kw; kj++)
             kn_emit_line(e, "v += Wc[%lld] * t%lld[p + %lld];", (long long)(ki * q->kw + kj), (long long)ki,
                          (long long)kj);
-    ir_emit_store(e, act, "Df[p]");
+    kn_ops_emit_clamp_store(e, act, "Df[p]");
     e->indent--;
     kn_emit_line(e, "}");
     e->indent--;
@@ -244,7 +222,7 @@ static void ir_emit_depthwise_flat(kn_emit *e, const ir_geom *q, const ir_clamp 
 }
 
 /* Depthwise of output rows [o0, o1) into D (Cexp x nd). */
-static void ir_emit_depthwise(kn_emit *e, const ir_geom *q, const ir_clamp *act)
+static void ir_emit_depthwise(kn_emit *e, const ir_geom *q, const kn_ops_clamp *act)
 {
     long long taps = q->kh * q->kw;
     kn_emit_line(e, "for (size_t c = 0; c < %lld; c++) {", (long long)q->cexp);
@@ -289,7 +267,7 @@ static void ir_emit_depthwise(kn_emit *e, const ir_geom *q, const ir_clamp *act)
                          (long long)q->w, (long long)(ki * q->kw + kj), (long long)ki, (long long)(p * q->half),
                          (long long)off);
         }
-    ir_emit_store(e, act, "Dr[ow]");
+    kn_ops_emit_clamp_store(e, act, "Dr[ow]");
     e->indent--;
     kn_emit_line(e, "}");
     if (hi > lo) {
@@ -304,7 +282,7 @@ static void ir_emit_depthwise(kn_emit *e, const ir_geom *q, const ir_clamp *act)
                 kn_emit_line(e, "v += Wc[%lld] * x%lld[%lld + ow + %lld];", (long long)(ki * q->kw + kj),
                              (long long)ki, (long long)(p * q->half), (long long)off);
             }
-        ir_emit_store(e, act, "Dr[ow]");
+        kn_ops_emit_clamp_store(e, act, "Dr[ow]");
         e->indent--;
         kn_emit_line(e, "}");
     }
@@ -315,7 +293,7 @@ static void ir_emit_depthwise(kn_emit *e, const ir_geom *q, const ir_clamp *act)
 }
 
 /* Projects D into y's rows [o0, o1): GEMM, bias, residual, clamp. */
-static void ir_emit_project(kn_emit *e, const ir_geom *q, const ir_clamp *act)
+static void ir_emit_project(kn_emit *e, const ir_geom *q, const kn_ops_clamp *act)
 {
     long long ohw = q->oh * q->ow;
     kn_emit_line(e, "float *Ys = Y + s * %lld + o0 * %lld;", q->cout * ohw, (long long)q->ow);
@@ -330,7 +308,7 @@ static void ir_emit_project(kn_emit *e, const ir_geom *q, const ir_clamp *act)
     kn_emit_line(e, "for (size_t i = 0; i < nd; i++) {");
     e->indent++;
     kn_emit_line(e, "const float v = Yo[i] + b%s;", q->residual ? " + Ro[i]" : "");
-    ir_emit_store(e, act, "Yo[i]");
+    kn_ops_emit_clamp_store(e, act, "Yo[i]");
     e->indent--;
     kn_emit_line(e, "}");
     e->indent--;
@@ -361,10 +339,10 @@ static kn_status ir_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     ir_geom q;
     if (ir_geometry(e->diag, g, n, &q) != KN_OK) return KN_ERR;
-    ir_clamp ea, da, pa;
-    ir_read_clamp(n, "e_min", "e_max", &ea);
-    ir_read_clamp(n, "d_min", "d_max", &da);
-    ir_read_clamp(n, "act_min", "act_max", &pa);
+    kn_ops_clamp ea, da, pa;
+    kn_ops_read_clamp(n, "e_min", "e_max", &ea);
+    kn_ops_read_clamp(n, "d_min", "d_max", &da);
+    kn_ops_read_clamp(n, "act_min", "act_max", &pa);
     char samples[64];
     kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
     ir_bind(e, n, &q);

@@ -11,6 +11,7 @@
 
 #include "op.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -277,6 +278,35 @@ static inline void kn_ops_strides(const kn_shape *s, int64_t *st)
         st[k] = acc;
         if (s->d[k] != KN_DIM_N) acc *= s->d[k];
     }
+}
+
+/* A clamp fused into an op's store (the clip/relu that passes fold into
+ * conv2d and inverted_residual): the bounds as C float literals, "" where
+ * unbounded. */
+typedef struct {
+    char lo[48], hi[48];
+} kn_ops_clamp;
+
+/* Reads the clamp from number attributes `min`/`max` (absent: unbounded);
+ * true when either side is bounded. */
+static inline bool kn_ops_read_clamp(const kn_node *n, const char *min, const char *max, kn_ops_clamp *c)
+{
+    double lo = kn_ops_attr_num(n, min, -INFINITY), hi = kn_ops_attr_num(n, max, INFINITY);
+    c->lo[0] = c->hi[0] = 0;
+    if (lo > -INFINITY) kn_emit_float_lit(lo, c->lo, sizeof c->lo);
+    if (hi < INFINITY) kn_emit_float_lit(hi, c->hi, sizeof c->hi);
+    return c->lo[0] || c->hi[0];
+}
+
+/* Prints `dst = clamp(v)` for a float variable v, with clip's NaN rule
+ * (NaN passes through). */
+static inline void kn_ops_emit_clamp_store(kn_emit *e, const kn_ops_clamp *c, const char *dst)
+{
+    if (c->lo[0] && c->hi[0])
+        kn_emit_line(e, "%s = v < %s ? %s : v > %s ? %s : v;", dst, c->lo, c->lo, c->hi, c->hi);
+    else if (c->lo[0]) kn_emit_line(e, "%s = v < %s ? %s : v;", dst, c->lo, c->lo);
+    else if (c->hi[0]) kn_emit_line(e, "%s = v > %s ? %s : v;", dst, c->hi, c->hi);
+    else kn_emit_line(e, "%s = v;", dst);
 }
 
 #endif
