@@ -253,38 +253,55 @@ void conv_emit_parallel_for(kn_emit *e, const char *count, long long work)
     kn_emit_line(e, "#pragma omp parallel for schedule(guided) if(%s * %lld >= KN_RT_PAR_MIN)", count, work);
 }
 
-/* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW);
- * with `affine`, each value read is x * S[c] + T[c] (a fused per-channel
- * input normalisation: the padding stays 0, as when it ran first). */
+/* Prints the body of the im2col loop for one output row `oh` of im2col row
+ * r (channel c, tap ki, kj; Xc the channel's plane): ih, then `Co` (the
+ * C expression `co`) filled with the row's taps, 0 outside the image.  The
+ * columns whose taps fall inside the row for every kj are one loop with no
+ * bounds test; only the border columns test.  With `affine`, each value
+ * read is x * S[c] + T[c] (a fused per-channel input normalisation: the
+ * padding stays 0, as when it ran first). */
+static void conv_emit_im2col_row(kn_emit *e, const conv_geom *q, const char *co, bool affine)
+{
+    const char *ax = affine ? " * S[c] + T[c]" : "";
+    long long lo = (q->pw + q->sw - 1) / q->sw, last = q->w - 1 - (q->kw - 1) * q->dw + q->pw;
+    long long hi = last < 0 ? 0 : last / q->sw + 1;
+    if (hi > q->ow) hi = q->ow;
+    if (lo > hi) lo = hi;
+    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
+                 (long long)q->dh, (long long)q->ph);
+    kn_emit_line(e, "float *Co = %s;", co);
+    kn_emit_line(e, "if (ih < 0 || ih >= %lld) {", (long long)q->h);
+    kn_emit_line(e, "    for (size_t ow = 0; ow < %lld; ow++) Co[ow] = 0.0f;", (long long)q->ow);
+    kn_emit_line(e, "    continue;");
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "const float *Xr = Xc + ih * %lld + (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->w,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "for (size_t ow = %lld; ow < %lld; ow++) Co[ow] = Xr[ow * %lld]%s;", lo, hi, (long long)q->sw, ax);
+    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
+    kn_emit_line(e, "    if (ow == %lld) ow = %lld;", lo, hi);
+    kn_emit_line(e, "    if (ow >= %lld) break;", (long long)q->ow);
+    kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
+                 (long long)q->dw, (long long)q->pw);
+    kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw]%s : 0.0f;", (long long)q->w, (long long)q->w,
+                 ax);
+    kn_emit_line(e, "}");
+}
+
+/* Prints the im2col of one group `src` (Cg x H x W) into COL (K x OH*OW). */
 static void conv_emit_im2col(kn_emit *e, const conv_geom *q, const char *src, bool affine)
 {
     long long k = q->c / q->groups * q->kh * q->kw, ohw = q->oh * q->ow;
+    char co[64];
+    snprintf(co, sizeof co, "COL + r * %lld + oh * %lld", ohw, (long long)q->ow);
     conv_emit_parallel_for(e, "1", k * ohw);
     kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) {", k);
     e->indent++;
     kn_emit_line(e, "const size_t c = r / %lld, ki = r / %lld %% %lld, kj = r %% %lld;",
                  (long long)(q->kh * q->kw), (long long)q->kw, (long long)q->kh, (long long)q->kw);
     kn_emit_line(e, "const float *Xc = %s + c * %lld;", src, (long long)(q->h * q->w));
-    kn_emit_line(e, "float *Cr = COL + r * %lld;", ohw);
     kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
     e->indent++;
-    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
-                 (long long)q->dh, (long long)q->ph);
-    kn_emit_line(e, "float *Co = Cr + oh * %lld;", (long long)q->ow);
-    kn_emit_line(e, "if (ih < 0 || ih >= %lld) {", (long long)q->h);
-    kn_emit_line(e, "    for (size_t ow = 0; ow < %lld; ow++) Co[ow] = 0.0f;", (long long)q->ow);
-    kn_emit_line(e, "    continue;");
-    kn_emit_line(e, "}");
-    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
-    kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
-                 (long long)q->dw, (long long)q->pw);
-    if (affine)
-        kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] * S[c] + T[c] : 0.0f;", (long long)q->w,
-                     (long long)q->w);
-    else
-        kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw] : 0.0f;", (long long)q->w,
-                     (long long)q->w);
-    kn_emit_line(e, "}");
+    conv_emit_im2col_row(e, q, co, affine);
     e->indent--;
     kn_emit_line(e, "}");
     e->indent--;
@@ -546,33 +563,9 @@ static void conv_emit_banded(kn_emit *e, const conv_geom *q, const conv_epilogue
     kn_emit_line(e, "const float *Xc = X + (s * %lld + c) * %lld;", (long long)q->c, hw);
     kn_emit_line(e, "for (size_t oh = oh0; oh < oh0 + rows; oh++) {");
     e->indent++;
-    kn_emit_line(e, "const ptrdiff_t ih = (ptrdiff_t)(oh * %lld + ki * %lld) - %lld;", (long long)q->sh,
-                 (long long)q->dh, (long long)q->ph);
-    kn_emit_line(e, "float *Co = CB + r * nc + (oh - oh0) * %lld;", (long long)q->ow);
-    kn_emit_line(e, "if (ih < 0 || ih >= %lld) {", (long long)q->h);
-    kn_emit_line(e, "    for (size_t ow = 0; ow < %lld; ow++) Co[ow] = 0.0f;", (long long)q->ow);
-    kn_emit_line(e, "    continue;");
-    kn_emit_line(e, "}");
-    /* Columns [lo, hi) read inside the row for every kj: no bounds test. */
-    long long lo = (q->pw + q->sw - 1) / q->sw, last = q->w - 1 - (q->kw - 1) * q->dw + q->pw;
-    long long hi = last < 0 ? 0 : last / q->sw + 1;
-    if (hi > q->ow) hi = q->ow;
-    if (lo > hi) lo = hi;
-    kn_emit_line(e, "const float *Xr = Xc + ih * %lld + (ptrdiff_t)(kj * %lld) - %lld;", (long long)q->w,
-                 (long long)q->dw, (long long)q->pw);
-    if (ep->affine)
-        kn_emit_line(e, "for (size_t ow = %lld; ow < %lld; ow++) Co[ow] = Xr[ow * %lld] * S[c] + T[c];", lo, hi,
-                     (long long)q->sw);
-    else
-        kn_emit_line(e, "for (size_t ow = %lld; ow < %lld; ow++) Co[ow] = Xr[ow * %lld];", lo, hi, (long long)q->sw);
-    kn_emit_line(e, "for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
-    kn_emit_line(e, "    if (ow == %lld) ow = %lld;", lo, hi);
-    kn_emit_line(e, "    if (ow >= %lld) break;", (long long)q->ow);
-    kn_emit_line(e, "    const ptrdiff_t iw = (ptrdiff_t)(ow * %lld + kj * %lld) - %lld;", (long long)q->sw,
-                 (long long)q->dw, (long long)q->pw);
-    kn_emit_line(e, "    Co[ow] = iw >= 0 && iw < %lld ? Xc[ih * %lld + iw]%s : 0.0f;", (long long)q->w, (long long)q->w,
-                 ep->affine ? " * S[c] + T[c]" : "");
-    kn_emit_line(e, "}");
+    char co[64];
+    snprintf(co, sizeof co, "CB + r * nc + (oh - oh0) * %lld", (long long)q->ow);
+    conv_emit_im2col_row(e, q, co, ep->affine);
     e->indent--;
     kn_emit_line(e, "}");
     e->indent--;
