@@ -265,7 +265,7 @@ static inline float kn_rt_mask_f32(float x, uint32_t mask)
  * until the loop has two tiles per thread. */
 void kn_rt_gemm_tiles(size_t items, size_t rows, size_t cols, size_t *tm, size_t *tn);
 
-/* Threads of the one OpenMP pool (also in kn_rt_blas.h). */
+/* Threads of the one OpenMP pool. */
 int kn_rt_get_threads(void);
 
 /* A per-thread scratch buffer of at least `floats` floats, 64-byte
