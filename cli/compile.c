@@ -227,28 +227,33 @@ static kn_status write_atomic(const char *path, const char *data, size_t len, kn
     return KN_OK;
 }
 
-/* An eval phase after the backend passes (epilogue fusion), with its own
- * memory plan; train phases are emitted as compiled. */
-typedef struct {
-    kn_graph *g;
-    kn_memplan plan;
-} lowered;
-
-static kn_status lower_phase(kn_codegen_phase *ph, lowered *lo, kn_diag *d)
+kn_status kn_cli_lower_eval(const kn_graph *g, kn_cli_lowered *lo, kn_diag *d)
 {
     memset(lo, 0, sizeof *lo);
-    if (ph->graph->mode != KN_MODE_EVAL) return KN_OK;
-    lo->g = kn_graph_clone(ph->graph);
-    if (kn_run_backend_pipeline(lo->g, d) != KN_OK || kn_plan_memory(lo->g, &lo->plan, d) != KN_OK) return KN_ERR;
-    ph->graph = lo->g;
-    ph->plan = &lo->plan;
+    lo->g = kn_graph_clone(g);
+    if (kn_run_backend_pipeline(lo->g, d) != KN_OK) return KN_ERR;
+    if (kn_plan_memory(lo->g, &lo->plan, d) != KN_OK) return KN_ERR;
+    lo->planned = true;
     return KN_OK;
 }
 
-static void lowered_free(lowered *lo)
+void kn_cli_lowered_free(kn_cli_lowered *lo)
 {
     kn_graph_free(lo->g);
-    kn_memplan_free(&lo->plan);
+    if (lo->planned) kn_memplan_free(&lo->plan);
+    memset(lo, 0, sizeof *lo);
+}
+
+/* Eval phases are emitted lowered (kn_cli_lower_eval); train phases as
+ * compiled. */
+static kn_status lower_phase(kn_codegen_phase *ph, kn_cli_lowered *lo, kn_diag *d)
+{
+    memset(lo, 0, sizeof *lo);
+    if (ph->graph->mode != KN_MODE_EVAL) return KN_OK;
+    if (kn_cli_lower_eval(ph->graph, lo, d) != KN_OK) return KN_ERR;
+    ph->graph = lo->g;
+    ph->plan = &lo->plan;
+    return KN_OK;
 }
 
 void kn_cli_cuda_paths(const char *c_path, char *ptx, char *cu, size_t cap)
@@ -305,16 +310,16 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *arc
     if (cuda && (kn_codegen_check_embed_path(ptx_path, d) != KN_OK || kn_codegen_check_embed_path(cu_path, d) != KN_OK))
         return KN_ERR;
     /* Epilogue fusion is a CPU lowering: the CUDA emitters take the graph unfused. */
-    lowered low[6];
+    kn_cli_lowered low[6];
     kn_status st = KN_OK;
     for (int i = 0; i < n_phases; i++)
         if (st == KN_OK && !cuda) st = lower_phase(&phases[i], &low[i], d);
-        else low[i] = (lowered){0};
+        else low[i] = (kn_cli_lowered){0};
     if (cuda) opts.cuda = kn_cuda_prog_new(c->model->name);
     kn_strbuf src;
     kn_sb_init(&src);
     if (st == KN_OK) st = kn_emit_c_program(c->model, phases, n_phases, &opts, &src, d);
-    for (int i = 0; i < n_phases; i++) lowered_free(&low[i]);
+    for (int i = 0; i < n_phases; i++) kn_cli_lowered_free(&low[i]);
     if (st == KN_OK) st = write_atomic(c_path, src.s, src.len, d);
     kn_sb_free(&src);
     if (st == KN_OK && cuda) st = build_cuda_kernels(opts.cuda, arch, ptx_path, cu_path, stats, d);

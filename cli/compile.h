@@ -56,6 +56,16 @@ void kn_cli_blob_path(const char *c_path, char *out, size_t cap);
  * ("m.c" -> "m.cu", "m.ptx"). */
 void kn_cli_cuda_paths(const char *c_path, char *ptx, char *cu, size_t cap);
 
+/* An eval graph after the CPU backend passes (fusion, layouts), with its
+ * own memory plan: what a CPU executable runs. */
+typedef struct {
+    kn_graph *g;
+    kn_memplan plan;
+    bool planned;
+} kn_cli_lowered;
+kn_status kn_cli_lower_eval(const kn_graph *g, kn_cli_lowered *lo, kn_diag *d);
+void kn_cli_lowered_free(kn_cli_lowered *lo);
+
 typedef struct {
     int cuda_kernels;        /* target cuda: kernels compiled */
     double nvrtc_seconds;    /* and NVRTC's time */

@@ -4,7 +4,6 @@
 #define _GNU_SOURCE
 #include "compile.h"
 #include "../codegen/codegen.h" /* KN_CUDA_DEFAULT_ARCH */
-#include "../ir/ops/op.h"       /* KN_OP_INVERTED_RESIDUAL, for check's fused-node count */
 #include "export.h"
 #include "onnx_test.h"
 #include "sweep.h"
@@ -111,25 +110,17 @@ static int report(const kn_diag *d)
  * layouts), whose arena is what it allocates. */
 static void print_cpu_lowered(const kn_graph *infer, int batch)
 {
-    kn_graph *g = kn_graph_clone(infer);
+    kn_cli_lowered lo;
     kn_diag d;
     kn_diag_clear(&d);
-    kn_memplan plan;
-    if (kn_run_backend_pipeline(g, &d) == KN_OK && kn_plan_memory(g, &plan, &d) == KN_OK) {
-        int fused = 0, nodes = 0;
-        for (int i = 0; i < g->n_nodes; i++) {
-            nodes++;
-            fused += g->nodes[i]->op == KN_OP_INVERTED_RESIDUAL || kn_node_attr(g->nodes[i], "residual") ||
-                     kn_node_attr(g->nodes[i], "act_min") || kn_node_attr(g->nodes[i], "in_affine");
-        }
+    if (kn_cli_lower_eval(infer, &lo, &d) == KN_OK) {
         char a[32], a1[32];
-        fmt_bytes(kn_memplan_bytes(&plan, batch), a, sizeof a);
-        fmt_bytes(kn_memplan_bytes(&plan, 1), a1, sizeof a1);
-        printf("CPU executable (after fusion): %d nodes, %d of them fused; eval arena %s at N=%d, %s at N=1\n", nodes,
-               fused, a, batch, a1);
-        kn_memplan_free(&plan);
+        fmt_bytes(kn_memplan_bytes(&lo.plan, batch), a, sizeof a);
+        fmt_bytes(kn_memplan_bytes(&lo.plan, 1), a1, sizeof a1);
+        printf("CPU executable (after fusion): %d nodes; eval arena %s at N=%d, %s at N=1\n", lo.g->n_nodes, a, batch,
+               a1);
     }
-    kn_graph_free(g);
+    kn_cli_lowered_free(&lo);
 }
 
 static int cmd_check(int argc, char **argv)
