@@ -12,8 +12,12 @@
  * vectorize with the CPU's widest SIMD (set KILN_CFLAGS=-O3 for a portable
  * binary).  -fno-math-errno: sqrtf/expf that must set errno cannot be
  * vectorized (the Adam update ran scalar); kiln never reads errno.
- * Results do not change: -std=c11 keeps FMA contraction off. */
-#define KILN_DEFAULT_CFLAGS "-O3 -march=native -fno-math-errno"
+ * -ffp-contract=fast: -std=c11 alone turns contraction off, so every
+ * a * b + c in a kernel was a multiply and an add; as FMAs the depthwise
+ * and epilogue loops run 3-4% faster over MobileNetV2 (1 and 2 threads).
+ * The cost: a native build's results differ from a portable one's in the
+ * last bits (each build is still deterministic, --resume included). */
+#define KILN_DEFAULT_CFLAGS "-O3 -march=native -fno-math-errno -ffp-contract=fast"
 
 typedef struct {
     kn_graph *model;        /* as parsed */
