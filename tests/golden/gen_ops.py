@@ -251,7 +251,12 @@ def conv_cases(rs):
             ("conv_groups", (N, 4, 6, 6), 6, {"kernel": 3, "groups": 2, "padding": 1}),
             ("conv_depthwise", (N, 4, 7, 7), 4, {"kernel": 3, "groups": 4, "stride": 2, "padding": 1}),
             ("conv_1x1", (N, 6, 5, 5), 3, {"kernel": 1}),
-            ("conv_1x1_stride2", (N, 6, 5, 5), 3, {"kernel": 1, "stride": 2})]:
+            ("conv_1x1_stride2", (N, 6, 5, 5), 3, {"kernel": 1, "stride": 2}),
+            # stride-2 depthwise kernels over parity sub-planes: even and odd
+            # sizes, a 5x5 kernel (taps two sub-plane rows down), unequal pads
+            ("conv_depthwise_k5_s2", (N, 3, 10, 8), 3, {"kernel": 5, "groups": 3, "stride": 2,
+                                                        "padding": "(2, 1)"}),
+            ("conv_depthwise_s2_nopad", (N, 5, 9, 6), 5, {"kernel": 3, "groups": 5, "stride": 2})]:
         x = rand(rs, *shape)
         k = pair(eval(str(kw.get("kernel", 3))))
         g = kw.get("groups", 1)
