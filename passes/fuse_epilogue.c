@@ -10,7 +10,10 @@
  * in that order, which covers conv -> add -> relu/clip (ResNet) and
  * conv -> clip (MobileNet).  conv -> clip -> add keeps its add.  Before an
  * im2col conv, a per-channel x * S + T folds in as the input is read
- * (in_affine = 1, inputs S and T last).
+ * (in_affine = 1, inputs S and T last).  A 1x1 conv whose only reader is
+ * global_avg_pool (a classifier's last conv) writes the pooled means
+ * straight away (pool_avg = 1, y [N, C, 1, 1]): its full output, read once
+ * to be averaged, never reaches memory.
  *
  * Only for code generation of inference phases (kn_run_backend_pipeline):
  * the fused node has no gradient rule and ONNX export keeps the plain ops.
@@ -83,6 +86,21 @@ static int other_input(const kn_node *n, int vid)
     return n->in[0] == vid ? n->in[1] : n->in[1] == vid ? n->in[0] : -1;
 }
 
+/* global_avg_pool(conv) for a 1x1 conv without residual: the conv keeps
+ * each output row of its GEMM tile in scratch and writes only its mean. */
+static bool try_global_pool(kn_graph *g, kn_node *conv)
+{
+    kn_conv_geom q;
+    kn_diag quiet;
+    if (kn_node_attr(conv, "residual") || kn_node_attr(conv, "in_affine")) return false;
+    if (kn_conv_geometry(g, conv, &q, &quiet) != KN_OK || q.groups != 1 || !kn_conv_is_pointwise(&q)) return false;
+    kn_node *pool = kn_graph_sole_reader(g, conv->out[0]);
+    if (!pool || pool->op != KN_OP_GLOBAL_AVG_POOL) return false;
+    kn_node_set_attr_i(conv, "pool_avg", 1);
+    take_output(g, conv, pool);
+    return true;
+}
+
 /* conv(add(mul(v, S), T)) with per-channel S, T (ONNX exports of
  * MobileNetV2 normalise the image this way) and an im2col conv: the conv
  * reads v and applies S, T as it builds its im2col, the padding still 0.
@@ -127,6 +145,7 @@ kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
         if (n->op != KN_OP_CONV2D || kn_node_attr(n, "residual") || kn_node_attr(n, "act_min")) continue;
         try_residual(g, n);
         try_activation(g, n);
+        try_global_pool(g, n);  /* after the clamp: the mean is of clamped values */
         try_input_affine(g, n); /* last: its inputs go after the residual */
     }
     /* The absorbed nodes now read their own output: DCE removes them (and

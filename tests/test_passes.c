@@ -188,7 +188,8 @@ static void test_clone_is_deep(void)
 
 /* Every epilogue shape the fusion pass knows: 1x1 + relu6, depthwise +
  * relu6, 1x1 + residual, depthwise + residual, im2col (3x3 stride 2) +
- * relu, and conv -> clip -> add, whose add must stay a node. */
+ * relu, conv -> clip -> add, whose add must stay a node, and 1x1 (+ relu6)
+ * -> global_avg_pool, with and without a bias. */
 static const char FUSE_MODEL[] =
     "model fuse\n"
     "input x: f32[N, 8, 9, 9]\n"
@@ -198,7 +199,9 @@ static const char FUSE_MODEL[] =
     "d = add(a, conv2d(c, 8, kernel=3, padding=1, groups=8, bias=false))\n"
     "e = relu(conv2d(d, 16, kernel=3, stride=2, padding=1))\n"
     "f = add(clip(conv2d(c, 8, kernel=1), min=0, max=6), c)\n"
-    "output e, f\n";
+    "g = global_avg_pool(clip(conv2d(d, 12, kernel=1), min=0, max=6))\n"
+    "h = global_avg_pool(conv2d(e, 5, kernel=1, bias=false))\n"
+    "output e, f, g, h\n";
 
 static int count_op(const kn_graph *g, int op)
 {
@@ -215,10 +218,18 @@ static void test_fuse_epilogue_structure(void)
     kn_diag_clear(&d);
     kn_graph *train = kn_graph_clone(g);
     CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_EVAL, &d), KN_OK);
-    CU_ASSERT_EQUAL(count_op(g, KN_OP_CLIP), 3);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_CLIP), 4);
     CU_ASSERT_EQUAL(count_op(g, KN_OP_ADD), 3);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_GLOBAL_AVG_POOL), 2);
     CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(g, &d), KN_OK);
-    CU_ASSERT_EQUAL(count_op(g, KN_OP_CONV2D), 6);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_CONV2D), 8);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_GLOBAL_AVG_POOL), 0);
+    /* The pooled convs write the pool's [N, C, 1, 1] values. */
+    const kn_value *pooled = g->values[g->outputs[2]];
+    CU_ASSERT_STRING_EQUAL(pooled->name, "g");
+    CU_ASSERT_EQUAL(pooled->shape.d[1], 12);
+    CU_ASSERT_EQUAL(pooled->shape.d[2] * pooled->shape.d[3], 1);
+    CU_ASSERT_EQUAL(kn_node_attr_i(kn_graph_producer(g, g->outputs[2]), "pool_avg", 0), 1);
     CU_ASSERT_EQUAL(count_op(g, KN_OP_RELU), 0);
     CU_ASSERT_EQUAL(count_op(g, KN_OP_CLIP), 0);
     CU_ASSERT_EQUAL(count_op(g, KN_OP_ADD), 1); /* f: the clip came first */
@@ -303,8 +314,8 @@ static void check_lowering(const char *model, const char *tag, const int64_t dim
 static void test_fuse_epilogue_same_outputs(void)
 {
     const int64_t dims[4] = {2, 8, 9, 9};
-    const char *outs[] = {"e", "f"};
-    check_lowering(FUSE_MODEL, "fuse_epilogue", dims, outs, 2, kn_run_backend_pipeline, NULL);
+    const char *outs[] = {"e", "f", "g", "h"};
+    check_lowering(FUSE_MODEL, "fuse_epilogue", dims, outs, 4, kn_run_backend_pipeline, NULL);
 }
 
 /* A MobileNet-like chain for the NHWC layout pass: expand -> depthwise

@@ -204,6 +204,10 @@ static kn_status conv_want_param(kn_diag *d, const kn_graph *g, const kn_node *n
 
 static long long conv_band_rows(const conv_geom *q);
 
+/* pool_avg (passes/fuse_epilogue.c): y is the global average pool of the
+ * conv's output, [N, OC, 1, 1]. */
+static bool conv_pooled(const kn_node *n) { return kn_node_attr_i(n, "pool_avg", 0) != 0; }
+
 static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
 {
     conv_geom q;
@@ -217,6 +221,9 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
                            residual ? ", residual" : "", affine ? ", scale, shift" : "", n->n_in);
     if (affine && (conv_is_1x1(&q) || conv_is_depthwise(&q) || q.groups != 1))
         return kn_op_error(d, g, n, "internal: a fused input scale/shift needs an im2col conv");
+    bool pooled = conv_pooled(n);
+    if (pooled && (!conv_is_1x1(&q) || q.groups != 1 || residual || affine))
+        return kn_op_error(d, g, n, "internal: a fused global average pool needs a plain 1x1 conv");
     for (int i = want - 2; affine && i < want; i++) {
         const kn_value *v = kn_graph_value(g, n->in[i]);
         int64_t numel = 0;
@@ -229,7 +236,7 @@ static kn_status conv_infer(kn_graph *g, kn_node *n, kn_diag *d)
     if (conv_want_param(d, g, n, 1, "weight", &ws) != KN_OK) return KN_ERR;
     if (bias && conv_want_param(d, g, n, 2, "bias", &bs) != KN_OK) return KN_ERR;
     kn_shape y = kn_graph_value(g, n->in[0])->shape;
-    y.d[1] = q.oc, y.d[2] = q.oh, y.d[3] = q.ow;
+    y.d[1] = q.oc, y.d[2] = pooled ? 1 : q.oh, y.d[3] = pooled ? 1 : q.ow;
     const kn_value *r = residual ? kn_graph_value(g, n->in[bias ? 3 : 2]) : NULL;
     if (r && (r->dtype != KN_F32 || !kn_shape_equal(&r->shape, &y)))
         return kn_op_error(d, g, n, "internal: the fused residual '%s' must have the output's shape", r->name);
@@ -439,7 +446,7 @@ static unsigned conv_nhwc_layouts(const kn_graph *g, const kn_node *n)
     conv_geom q;
     kn_diag quiet = {0};
     unsigned nchw = 1u << 0, y_only = 1u << 1, x_only = 1u << 2, both = 1u << 3;
-    if (conv_geom_forward(&quiet, g, n, &q) != KN_OK) return nchw;
+    if (conv_geom_forward(&quiet, g, n, &q) != KN_OK || conv_pooled(n)) return nchw;
     /* Preferred where measured faster (MobileNetV2, 2 cores): stride 2 from
      * 28x28 up (2x on the depthwise, more than the layout change costs the
      * GEMMs around it); at 14x14 the transposed projection GEMM loses more
@@ -593,6 +600,45 @@ static void conv_emit_banded(kn_emit *e, const conv_geom *q, const conv_epilogue
     kn_emit_line(e, "}");
 }
 
+/* A 1x1 conv followed by its global average pool: tiles of whole output
+ * rows (every pixel of a channel), GEMM into per-thread scratch, then per
+ * row bias, clamp and the mean, summed in pixel order and divided by H,
+ * then W, as global_avg_pool does. */
+static void conv_emit_pooled(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
+{
+    long long ohw = q->oh * q->ow, k = q->c;
+    kn_emit_line(e, "(void)COL; /* 1x1 kernel + global average pool: only the means are stored */");
+    /* Row tiles only (tn ignored): a mean needs all OH*OW columns. */
+    kn_emit_line(e, "size_t tm, tn;");
+    kn_emit_line(e, "kn_rt_gemm_tiles(%s, %lld, %lld, &tm, &tn);", samples, (long long)q->oc, ohw);
+    kn_emit_line(e, "const size_t tiles = (%lld + tm - 1) / tm;", (long long)q->oc);
+    conv_emit_parallel_for(e, samples, (long long)q->oc * ohw * k);
+    kn_emit_line(e, "for (size_t j = 0; j < %s * tiles; j++) {", samples);
+    e->indent++;
+    kn_emit_line(e, "const size_t s = j / tiles, m0 = j %% tiles * tm, mc = %lld - m0 < tm ? %lld - m0 : tm;",
+                 (long long)q->oc, (long long)q->oc);
+    kn_emit_line(e, "float *restrict Tt = kn_rt_scratch(tm * %lld);", ohw);
+    kn_emit_line(e, "kn_rt_sgemm(0, 0, (int)mc, %lld, %lld, 1.0f, W + m0 * %lld, %lld, X + s * %lld, %lld, 0.0f, Tt, %lld);",
+                 ohw, k, k, k, k * q->h * q->w, ohw, ohw);
+    kn_emit_line(e, "for (size_t o = 0; o < mc; o++) {");
+    e->indent++;
+    kn_emit_line(e, "const float bo = %s;", ep->bias ? "B[m0 + o]" : "0.0f");
+    kn_emit_line(e, "float sum = 0.0f;");
+    kn_emit_line(e, "for (size_t i = 0; i < %lld; i++) {", ohw);
+    e->indent++;
+    kn_emit_line(e, "float v = Tt[o * %lld + i] + bo;", ohw);
+    kn_ops_emit_clamp_store(e, &ep->clamp, "v");
+    kn_emit_line(e, "sum += v;");
+    e->indent--;
+    kn_emit_line(e, "}");
+    kn_emit_line(e, "Y[s * %lld + m0 + o] = sum / %lld.0f / %lld.0f;", (long long)q->oc, (long long)q->oh,
+                 (long long)q->ow);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     conv_geom q;
@@ -612,6 +658,10 @@ static kn_status conv_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     }
     if (y_nhwc) {
         conv_emit_gemm_nhwc_out(e, &q, &ep, samples, conv_is_1x1(&q), x_nhwc);
+        return KN_OK;
+    }
+    if (conv_pooled(n)) {
+        conv_emit_pooled(e, &q, &ep, samples);
         return KN_OK;
     }
     if (conv_band_rows(&q)) {
