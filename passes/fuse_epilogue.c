@@ -1,4 +1,5 @@
-/* fuse_epilogue.c — folds a conv2d's elementwise successors into the conv.
+/* fuse_epilogue.c — folds a conv2d's or linear's elementwise successors
+ * into it.
  *
  * MobileNet-style graphs follow almost every convolution with ReLU6 (clip)
  * or, at the end of a residual block, with add(conv, block_input).  Run as
@@ -13,7 +14,9 @@
  * (in_affine = 1, inputs S and T last).  A 1x1 conv whose only reader is
  * global_avg_pool (a classifier's last conv) writes the pooled means
  * straight away (pool_avg = 1, y [N, C, 1, 1]): its full output, read once
- * to be averaged, never reaches memory.
+ * to be averaged, never reaches memory.  A linear takes an eval-mode
+ * batchnorm (bn = 1, see linear.c), then relu/clip, and drops an eval-mode
+ * dropout (the identity).
  *
  * Only for code generation of inference phases (kn_run_backend_pipeline):
  * the fused node has no gradient rule and ONNX export keeps the plain ops.
@@ -137,11 +140,48 @@ static bool try_input_affine(kn_graph *g, kn_node *conv)
     return false;
 }
 
+/* batchnorm(linear) on [N, C] in eval mode: running statistics, so a
+ * per-feature scale and shift of the linear's rows. */
+static bool try_batchnorm(kn_graph *g, kn_node *lin)
+{
+    kn_node *bn = kn_graph_sole_reader(g, lin->out[0]);
+    if (!bn || bn->op != KN_OP_BATCHNORM || bn->n_in != 5 || bn->in[0] != lin->out[0]) return false;
+    if (g->values[lin->out[0]]->shape.rank != 2) return false;
+    for (int i = 1; i < 5; i++) kn_node_append_input(lin, bn->in[i]);
+    kn_node_set_attr_i(lin, "bn", 1);
+    kn_node_set_attr_f(lin, "bn_eps", kn_ops_attr_num(bn, "eps", 1e-5));
+    take_output(g, lin, bn);
+    return true;
+}
+
+/* dropout in an eval graph is the identity: its readers read `n`'s value. */
+static bool try_eval_dropout(kn_graph *g, kn_node *n)
+{
+    kn_node *drop = kn_graph_sole_reader(g, n->out[0]);
+    if (!drop || drop->op != KN_OP_DROPOUT || drop->in[0] != n->out[0]) return false;
+    take_output(g, n, drop);
+    return true;
+}
+
+/* linear -> batchnorm -> relu/clip -> dropout (an MLP's hidden layer, as
+ * fmnist_mlp writes it): one node, the rest its epilogue. */
+static void fuse_linear(kn_graph *g, kn_node *lin)
+{
+    if (kn_node_attr(lin, "bn") || kn_node_attr(lin, "act_min") || kn_node_attr(lin, "act_max")) return;
+    try_batchnorm(g, lin);
+    try_activation(g, lin);
+    try_eval_dropout(g, lin);
+}
+
 kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
 {
     if (g->mode != KN_MODE_EVAL) return KN_OK; /* training needs the unfused values for backward */
     for (int i = 0; i < g->n_nodes; i++) {
         kn_node *n = g->nodes[i];
+        if (n->op == KN_OP_LINEAR) {
+            fuse_linear(g, n);
+            continue;
+        }
         if (n->op != KN_OP_CONV2D || kn_node_attr(n, "residual") || kn_node_attr(n, "act_min")) continue;
         try_residual(g, n);
         try_activation(g, n);

@@ -275,21 +275,25 @@ static int build_and_run(kn_graph *g, const char *dir, const char *tag)
     return bad;
 }
 
-/* Writes a deterministic input x of `dims` to a fresh folder `tag`, builds
- * `model` through the eval pipeline plain and through `lower` (then `tweak`,
- * when given), runs both and compares the outputs `outs`.  The lowered
- * program must agree with the plain NCHW one to 1e-5. */
+/* Writes a deterministic input x of `dims` (rank 4, or less with trailing
+ * zeros) to a fresh folder `tag`, builds `model` through the eval pipeline
+ * plain and through `lower` (then `tweak`, when given), runs both and
+ * compares the outputs `outs`.  The lowered program must agree with the
+ * plain NCHW one to 1e-5. */
 static void check_lowering(const char *model, const char *tag, const int64_t dims[4], const char **outs, int n_outs,
                            kn_status (*lower)(kn_graph *, kn_diag *), void (*tweak)(kn_graph *))
 {
     const char *dir = kt_tmp_dir(tag);
-    size_t numel = (size_t)(dims[0] * dims[1] * dims[2] * dims[3]);
+    int rank = 4;
+    while (rank > 1 && dims[rank - 1] == 0) rank--;
+    size_t numel = 1;
+    for (int i = 0; i < rank; i++) numel *= (size_t)dims[i];
     float *x = malloc(numel * sizeof *x);
     CU_ASSERT_PTR_NOT_NULL_FATAL(x);
     for (size_t i = 0; i < numel; i++) x[i] = (float)((i * 61 % 113) / 28.0 - 2.0);
     char path[4096], err[256];
     kt_pathf(path, sizeof path, "%s/x.npy", dir);
-    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 4, dims, x, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, rank, dims, x, err, sizeof err), 0);
     free(x);
     kn_graph *plain = parse(model);
     CU_ASSERT_PTR_NOT_NULL_FATAL(plain);
@@ -316,6 +320,49 @@ static void test_fuse_epilogue_same_outputs(void)
     const int64_t dims[4] = {2, 8, 9, 9};
     const char *outs[] = {"e", "f", "g", "h"};
     check_lowering(FUSE_MODEL, "fuse_epilogue", dims, outs, 4, kn_run_backend_pipeline, NULL);
+}
+
+/* MLP hidden layers for the linear epilogues: linear -> batchnorm -> relu
+ * -> dropout (fmnist_mlp's), without a bias, -> clip alone, -> batchnorm
+ * alone, and a linear whose value has a second reader (left alone). */
+static const char MLP_MODEL[] =
+    "model mlp\n"
+    "input x: f32[N, 20]\n"
+    "a = dropout(relu(batchnorm(linear(x, 16))), p=0.3)\n"
+    "b = dropout(relu(batchnorm(linear(a, 12, bias=false))), p=0.5)\n"
+    "c = clip(linear(b, 8), min=-0.5, max=0.5)\n"
+    "l = linear(c, 8)\n"
+    "d = add(batchnorm(l), l)\n"
+    "e = batchnorm(linear(d, 5))\n"
+    "output e\n";
+
+static void test_fuse_linear_structure(void)
+{
+    kn_graph *g = parse(MLP_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_EVAL, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_BATCHNORM), 4);
+    CU_ASSERT_EQUAL_FATAL(kn_run_backend_pipeline(g, &d), KN_OK);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_LINEAR), 5);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_BATCHNORM), 1); /* l has two readers */
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_RELU), 0);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_CLIP), 0);
+    CU_ASSERT_EQUAL(count_op(g, KN_OP_DROPOUT), 0);
+    kn_node *last = kn_graph_producer(g, g->outputs[0]); /* e = batchnorm(linear(d, 5)) */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(last);
+    CU_ASSERT_EQUAL(last->op, KN_OP_LINEAR);
+    CU_ASSERT_EQUAL(kn_node_attr_i(last, "bn", 0), 1);
+    CU_ASSERT_STRING_EQUAL(g->values[g->outputs[0]]->name, "e");
+    kn_graph_free(g);
+}
+
+static void test_fuse_linear_same_outputs(void)
+{
+    const int64_t dims[4] = {3, 20, 0, 0};
+    const char *outs[] = {"e"};
+    check_lowering(MLP_MODEL, "fuse_linear", dims, outs, 1, kn_run_backend_pipeline, NULL);
 }
 
 /* A MobileNet-like chain for the NHWC layout pass: expand -> depthwise
@@ -505,6 +552,8 @@ int main(void)
         {"clone is deep; fmnist param counts", test_clone_is_deep},
         {"epilogue fusion: which nodes fold into conv2d", test_fuse_epilogue_structure},
         {"epilogue fusion: fused and plain programs agree", test_fuse_epilogue_same_outputs},
+        {"linear epilogues: batchnorm, clamp, eval dropout", test_fuse_linear_structure},
+        {"linear epilogues: fused and plain programs agree", test_fuse_linear_same_outputs},
         {"NHWC layout: which convs store channels-last", test_layout_nhwc_choice},
         {"NHWC layout: lowered and plain programs agree", test_layout_nhwc_same_outputs},
         {"block fusion: which convs become inverted_residual", test_fuse_block_structure},

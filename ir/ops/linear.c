@@ -8,6 +8,15 @@
  * like torch.matmul.  Both call kn_rt_sgemm; nothing here allocates at run time.
  * Gradients: dx = dy W (matmul), dW = linear_grad_weight(dy, x), db =
  * sum_to(dy, [out]); matmul's operands get matmul_grad (linear_grad.c).
+ *
+ * On CPU inference graphs passes/fuse_epilogue.c may fold the layer's
+ * successors into linear as an epilogue over each output row:
+ *   bn = 1 (inputs gamma, beta, mean, var last; bn_eps): an eval-mode
+ *     batchnorm, y = y * s + t with s = gamma / sqrt(var + eps), t = beta -
+ *     mean * s, batchnorm's own formula, computed per call since the
+ *     weights are trained in place (folding them into W would cost a pass
+ *     over W per call);
+ *   act_min/act_max: then a clamp (relu, clip).
  */
 #include "op_util.h"
 
@@ -62,16 +71,32 @@ static kn_status linear_add_params(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+static bool linear_has_bias(const kn_node *n) { return kn_node_attr_i(n, "bias", 1) != 0; }
+static bool linear_has_bn(const kn_node *n) { return kn_node_attr_i(n, "bn", 0) != 0; }
+
+/* The fused batchnorm's gamma, beta, mean, var: f32[out] each. */
+static kn_status linear_check_bn(kn_graph *g, kn_node *n, int first, int64_t out, kn_diag *d)
+{
+    for (int i = first; i < first + 4; i++) {
+        const kn_value *v = kn_graph_value(g, n->in[i]);
+        if (v->dtype != KN_F32 || v->shape.rank != 1 || v->shape.d[0] != out)
+            return kn_op_error(d, g, n, "internal: the fused batchnorm's '%s' must be f32[%lld]", v->name,
+                               (long long)out);
+    }
+    return KN_OK;
+}
+
 static kn_status linear_infer(kn_graph *g, kn_node *n, kn_diag *d)
 {
     if (linear_check_input(g, n, d) != KN_OK) return KN_ERR;
     const kn_value *x = kn_graph_value(g, n->in[0]);
     int64_t k = x->shape.d[x->shape.rank - 1];
     int64_t out = kn_node_attr_i(n, "out", 0);
-    int want = kn_node_attr_i(n, "bias", 1) ? 3 : 2;
-    if (n->n_in != want)
-        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s), got %d", want,
-                           want == 3 ? ", bias" : "", n->n_in);
+    int want = linear_has_bias(n) ? 3 : 2;
+    if (n->n_in != want + 4 * linear_has_bn(n))
+        return kn_op_error(d, g, n, "expects %d inputs (x, weight%s%s), got %d", want + 4 * linear_has_bn(n),
+                           want == 3 ? ", bias" : "", linear_has_bn(n) ? ", gamma, beta, mean, var" : "", n->n_in);
+    if (linear_has_bn(n) && (x->shape.rank != 2 || linear_check_bn(g, n, want, out, d) != KN_OK)) return KN_ERR;
     const kn_value *w = kn_graph_value(g, n->in[1]);
     if (w->dtype != KN_F32 || w->shape.rank != 2 || w->shape.d[0] != out ||
         w->shape.d[1] != k) {
@@ -108,6 +133,46 @@ static void linear_emit_sgemm(kn_emit *e, const kn_graph *g, const kn_node *n, b
                  m, out, k, k, k, accumulate ? "1.0f" : "0.0f", out);
 }
 
+/* The fused batchnorm and clamp over Y's rows, one pass after the GEMM;
+ * the batchnorm's per-feature s and t go to the thread's scratch first. */
+static void linear_emit_epilogue(kn_emit *e, const kn_node *n, const char *rows, long long out)
+{
+    kn_ops_clamp act;
+    bool clamp = kn_ops_read_clamp(n, "act_min", "act_max", &act), bn = linear_has_bn(n);
+    if (!clamp && !bn) return;
+    kn_emit_line(e, "{");
+    e->indent++;
+    if (bn) {
+        int k = linear_has_bias(n) ? 3 : 2;
+        char eps[64];
+        kn_emit_float_lit(kn_ops_attr_num(n, "bn_eps", 1e-5), eps, sizeof eps);
+        kn_emit_bind_in(e, "GAMMA", n->in[k]);
+        kn_emit_bind_in(e, "BETA", n->in[k + 1]);
+        kn_emit_bind_in(e, "MEAN", n->in[k + 2]);
+        kn_emit_bind_in(e, "VAR", n->in[k + 3]);
+        kn_emit_line(e, "float *restrict S = kn_rt_scratch(%lld), *restrict T = S + %lld;", 2 * out, out);
+        kn_emit_line(e, "for (size_t c = 0; c < %lld; c++) {", out);
+        kn_emit_line(e, "    S[c] = GAMMA[c] / sqrtf(VAR[c] + %s);", eps);
+        kn_emit_line(e, "    T[c] = BETA[c] - MEAN[c] * S[c];");
+        kn_emit_line(e, "}");
+    }
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", rows);
+    e->indent++;
+    kn_emit_line(e, "KN_IVDEP");
+    kn_emit_line(e, "for (size_t c = 0; c < %lld; c++) {", out);
+    e->indent++;
+    kn_emit_line(e, "float v = Y[i * %lld + c];", out);
+    if (bn) kn_emit_line(e, "v = v * S[c] + T[c];");
+    kn_ops_emit_clamp_store(e, &act, "v");
+    kn_emit_line(e, "Y[i * %lld + c] = v;", out);
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_value *x = kn_graph_value(g, n->in[0]);
@@ -118,7 +183,7 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
-    bool bias = n->n_in > 2;
+    bool bias = linear_has_bias(n);
     if (bias) kn_emit_bind_in(e, "B", n->in[2]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     if (bias) {
@@ -126,6 +191,7 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "    memcpy(Y + i * %lld, B, %lld * sizeof(float));", out, out);
     }
     linear_emit_sgemm(e, g, n, bias);
+    linear_emit_epilogue(e, n, rows, out);
     return KN_OK;
 }
 
@@ -133,7 +199,9 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
  * kn_rt_sgemm, redirected) accumulates X W^T onto it. */
 static kn_status linear_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    bool bias = n->n_in > 2;
+    if (linear_has_bn(n) || kn_node_attr(n, "act_min") || kn_node_attr(n, "act_max"))
+        return kn_op_error(e->diag, g, n, "internal: fused epilogues are CPU-only");
+    bool bias = linear_has_bias(n);
     if (bias) {
         char numel[64];
         kn_emit_numel(e, n->out[0], numel, sizeof numel);
