@@ -306,7 +306,7 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *arc
     char blob[4200], ptx_path[4200], cu_path[4200];
     kn_cli_blob_path(c_path, blob, sizeof blob);
     kn_cli_cuda_paths(c_path, ptx_path, cu_path, sizeof ptx_path);
-    kn_codegen_opts opts = {c->hash, target, blob, NULL, ptx_path, cu_path, arch};
+    kn_codegen_opts opts = {c->hash, target, blob, NULL, ptx_path, cu_path, arch, false};
     if (cuda && (kn_codegen_check_embed_path(ptx_path, d) != KN_OK || kn_codegen_check_embed_path(cu_path, d) != KN_OK))
         return KN_ERR;
     /* Epilogue fusion is a CPU lowering: the CUDA emitters take the graph unfused. */

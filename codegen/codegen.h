@@ -40,6 +40,9 @@ typedef struct {
      * a CPU-only program. */
     kn_cuda_prog *cuda;
     const char *cuda_ptx_path, *cuda_src_path, *cuda_arch;
+    /* Every node its own loop, no elementwise runs (elem_runs.c): tests
+     * compare the two programs. */
+    bool no_elem_runs;
 } kn_codegen_opts;
 
 /* Emits the whole C program for `model` (its parameters and metadata) with

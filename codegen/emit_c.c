@@ -273,8 +273,20 @@ void kn_codegen_node_comment(const kn_graph *g, const kn_node *n, char *buf, siz
     snprintf(buf, cap, "node %d: %s '%s' %s <- %s", n->id, def->name, name, type, ins);
 }
 
+/* Nodes first .. first+count-1 as one elementwise loop (elem_runs.c); the
+ * profiler charges the loop to the first node. */
+static kn_status emit_elem_run(kn_emit *e, const kn_graph *g, int first, int count)
+{
+    kn_sb_printf(e->out, "\n    /* nodes %d to %d: one elementwise loop */\n", first, first + count - 1);
+    kn_emit_open(e);
+    if (kn_elem_run_emit(e, g, first, count) != KN_OK) return KN_ERR;
+    for (int k = 0; k < count; k++) kn_emit_line(e, "KN_RT_PROBE(ctx, %d, n);", first + k);
+    kn_emit_close(e);
+    return KN_OK;
+}
+
 static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, int index,
-                                     const int64_t *woff, kn_cuda_prog *cuda, kn_diag *d)
+                                     const int64_t *woff, kn_cuda_prog *cuda, bool runs, kn_diag *d)
 {
     const kn_graph *g = ph->graph;
     emit_impl im = {ph->plan, woff, index, NULL};
@@ -297,6 +309,12 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
     if (cuda) /* the same phase on the GPU when the executable runs with --device cuda */
         kn_sb_printf(o, "    if (ctx->cuda) {\n        kn_rt_cuda_run_phase(ctx, %d, n);\n        return;\n    }\n", index);
     for (int i = 0; i < g->n_nodes; i++) {
+        int run = runs ? kn_elem_run_length(g, ph->plan, i) : 1;
+        if (run > 1) {
+            if (emit_elem_run(&e, g, i, run) != KN_OK) return KN_ERR;
+            i += run - 1;
+            continue;
+        }
         const kn_node *n = g->nodes[i];
         const kn_op_def *def = kn_op_get(n->op);
         char cm[1024];
@@ -502,7 +520,7 @@ kn_status kn_emit_c_program(const kn_graph *model, const kn_codegen_phase *phase
     kn_status st = KN_OK;
     for (int p = 0; p < n_phases && st == KN_OK; p++) {
         int64_t *woff = weights_offsets_for(&wt, phases[p].graph);
-        st = emit_phase_function(o, &phases[p], p, woff, opts->cuda, d);
+        st = emit_phase_function(o, &phases[p], p, woff, opts->cuda, !opts->no_elem_runs, d);
         free(woff);
         if (st != KN_OK) break;
         emit_phase_tables(o, &phases[p]);

@@ -246,8 +246,11 @@ static void test_fuse_epilogue_structure(void)
     kn_graph_free(g);
 }
 
-/* Emits, builds and runs `g` on x.npy in `dir`; outputs go to dir/tag/. */
-static int build_and_run(kn_graph *g, const char *dir, const char *tag)
+/* Emits (elementwise runs on or off), builds and runs `g` on the inputs
+ * `names` (each NAME.npy in `dir`); outputs go to dir/tag/.  `loops`, when
+ * given, receives how many elementwise runs the source holds. */
+static int build_and_run_with(kn_graph *g, const char *dir, const char *tag, bool runs, const char *const *names,
+                              int n_names, int *loops)
 {
     kn_diag d;
     kn_diag_clear(&d);
@@ -259,8 +262,12 @@ static int build_and_run(kn_graph *g, const char *dir, const char *tag)
     kt_pathf(exe, sizeof exe, "%s/%s.exe", dir, tag);
     int bad = kn_plan_memory(g, &plan, &d) != KN_OK;
     kn_codegen_phase ph = {"infer", g, &plan};
-    kn_codegen_opts opts = {.model_hash = "test", .target = "cpu"};
+    kn_codegen_opts opts = {.model_hash = "test", .target = "cpu", .no_elem_runs = !runs};
     if (!bad) bad = kn_emit_c_program(g, &ph, 1, &opts, &src, &d) != KN_OK;
+    if (!bad && loops) {
+        *loops = 0;
+        for (const char *p = src.s; (p = strstr(p, "one elementwise loop")) != NULL; p++) ++*loops;
+    }
     if (!bad) bad = kt_write_file(c_path, src.s, src.len) != 0;
     kn_toolchain tc;
     kt_toolchain(&tc);
@@ -268,11 +275,23 @@ static int build_and_run(kn_graph *g, const char *dir, const char *tag)
     if (bad) printf("  %s: %s\n", tag, d.text);
     kn_sb_free(&src);
     kn_memplan_free(&plan);
+    char ins[2048] = "";
+    for (int i = 0; i < n_names; i++) {
+        size_t k = strlen(ins);
+        snprintf(ins + k, sizeof ins - k, " --in '%s=%s/%s.npy'", names[i], dir, names[i]);
+    }
     char *log = NULL;
-    if (!bad) bad = kt_run(&log, "'%s' run --seed 7 --in 'x=%s/x.npy' --out '%s/%s'", exe, dir, dir, tag) != 0;
+    if (!bad) bad = kt_run(&log, "'%s' run --seed 7%s --out '%s/%s'", exe, ins, dir, tag) != 0;
     if (bad && log) printf("  %s: %s\n", tag, log);
     free(log);
     return bad;
+}
+
+/* Emits, builds and runs `g` on x.npy in `dir`; outputs go to dir/tag/. */
+static int build_and_run(kn_graph *g, const char *dir, const char *tag)
+{
+    const char *x[] = {"x"};
+    return build_and_run_with(g, dir, tag, true, x, 1, NULL);
 }
 
 /* Writes a deterministic input x of `dims` (rank 4, or less with trailing
@@ -320,6 +339,55 @@ static void test_fuse_epilogue_same_outputs(void)
     const int64_t dims[4] = {2, 8, 9, 9};
     const char *outs[] = {"e", "f", "g", "h"};
     check_lowering(FUSE_MODEL, "fuse_epilogue", dims, outs, 4, kn_run_backend_pipeline, NULL);
+}
+
+/* Elementwise runs (codegen/elem_runs.c): chains of activations, unary
+ * math, clip and binaries over one shape, one operand a single element (s),
+ * values read again after the run (b, c) or output (c, f). */
+static const char ELEM_MODEL[] =
+    "model ew\n"
+    "input x: f32[N, 6, 5]\n"
+    "input s: f32[1]\n"
+    "a = add(x, x)\n"
+    "b = relu(a)\n"
+    "c = mul(b, x)\n"
+    "d = tanh(sub(c, a))\n"
+    "e = clip(abs(d), min=0.1, max=0.6)\n"
+    "f = max(div(add(e, b), s), sigmoid(x))\n"
+    "y = flatten(f)\n"
+    "z = gelu(leaky_relu(exp(neg(y)), negative_slope=0.2))\n"
+    "output z, c\n";
+
+static void test_elem_runs_same_outputs(void)
+{
+    const char *dir = kt_tmp_dir("elem_runs");
+    char path[4096], err[256];
+    float x[4 * 30], sv = 0.75f;
+    for (int i = 0; i < 4 * 30; i++) x[i] = (float)((i * 37 % 61) / 15.0 - 2.0);
+    int64_t xd[3] = {4, 6, 5}, sd[1] = {1};
+    kt_pathf(path, sizeof path, "%s/x.npy", dir);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 3, xd, x, err, sizeof err), 0);
+    kt_pathf(path, sizeof path, "%s/s.npy", dir);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 1, sd, &sv, err, sizeof err), 0);
+    kn_graph *g = parse(ELEM_MODEL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+    kn_diag d;
+    kn_diag_clear(&d);
+    CU_ASSERT_EQUAL_FATAL(kn_run_pipeline(g, KN_MODE_EVAL, &d), KN_OK);
+    const char *names[] = {"x", "s"};
+    int fused = 0, plain = 0;
+    CU_ASSERT_EQUAL_FATAL(build_and_run_with(g, dir, "plain", false, names, 2, &plain), 0);
+    CU_ASSERT_EQUAL_FATAL(build_and_run_with(g, dir, "runs", true, names, 2, &fused), 0);
+    CU_ASSERT_EQUAL(plain, 0);
+    CU_ASSERT(fused >= 2); /* [N,6,5] up to f; the flatten; [N,30] after it */
+    const char *outs[] = {"z", "c"};
+    for (int i = 0; i < 2; i++) {
+        char want[4096], got[4096];
+        kt_pathf(want, sizeof want, "%s/plain/%s.npy", dir, outs[i]);
+        kt_pathf(got, sizeof got, "%s/runs/%s.npy", dir, outs[i]);
+        CU_ASSERT_EQUAL(kt_compare_npy("elem_runs", outs[i], want, got, 0.0, 0.0), 0);
+    }
+    kn_graph_free(g);
 }
 
 /* MLP hidden layers for the linear epilogues: linear -> batchnorm -> relu
@@ -553,6 +621,7 @@ int main(void)
         {"epilogue fusion: which nodes fold into conv2d", test_fuse_epilogue_structure},
         {"epilogue fusion: fused and plain programs agree", test_fuse_epilogue_same_outputs},
         {"linear epilogues: batchnorm, clamp, eval dropout", test_fuse_linear_structure},
+        {"elementwise runs: one loop, same bits as node by node", test_elem_runs_same_outputs},
         {"linear epilogues: fused and plain programs agree", test_fuse_linear_same_outputs},
         {"NHWC layout: which convs store channels-last", test_layout_nhwc_choice},
         {"NHWC layout: lowered and plain programs agree", test_layout_nhwc_same_outputs},

@@ -18,23 +18,44 @@ static kn_status infer_unary(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-/* Y[i] = <expr of X[i]> for every element (C loop or CUDA kernel). */
-static void emit_map(kn_emit *e, const kn_node *n, const char *expr)
+/* The forward's element, in x (the input's element). */
+static void act_expr(const kn_node *n, char *buf, size_t cap)
 {
-    char numel[64];
+    char s[64];
+    switch (n->op) {
+    case KN_OP_RELU: snprintf(buf, cap, "x < 0.0f ? 0.0f : x"); break;
+    case KN_OP_LEAKY_RELU:
+        kn_emit_float_lit(kn_ops_attr_num(n, "negative_slope", 0.01), s, sizeof s);
+        snprintf(buf, cap, "x > 0.0f ? x : x * %s", s);
+        break;
+    /* 0.707106781f is M_SQRT1_2 rounded to float, as in PyTorch's kernel. */
+    case KN_OP_GELU: snprintf(buf, cap, "x * 0.5f * (1.0f + erff(x * 0.707106781f))"); break;
+    case KN_OP_SIGMOID: snprintf(buf, cap, "1.0f / (1.0f + expf(-x))"); break;
+    default: snprintf(buf, cap, "tanhf(x)"); break;
+    }
+}
+
+/* Y[i] = <expr of x = X[i]> for every element (C loop or CUDA kernel). */
+static kn_status emit_act(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    char numel[64], expr[160];
+    act_expr(n, expr, sizeof expr);
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
     kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_for(e, "i", numel, "Y[i] = %s;", expr);
+    kn_emit_for(e, "i", numel, "{ const float x = X[i]; Y[i] = %s; }", expr);
     kn_emit_cuda_end(e);
+    return KN_OK;
 }
 
-static kn_status emit_relu(kn_emit *e, const kn_graph *g, const kn_node *n)
+static void elem_act(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
 {
     (void)g;
-    emit_map(e, n, "X[i] < 0.0f ? 0.0f : X[i]");
-    return KN_OK;
+    char expr[160];
+    act_expr(n, expr, sizeof expr);
+    kn_emit_line(e, "{ const float x = %s; %s = %s; }", in[0], out, expr);
 }
 
 static kn_status leaky_relu_check(kn_graph *g, kn_node *n, kn_diag *d)
@@ -45,39 +66,7 @@ static kn_status leaky_relu_check(kn_graph *g, kn_node *n, kn_diag *d)
     return infer_unary(g, n, d);
 }
 
-static kn_status emit_leaky_relu(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    char s[64], expr[160];
-    kn_emit_float_lit(kn_ops_attr_num(n, "negative_slope", 0.01), s, sizeof s);
-    snprintf(expr, sizeof expr, "X[i] > 0.0f ? X[i] : X[i] * %s", s);
-    emit_map(e, n, expr);
-    return KN_OK;
-}
-
-static kn_status emit_gelu(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    /* 0.707106781f is M_SQRT1_2 rounded to float, as in PyTorch's kernel. */
-    emit_map(e, n, "X[i] * 0.5f * (1.0f + erff(X[i] * 0.707106781f))");
-    return KN_OK;
-}
-
-static kn_status emit_sigmoid(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    emit_map(e, n, "1.0f / (1.0f + expf(-X[i]))");
-    return KN_OK;
-}
-
-static kn_status emit_tanh(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    emit_map(e, n, "tanhf(X[i])");
-    return KN_OK;
-}
-
-/* ---- backward ops: dX[i] = <expr of dY[i] and V[i]> ---- */
+/* ---- backward ops: dX[i] = <expr of gy = dY[i] and v = V[i]> ---- */
 
 static kn_status infer_grad_map(kn_graph *g, kn_node *n, kn_diag *d)
 {
@@ -94,57 +83,46 @@ static kn_status infer_grad_map(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-static void emit_grad_map(kn_emit *e, const kn_node *n, const char *expr)
+static void act_grad_expr(const kn_node *n, char *buf, size_t cap)
 {
-    char numel[64];
+    char s[64];
+    switch (n->op) {
+    case KN_OP_RELU_GRAD: snprintf(buf, cap, "v > 0.0f ? gy : 0.0f"); break;
+    case KN_OP_LEAKY_RELU_GRAD:
+        kn_emit_float_lit(kn_ops_attr_num(n, "negative_slope", 0.01), s, sizeof s);
+        snprintf(buf, cap, "v > 0.0f ? gy : gy * %s", s);
+        break;
+    /* PyTorch's GeluBackward: dy * (cdf(x) + x * pdf(x)); 0.398942280f is
+     * M_2_SQRTPI * M_SQRT1_2 * 0.5 = 1/sqrt(2 pi). */
+    case KN_OP_GELU_GRAD:
+        snprintf(buf, cap, "gy * (0.5f * (1.0f + erff(v * 0.707106781f)) + v * 0.398942280f * expf(-0.5f * v * v))");
+        break;
+    case KN_OP_SIGMOID_GRAD: snprintf(buf, cap, "gy * (1.0f - v) * v"); break;
+    default: snprintf(buf, cap, "gy * (1.0f - v * v)"); break;
+    }
+}
+
+static kn_status emit_act_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    (void)g;
+    char numel[64], expr[200];
+    act_grad_expr(n, expr, sizeof expr);
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
     kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "V", n->in[1]);
     kn_emit_bind_out(e, "dX", n->out[0]);
-    kn_emit_for(e, "i", numel, "dX[i] = %s;", expr);
+    kn_emit_for(e, "i", numel, "{ const float gy = dY[i], v = V[i]; dX[i] = %s; }", expr);
     kn_emit_cuda_end(e);
-}
-
-static kn_status emit_relu_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    emit_grad_map(e, n, "V[i] > 0.0f ? dY[i] : 0.0f");
     return KN_OK;
 }
 
-static kn_status emit_leaky_relu_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
+static void elem_act_grad(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
 {
     (void)g;
-    char s[64], expr[160];
-    kn_emit_float_lit(kn_ops_attr_num(n, "negative_slope", 0.01), s, sizeof s);
-    snprintf(expr, sizeof expr, "V[i] > 0.0f ? dY[i] : dY[i] * %s", s);
-    emit_grad_map(e, n, expr);
-    return KN_OK;
-}
-
-static kn_status emit_gelu_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    /* PyTorch's GeluBackward: dy * (cdf(x) + x * pdf(x)); 0.398942280f is
-     * M_2_SQRTPI * M_SQRT1_2 * 0.5 = 1/sqrt(2 pi). */
-    emit_grad_map(e, n, "dY[i] * (0.5f * (1.0f + erff(V[i] * 0.707106781f)) + "
-                        "V[i] * 0.398942280f * expf(-0.5f * V[i] * V[i]))");
-    return KN_OK;
-}
-
-static kn_status emit_sigmoid_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    emit_grad_map(e, n, "dY[i] * (1.0f - V[i]) * V[i]");
-    return KN_OK;
-}
-
-static kn_status emit_tanh_grad(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    (void)g;
-    emit_grad_map(e, n, "dY[i] * (1.0f - V[i] * V[i])");
-    return KN_OK;
+    char expr[200];
+    act_grad_expr(n, expr, sizeof expr);
+    kn_emit_line(e, "{ const float gy = %s, v = %s; %s = %s; }", in[0], in[1], out, expr);
 }
 
 /* ---- gradient rules ---- */
@@ -177,47 +155,47 @@ static const kn_arg_spec leaky_relu_args[] = {
 
 const kn_op_def kn_op_def_relu = {
     .name = "relu", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_relu, .emit_cuda = emit_relu, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_act, .emit_cuda = emit_act, .emit_elem = elem_act, .grad = act_grad,
 };
 const kn_op_def kn_op_def_leaky_relu = {
     .name = "leaky_relu", .min_inputs = 1, .max_inputs = 1, .args = leaky_relu_args,
-    .infer = leaky_relu_check, .emit_c = emit_leaky_relu, .emit_cuda = emit_leaky_relu, .grad = act_grad,
+    .infer = leaky_relu_check, .emit_c = emit_act, .emit_cuda = emit_act, .emit_elem = elem_act, .grad = act_grad,
 };
 const kn_op_def kn_op_def_gelu = {
     .name = "gelu", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_gelu, .emit_cuda = emit_gelu, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_act, .emit_cuda = emit_act, .emit_elem = elem_act, .grad = act_grad,
 };
 const kn_op_def kn_op_def_sigmoid = {
     .name = "sigmoid", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_sigmoid, .emit_cuda = emit_sigmoid, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_act, .emit_cuda = emit_act, .emit_elem = elem_act, .grad = act_grad,
 };
 const kn_op_def kn_op_def_tanh = {
     .name = "tanh", .min_inputs = 1, .max_inputs = 1,
-    .infer = infer_unary, .emit_c = emit_tanh, .emit_cuda = emit_tanh, .grad = act_grad,
+    .infer = infer_unary, .emit_c = emit_act, .emit_cuda = emit_act, .emit_elem = elem_act, .grad = act_grad,
 };
 
 const kn_op_def kn_op_def_relu_grad = {
     .name = "relu_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_relu_grad, .emit_cuda = emit_relu_grad,
+    .infer = infer_grad_map, .emit_c = emit_act_grad, .emit_cuda = emit_act_grad, .emit_elem = elem_act_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_leaky_relu_grad = {
     .name = "leaky_relu_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_leaky_relu_grad, .emit_cuda = emit_leaky_relu_grad,
+    .infer = infer_grad_map, .emit_c = emit_act_grad, .emit_cuda = emit_act_grad, .emit_elem = elem_act_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_gelu_grad = {
     .name = "gelu_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_gelu_grad, .emit_cuda = emit_gelu_grad,
+    .infer = infer_grad_map, .emit_c = emit_act_grad, .emit_cuda = emit_act_grad, .emit_elem = elem_act_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_sigmoid_grad = {
     .name = "sigmoid_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_sigmoid_grad, .emit_cuda = emit_sigmoid_grad,
+    .infer = infer_grad_map, .emit_c = emit_act_grad, .emit_cuda = emit_act_grad, .emit_elem = elem_act_grad,
     .internal = true,
 };
 const kn_op_def kn_op_def_tanh_grad = {
     .name = "tanh_grad", .min_inputs = 2, .max_inputs = 2,
-    .infer = infer_grad_map, .emit_c = emit_tanh_grad, .emit_cuda = emit_tanh_grad,
+    .infer = infer_grad_map, .emit_c = emit_act_grad, .emit_cuda = emit_act_grad, .emit_elem = elem_act_grad,
     .internal = true,
 };

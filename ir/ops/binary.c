@@ -258,6 +258,26 @@ static kn_status binary_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *
     return KN_OK;
 }
 
+/* Inside an elementwise run (operands of the output's shape or single
+ * elements, so no index arithmetic): the same expressions as above. */
+static void elem_binary(kn_emit *e, const kn_node *n, const char *const *in, const char *out)
+{
+    char op = n->op == KN_OP_ADD ? '+' : n->op == KN_OP_SUB ? '-' : n->op == KN_OP_MUL ? '*' : '/';
+    kn_emit_line(e, "%s = %s %c %s;", out, in[0], op, in[1]);
+}
+
+static void elem_arith(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    (void)g;
+    elem_binary(e, n, in, out);
+}
+
+static void elem_func(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    (void)g;
+    kn_emit_line(e, "{ const float a = %s, b = %s; %s = %s; }", in[0], in[1], out, func_expr(n->op));
+}
+
 static kn_status emit_add(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '+'); }
 static kn_status emit_sub(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '-'); }
 static kn_status emit_mul(kn_emit *e, const kn_graph *g, const kn_node *n) { return emit_binary(e, g, n, '*'); }
@@ -412,31 +432,31 @@ static kn_status binary_grad(kn_graph *g, const kn_node *n, const int *dy,
 
 const kn_op_def kn_op_def_add = {
     .name = "add", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_add, .emit_cuda = emit_add,
-    .grad = binary_grad,
+    .emit_elem = elem_arith, .grad = binary_grad,
 };
 const kn_op_def kn_op_def_sub = {
     .name = "sub", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_sub, .emit_cuda = emit_sub,
-    .grad = binary_grad,
+    .emit_elem = elem_arith, .grad = binary_grad,
 };
 const kn_op_def kn_op_def_mul = {
     .name = "mul", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_mul, .emit_cuda = emit_mul,
-    .grad = binary_grad,
+    .emit_elem = elem_arith, .grad = binary_grad,
 };
 const kn_op_def kn_op_def_div = {
     .name = "div", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_div, .emit_cuda = emit_div,
-    .grad = binary_grad,
+    .emit_elem = elem_arith, .grad = binary_grad,
 };
 const kn_op_def kn_op_def_max = {
     .name = "max", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func,
-    .grad = binary_grad,
+    .emit_elem = elem_func, .grad = binary_grad,
 };
 const kn_op_def kn_op_def_min = {
     .name = "min", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func,
-    .grad = binary_grad,
+    .emit_elem = elem_func, .grad = binary_grad,
 };
 const kn_op_def kn_op_def_pow = {
     .name = "pow", .min_inputs = 2, .max_inputs = 2, .infer = infer_binary, .emit_c = emit_func, .emit_cuda = emit_func,
-    .grad = binary_grad,
+    .emit_elem = elem_func, .grad = binary_grad,
 };
 const kn_op_def kn_op_def_binary_grad = {
     .name = "binary_grad", .min_inputs = 4, .max_inputs = 4,

@@ -45,6 +45,15 @@ static kn_status clip_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     return KN_OK;
 }
 
+static void clip_elem(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    (void)g;
+    char lo[64], hi[64];
+    kn_emit_float_lit(kn_ops_attr_num(n, "min", -INFINITY), lo, sizeof lo);
+    kn_emit_float_lit(kn_ops_attr_num(n, "max", INFINITY), hi, sizeof hi);
+    kn_emit_line(e, "{ const float x = %s; %s = x < %s ? %s : x > %s ? %s : x; }", in[0], out, lo, lo, hi, hi);
+}
+
 static kn_status clip_grad(kn_graph *g, const kn_node *n, const int *dy, const bool *need, int *dx, kn_diag *d)
 {
     dx[0] = -1;
@@ -85,6 +94,15 @@ static kn_status clip_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     return KN_OK;
 }
 
+static void clip_grad_elem(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    (void)g;
+    char lo[64], hi[64];
+    kn_emit_float_lit(kn_ops_attr_num(n, "min", -INFINITY), lo, sizeof lo);
+    kn_emit_float_lit(kn_ops_attr_num(n, "max", INFINITY), hi, sizeof hi);
+    kn_emit_line(e, "{ const float x = %s; %s = x >= %s && x <= %s ? %s : 0.0f; }", in[1], out, lo, hi, in[0]);
+}
+
 static const kn_arg_spec clip_args[] = {
     {"min", KN_ATTR_FLOAT, false, 0, -INFINITY, NULL},
     {"max", KN_ATTR_FLOAT, false, 0, INFINITY, NULL},
@@ -93,9 +111,10 @@ static const kn_arg_spec clip_args[] = {
 
 const kn_op_def kn_op_def_clip = {
     .name = "clip", .min_inputs = 1, .max_inputs = 1, .args = clip_args,
-    .infer = clip_infer, .emit_c = clip_emit, .emit_cuda = clip_emit, .grad = clip_grad,
+    .infer = clip_infer, .emit_c = clip_emit, .emit_cuda = clip_emit, .emit_elem = clip_elem, .grad = clip_grad,
 };
 const kn_op_def kn_op_def_clip_grad = {
     .name = "clip_grad", .min_inputs = 2, .max_inputs = 2, .args = clip_args,
-    .infer = clip_grad_infer, .emit_c = clip_grad_emit, .emit_cuda = clip_grad_emit, .internal = true,
+    .infer = clip_grad_infer, .emit_c = clip_grad_emit, .emit_cuda = clip_grad_emit, .emit_elem = clip_grad_elem,
+    .internal = true,
 };

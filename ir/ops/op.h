@@ -193,7 +193,16 @@ typedef struct kn_op_def {
      * the faster one; the node reads the attributes x_nhwc/y_nhwc.
      * NULL = NCHW only. */
     unsigned (*nhwc_layouts)(const kn_graph *g, const kn_node *n);
+
+    /* Elementwise ops: prints C statements that set the float variable
+     * `out` from in[k], one C expression per input (its element at the loop
+     * index, or the only element of a one-element input).  The C emitter
+     * runs consecutive such nodes over one shape as one loop
+     * (codegen/elem_runs.c).  NULL = not fusible. */
+    void (*emit_elem)(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out);
 } kn_op_def;
+
+#define KN_ELEM_MAX_INPUTS 4
 
 #define KN_NHWC_PREFERRED 0x10u
 

@@ -124,6 +124,20 @@ static kn_status unary_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     return KN_OK;
 }
 
+/* Inside an elementwise run: the row's expression in a block of its own. */
+static void unary_elem(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    (void)g;
+    const unary_fn *f = fn_of(n->op);
+    kn_emit_line(e, "{");
+    e->indent++;
+    emit_attrs(e, f, n);
+    kn_emit_line(e, "const float x = %s;", in[0]);
+    kn_emit_line(e, "%s = %s;", out, f->y);
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 /* ---- unary_grad(dy, x, y): dX[i] = <row's dx> ---- */
 
 static kn_status unary_grad_infer(kn_graph *g, kn_node *n, kn_diag *d)
@@ -157,6 +171,20 @@ static kn_status unary_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n
     kn_emit_line(e, "}");
     kn_emit_cuda_end(e);
     return KN_OK;
+}
+
+static void unary_grad_elem(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    (void)g;
+    const unary_fn *f = fn_of((int)kn_node_attr_i(n, "fn", -1));
+    kn_emit_line(e, "{");
+    e->indent++;
+    emit_attrs(e, f, n);
+    kn_emit_line(e, "const float g = %s, x = %s, y = %s;", in[0], in[1], in[2]);
+    kn_emit_line(e, "(void)g, (void)x, (void)y;");
+    kn_emit_line(e, "%s = %s;", out, f->dx);
+    e->indent--;
+    kn_emit_line(e, "}");
 }
 
 static kn_status unary_grad(kn_graph *g, const kn_node *n, const int *dy, const bool *need, int *dx, kn_diag *d)
@@ -197,7 +225,8 @@ static const kn_arg_spec shrink_args[] = {
 #define UNARY_DEF(id, nm, argv)                                                                                      \
     const kn_op_def kn_op_def_##id = {                                                                               \
         .name = nm, .min_inputs = 1, .max_inputs = 1, .args = argv,                                                  \
-        .infer = unary_infer, .emit_c = unary_emit, .emit_cuda = unary_emit, .grad = unary_grad,                     \
+        .infer = unary_infer, .emit_c = unary_emit, .emit_cuda = unary_emit, .emit_elem = unary_elem,               \
+        .grad = unary_grad,                                                                                          \
     }
 
 UNARY_DEF(abs, "abs", NULL);
@@ -234,5 +263,6 @@ UNARY_DEF(shrink, "shrink", shrink_args);
 
 const kn_op_def kn_op_def_unary_grad = {
     .name = "unary_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = unary_grad_infer, .emit_c = unary_grad_emit, .emit_cuda = unary_grad_emit, .internal = true,
+    .infer = unary_grad_infer, .emit_c = unary_grad_emit, .emit_cuda = unary_grad_emit, .emit_elem = unary_grad_elem,
+    .internal = true,
 };
