@@ -13,6 +13,8 @@
  */
 #include "conv_internal.h"
 
+#include <stdlib.h>
+
 /* Opens the parallel loop over (sample, channel) planes j of a depthwise
  * conv: Xc, Wc, Yc (and Rc) point at the plane, b is its bias. */
 static void conv_emit_dw_channel_loop(kn_emit *e, const conv_geom *q, const conv_epilogue *ep, const char *samples)
@@ -159,6 +161,23 @@ static void conv_emit_depthwise_masked(kn_emit *e, const conv_geom *q, const con
 
 static bool conv_dw_flat(const conv_geom *q) { return q->sh == 1 && q->sw == 1 && q->ow < KN_DW_FLAT_MAX_W; }
 
+/* T[p] = b + sum over taps k of Wc[k] * SRC[p + off[k]], p < run: the flat
+ * tap loop of the padded and the parity sub-plane kernels (T holds t_len
+ * floats; the caller copies the wanted columns out of it). */
+static void conv_emit_flat_taps(kn_emit *e, const conv_geom *q, long long run, long long t_len, const char *src,
+                                const long long *off)
+{
+    kn_emit_line(e, "float T[%lld];", t_len);
+    kn_emit_line(e, "for (size_t p = 0; p < %lld; p++) {", run);
+    e->indent++;
+    kn_emit_line(e, "float v = b;");
+    for (int64_t k = 0; k < q->kh * q->kw; k++)
+        kn_emit_line(e, "v += Wc[%lld] * %s[p + %lld];", (long long)k, src, off[k]);
+    kn_emit_line(e, "T[p] = v;");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 /* Scratch floats per thread the padded depthwise kernel needs, or 0 when
  * it does not apply (it keeps the padded plane and, for stride 1, a flat
  * output on the stack: 256 KiB at most). */
@@ -195,18 +214,10 @@ static void conv_emit_depthwise_padded(kn_emit *e, const conv_geom *q, const con
     e->indent--;
     kn_emit_line(e, "}");
     if (flat) {
-        long long run = (q->oh - 1) * pw + q->ow;
-        kn_emit_line(e, "float T[%lld];", q->oh * pw);
-        kn_emit_line(e, "for (size_t p = 0; p < %lld; p++) {", run);
-        e->indent++;
-        kn_emit_line(e, "float v = b;");
-        for (int64_t ki = 0; ki < q->kh; ki++)
-            for (int64_t kj = 0; kj < q->kw; kj++)
-                kn_emit_line(e, "v += Wc[%lld] * P[p + %lld];", (long long)(ki * q->kw + kj),
-                             (long long)(ki * q->dh * pw + kj * q->dw));
-        kn_emit_line(e, "T[p] = v;");
-        e->indent--;
-        kn_emit_line(e, "}");
+        long long *off = kn_xmalloc(sizeof *off * (size_t)(q->kh * q->kw));
+        for (int64_t k = 0; k < q->kh * q->kw; k++) off[k] = (k / q->kw) * q->dh * pw + (k % q->kw) * q->dw;
+        conv_emit_flat_taps(e, q, (q->oh - 1) * pw + q->ow, q->oh * pw, "P", off);
+        free(off);
     }
     kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++) {", (long long)q->oh);
     e->indent++;
@@ -293,18 +304,13 @@ static void conv_emit_depthwise_split(kn_emit *e, const conv_geom *q, const conv
     }
     e->indent--;
     kn_emit_line(e, "}");
-    long long run = (q->oh - 1) * g.sw + q->ow;
-    kn_emit_line(e, "float T[%lld];", q->oh * g.sw);
-    kn_emit_line(e, "for (size_t p = 0; p < %lld; p++) {", run);
-    e->indent++;
-    kn_emit_line(e, "float v = b;");
-    for (int64_t ki = 0; ki < q->kh; ki++)
-        for (int64_t kj = 0; kj < q->kw; kj++)
-            kn_emit_line(e, "v += Wc[%lld] * S[p + %lld];", (long long)(ki * q->kw + kj),
-                         ((ki & 1) * 2 + (kj & 1)) * g.plane + (ki / 2) * g.sw + kj / 2);
-    kn_emit_line(e, "T[p] = v;");
-    e->indent--;
-    kn_emit_line(e, "}");
+    long long *off = kn_xmalloc(sizeof *off * (size_t)(q->kh * q->kw));
+    for (int64_t k = 0; k < q->kh * q->kw; k++) {
+        int64_t ki = k / q->kw, kj = k % q->kw;
+        off[k] = ((ki & 1) * 2 + (kj & 1)) * g.plane + (ki / 2) * g.sw + kj / 2;
+    }
+    conv_emit_flat_taps(e, q, (q->oh - 1) * g.sw + q->ow, q->oh * g.sw, "S", off);
+    free(off);
     kn_emit_line(e, "for (size_t oh = 0; oh < %lld; oh++)", (long long)q->oh);
     kn_emit_line(e, "    for (size_t ow = 0; ow < %lld; ow++) {", (long long)q->ow);
     e->indent += 2;
