@@ -126,6 +126,20 @@ kn_node *kn_graph_add_node(kn_graph *g, int op, const char *name,
     return n;
 }
 
+void kn_graph_move_node(kn_graph *g, int from, int to)
+{
+    if (from == to) return;
+    kn_node *n = g->nodes[from];
+    if (from > to) memmove(&g->nodes[to + 1], &g->nodes[to], sizeof(kn_node *) * (size_t)(from - to));
+    else memmove(&g->nodes[from], &g->nodes[from + 1], sizeof(kn_node *) * (size_t)(to - from));
+    g->nodes[to] = n;
+    for (int i = from < to ? from : to; i <= (from < to ? to : from); i++) {
+        kn_node *m = g->nodes[i];
+        m->id = i;
+        for (int k = 0; k < m->n_out; k++) g->values[m->out[k]]->producer = i;
+    }
+}
+
 void kn_node_append_input(kn_node *n, int value_id)
 {
     n->in = kn_xrealloc(n->in, sizeof(int) * (size_t)(n->n_in + 1));

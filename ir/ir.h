@@ -165,6 +165,10 @@ kn_node *kn_graph_add_node(kn_graph *g, int op, const char *name,
  * must have no other output).  Nodes feeding only that producer become dead
  * for the next DCE.  Returns KN_ERR when vid is not a single node output. */
 kn_status kn_graph_make_input(kn_graph *g, int vid, kn_diag *d);
+/* Moves node `from` to position `to`, shifting the nodes between and
+ * renumbering their ids and their outputs' producers; keeping the order
+ * topological is the caller's business. */
+void kn_graph_move_node(kn_graph *g, int from, int to);
 /* Appends an input (e.g. a parameter created by the op) to a node. */
 void kn_node_append_input(kn_node *n, int value_id);
 /* Frees a node that a pass has removed from g->nodes. */

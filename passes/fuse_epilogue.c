@@ -14,7 +14,9 @@
  * (in_affine = 1, inputs S and T last).  A 1x1 conv whose only reader is
  * global_avg_pool (a classifier's last conv) writes the pooled means
  * straight away (pool_avg = 1, y [N, C, 1, 1]): its full output, read once
- * to be averaged, never reaches memory.  A linear takes an eval-mode
+ * to be averaged, never reaches memory.  An eval-mode batchnorm after a conv
+ * folds into its filters and bias (a bn_fold node before it, see
+ * ir/ops/batchnorm.c).  A linear takes an eval-mode
  * batchnorm (bn = 1, see linear.c), then relu/clip, and drops an eval-mode
  * dropout (the identity).
  *
@@ -87,6 +89,37 @@ static int other_input(const kn_node *n, int vid)
 {
     if (n->n_in != 2) return -1;
     return n->in[0] == vid ? n->in[1] : n->in[1] == vid ? n->in[0] : -1;
+}
+
+/* batchnorm(conv) in eval mode: a bn_fold node, placed just before the
+ * conv, scales its filters and makes its bias (ir/ops/batchnorm.c); the
+ * conv reads those, so every conv kernel and epilogue applies unchanged. */
+static kn_status try_conv_batchnorm(kn_graph *g, kn_node *conv, kn_diag *d)
+{
+    if (kn_node_attr(conv, "residual") || kn_node_attr(conv, "act_min") || kn_node_attr(conv, "in_affine")) return KN_OK;
+    kn_node *bn = kn_graph_sole_reader(g, conv->out[0]);
+    if (!bn || bn->op != KN_OP_BATCHNORM || bn->n_in != 5 || bn->in[0] != conv->out[0]) return KN_OK;
+    bool bias = kn_node_attr_i(conv, "bias", 1) != 0;
+    if (conv->n_in != 2 + bias) return KN_OK;
+    int in[6], k = 0, at = conv->id;
+    in[k++] = conv->in[1];
+    if (bias) in[k++] = conv->in[2];
+    for (int i = 1; i < 5; i++) in[k++] = bn->in[i];
+    char name[512];
+    snprintf(name, sizeof name, "%s.bn_fold", conv->name);
+    kn_node *fold = kn_graph_add_node(g, KN_OP_BN_FOLD, name, in, k, 2);
+    kn_node_set_attr_f(fold, "eps", kn_ops_attr_num(bn, "eps", 1e-5));
+    kn_node_set_attr_i(fold, "has_bias", bias);
+    if (kn_op_get(KN_OP_BN_FOLD)->infer(g, fold, d) != KN_OK) return KN_ERR;
+    kn_graph_move_node(g, fold->id, at);
+    conv->in[1] = fold->out[0];
+    if (bias) conv->in[2] = fold->out[1];
+    else {
+        kn_node_append_input(conv, fold->out[1]);
+        kn_node_set_attr_i(conv, "bias", 1);
+    }
+    take_output(g, conv, bn);
+    return KN_OK;
 }
 
 /* global_avg_pool(conv) for a 1x1 conv without residual: the conv keeps
@@ -183,6 +216,7 @@ kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
             continue;
         }
         if (n->op != KN_OP_CONV2D || kn_node_attr(n, "residual") || kn_node_attr(n, "act_min")) continue;
+        if (try_conv_batchnorm(g, n, d) != KN_OK) return KN_ERR; /* first: the epilogue follows the batchnorm */
         try_residual(g, n);
         try_activation(g, n);
         try_global_pool(g, n);  /* after the clamp: the mean is of clamped values */

@@ -17,6 +17,12 @@
  * from x (nothing is saved by the forward), in eval mode it uses the
  * running statistics (3 more inputs).
  *
+ * bn_fold(w, [b,] weight, bias, running_mean, running_var, eps, has_bias)
+ * -> w', b': an eval-mode batchnorm folded into the conv before it
+ * (passes/fuse_epilogue.c, CPU inference): w'[o] = w[o] * s[o] and b' = b * s
+ * + (bias - mean * s).  The weights are trained in place, so the fold runs
+ * at the start of each call (one pass over w), not at build time.
+ *
  * A batchnorm whose weight and bias are both frozen is a fixed function
  * even in train mode (running statistics, no update), as Keras treats a
  * frozen layer: a frozen pretrained backbone then computes what it computed
@@ -404,6 +410,56 @@ static const kn_arg_spec bn_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
+/* ---- bn_fold ---- */
+
+static kn_status bnf_infer(kn_graph *g, kn_node *n, kn_diag *d)
+{
+    bool bias = kn_node_attr_i(n, "has_bias", 0) != 0;
+    if (n->n_in != 5 + bias) return kn_op_error(d, g, n, "internal: expects %d inputs, got %d", 5 + bias, n->n_in);
+    const kn_value *w = kn_graph_value(g, n->in[0]);
+    if (w->dtype != KN_F32 || w->shape.rank < 1) return kn_op_error(d, g, n, "internal: the weight must be f32");
+    int64_t oc = w->shape.d[0];
+    for (int i = 1; i < n->n_in; i++) {
+        const kn_value *v = kn_graph_value(g, n->in[i]);
+        if (v->dtype != KN_F32 || v->shape.rank != 1 || v->shape.d[0] != oc)
+            return kn_op_error(d, g, n, "internal: '%s' must be f32[%lld]", v->name, (long long)oc);
+    }
+    kn_shape b = kn_shape_make(1, &oc);
+    kn_ops_set_out(g, n, 0, KN_F32, &w->shape);
+    kn_ops_set_out(g, n, 1, KN_F32, &b);
+    return KN_OK;
+}
+
+static kn_status bnf_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *w = kn_graph_value(g, n->in[0]);
+    bool bias = kn_node_attr_i(n, "has_bias", 0) != 0;
+    long long oc = (long long)w->shape.d[0], per = (long long)kn_ops_dims_const(&w->shape, 1, w->shape.rank);
+    char eps[64];
+    kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    int k = 1;
+    kn_emit_bind_in(e, "W", n->in[0]);
+    if (bias) kn_emit_bind_in(e, "B", n->in[k++]);
+    kn_emit_bind_in(e, "SCALE", n->in[k]);
+    kn_emit_bind_in(e, "SHIFT", n->in[k + 1]);
+    kn_emit_bind_in(e, "MEAN", n->in[k + 2]);
+    kn_emit_bind_in(e, "VAR", n->in[k + 3]);
+    kn_emit_bind_out(e, "WF", n->out[0]);
+    kn_emit_bind_out(e, "BF", n->out[1]);
+    kn_emit_line(e, "for (size_t o = 0; o < %lld; o++) {", oc);
+    kn_emit_line(e, "    const float s = SCALE[o] / sqrtf(VAR[o] + %s);", eps);
+    kn_emit_line(e, "    for (size_t k = 0; k < %lld; k++) WF[o * %lld + k] = W[o * %lld + k] * s;", per, per, per);
+    kn_emit_line(e, "    BF[o] = %s * s + (SHIFT[o] - MEAN[o] * s);", bias ? "B[o]" : "0.0f");
+    kn_emit_line(e, "}");
+    return KN_OK;
+}
+
+static const kn_arg_spec bnf_args[] = {
+    {"eps", KN_ATTR_FLOAT, false, 0, 1e-5, NULL},
+    {"has_bias", KN_ATTR_INT, false, 0, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
 const kn_op_def kn_op_def_batchnorm = {
     .name = "batchnorm", .min_inputs = 1, .max_inputs = 1, .args = bn_args,
     .add_params = bn_add_params, .infer = bn_infer, .emit_c = bn_emit, .emit_cuda = bn_emit, .grad = bn_grad,
@@ -413,4 +469,8 @@ const kn_op_def kn_op_def_batchnorm_grad = {
     .name = "batchnorm_grad", .min_inputs = 3, .max_inputs = 5,
     .infer = bng_infer, .emit_c = bng_emit, .emit_cuda = bng_emit,
     .internal = true,
+};
+const kn_op_def kn_op_def_bn_fold = {
+    .name = "bn_fold", .min_inputs = 5, .max_inputs = 6, .args = bnf_args,
+    .infer = bnf_infer, .emit_c = bnf_emit, .internal = true,
 };

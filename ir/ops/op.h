@@ -123,6 +123,7 @@ typedef enum {
     KN_OP_TRILU,              /* trilu.c */
     KN_OP_HARDMAX,            /* hardmax.c */
     KN_OP_INVERTED_RESIDUAL,  /* inverted_residual.c (built by passes/fuse_block.c) */
+    KN_OP_BN_FOLD,            /* batchnorm.c (built by passes/fuse_epilogue.c) */
     KN_OP_COUNT
 } kn_op_id;
 

@@ -33,7 +33,7 @@ extern const kn_op_def kn_op_def_reduce_sum, kn_op_def_reduce_mean, kn_op_def_re
 extern const kn_op_def kn_op_def_nll_loss, kn_op_def_nll_loss_grad;
 extern const kn_op_def kn_op_def_max, kn_op_def_min, kn_op_def_pow, kn_op_def_binary_grad;
 extern const kn_op_def kn_op_def_trilu, kn_op_def_hardmax;
-extern const kn_op_def kn_op_def_inverted_residual;
+extern const kn_op_def kn_op_def_inverted_residual, kn_op_def_bn_fold;
 
 static const kn_op_def *const kn_ops[] = {
     [KN_OP_LINEAR] = &kn_op_def_linear,
@@ -143,6 +143,7 @@ static const kn_op_def *const kn_ops[] = {
     [KN_OP_TRILU] = &kn_op_def_trilu,
     [KN_OP_HARDMAX] = &kn_op_def_hardmax,
     [KN_OP_INVERTED_RESIDUAL] = &kn_op_def_inverted_residual,
+    [KN_OP_BN_FOLD] = &kn_op_def_bn_fold,
 };
 
 static_assert(sizeof kn_ops / sizeof kn_ops[0] == KN_OP_COUNT,

@@ -345,6 +345,49 @@ def pool_grad_cases(rs):
         emit(name, src, {"dy": dy.numpy()}, {"dx": x.grad})
 
 
+# ---- eval-mode batchnorm after a conv or linear (CPU inference folds it:
+# bn_fold before the conv, the linear's epilogue; random running statistics)
+@case
+def folded_batchnorm_cases(rs):
+    def bn_params(c):
+        return (rand(rs, c, lo=0.5, hi=1.5), rand(rs, c, lo=-0.5, hi=0.5), rand(rs, c, lo=-1, hi=1),
+                rand(rs, c, lo=0.2, hi=3.0))
+
+    for name, shape, out, conv, bias in [("conv_bn_relu", (N, 3, 6, 5), 4, "kernel=3, padding=1", True),
+                                         ("conv_nobias_bn_relu", (N, 3, 6, 5), 4, "kernel=3, padding=1, bias=false",
+                                          False),
+                                         ("conv_1x1_bn_relu", (N, 6, 4, 4), 5, "kernel=1", True),
+                                         ("conv_dw_bn_relu", (N, 4, 7, 7), 4, "kernel=3, stride=2, padding=1, groups=4",
+                                          True)]:
+        x = rand(rs, *shape)
+        g = 4 if "groups" in conv else 1
+        k = 1 if "kernel=1" in conv else 3
+        w = rand(rs, out, shape[1] // g, k, k, lo=-0.5, hi=0.5)
+        b = rand(rs, out, lo=-0.5, hi=0.5)
+        gw, gb, rm, rv = bn_params(out)
+        src = (f"model case_{name}\ninput x: f32[{dims(shape)}]\nc = conv2d(x, {out}, {conv})\n"
+               f"b = batchnorm(c, eps=1e-3)\ny = relu(b)\noutput y\n")
+        c = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b) if bias else None,
+                     stride=2 if "stride=2" in conv else 1, padding=1 if "padding=1" in conv else 0, groups=g)
+        y = torch.relu(F.batch_norm(c, torch.from_numpy(rm), torch.from_numpy(rv), torch.from_numpy(gw),
+                                    torch.from_numpy(gb), training=False, eps=1e-3))
+        weights = {"c.weight": w, "b.weight": gw, "b.bias": gb, "b.running_mean": rm, "b.running_var": rv}
+        if bias:
+            weights["c.bias"] = b
+        emit(name, src, {"x": x}, {"y": y}, weights)
+    x = rand(rs, N, 7)
+    w = rand(rs, 5, 7, lo=-0.5, hi=0.5)
+    b = rand(rs, 5, lo=-0.5, hi=0.5)
+    gw, gb, rm, rv = bn_params(5)
+    src = ("model case_linear_bn_relu_dropout\ninput x: f32[N, 7]\nl = linear(x, 5)\nb = batchnorm(l)\n"
+           "y = dropout(relu(b), p=0.3)\noutput y\n")
+    y = torch.relu(F.batch_norm(torch.from_numpy(x) @ torch.from_numpy(w).T + torch.from_numpy(b),
+                                torch.from_numpy(rm), torch.from_numpy(rv), torch.from_numpy(gw),
+                                torch.from_numpy(gb), training=False))
+    emit("linear_bn_relu_dropout", src, {"x": x}, {"y": y},
+         {"l.weight": w, "l.bias": b, "b.weight": gw, "b.bias": gb, "b.running_mean": rm, "b.running_var": rv})
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
