@@ -34,7 +34,7 @@ void kn_codegen_emit_incbin(kn_strbuf *o, const char *sym, const char *path, con
 /* emit_cuda.c */
 /* Prints phase `ph` as phase_NAME_cuda into the program's host code and its
  * kernels into the device source; `e` carries the C emitter's addressing. */
-kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phase *ph, kn_diag *d);
+kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phase *ph, bool runs, kn_diag *d);
 void kn_cuda_emit_consts(kn_cuda_prog *cp, const kn_graph *g, int phase);
 /* Appends the host phase functions and the kn_rt_cuda_module table. */
 void kn_cuda_emit_module(kn_cuda_prog *cp, const kn_codegen_phase *phases, int n_phases,

@@ -8,6 +8,10 @@
  * the run, the caller and `train --retain` read them.  Every input is
  * either of that shape (read at the loop index) or a single element.
  *
+ * The CUDA emitter makes the same run one kernel: the grid-stride loop
+ * gives element i to the same thread in every node of the run, so no
+ * thread waits for another.
+ *
  * The memory plan may place a value the run writes where a value it reads
  * lived (dead by then, as the planner guarantees).  Node by node that is
  * fine; in one loop a later element of the old value would be read after
@@ -111,8 +115,7 @@ kn_status kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count)
     free(bound);
     char numel[64];
     kn_emit_numel(e, g->nodes[first]->out[0], numel, sizeof numel);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", numel);
-    e->indent++;
+    kn_emit_for_open(e, "i", numel); /* a grid-stride KN_FOR in a CUDA kernel */
     for (int k = 0; k < count; k++) {
         const kn_node *m = g->nodes[first + k];
         char names[KN_ELEM_MAX_INPUTS][32], out[16];
@@ -131,7 +134,6 @@ kn_status kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count)
         kn_op_get(m->op)->emit_elem(e, g, m, in, out);
         kn_emit_line(e, "V%d[i] = %s;", m->out[0], out);
     }
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e);
     return KN_OK;
 }

@@ -334,7 +334,7 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
     emit_impl cim = {ph->plan, woff, index, cuda};
     kn_emit ce = {.addr = value_addr, .grad_addr = grad_addr, .g = g, .diag = d, .impl = &cim};
     kn_cuda_emit_consts(cuda, g, index);
-    return kn_cuda_emit_phase(cuda, &ce, ph, d);
+    return kn_cuda_emit_phase(cuda, &ce, ph, runs, d);
 }
 
 static void emit_io_entry(kn_strbuf *o, const kn_value *v, int64_t offset)

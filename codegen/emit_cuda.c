@@ -14,7 +14,7 @@
  * The update phase's optimizer steps (one node per trainable parameter,
  * each on its own slices of the weight and gradient blobs) share one
  * kernel, launched once: see emit_fused_steps.
- * Not done yet (see issue #6): fusing elementwise chains into one kernel.
+ * A run of elementwise nodes (codegen/elem_runs.c) is one kernel too.
  */
 #include "codegen.h"
 #include "codegen_internal.h"
@@ -280,7 +280,29 @@ static kn_status emit_fused_steps(kn_cuda_prog *cp, kn_emit *e, const kn_graph *
     return KN_OK;
 }
 
-kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phase *ph, kn_diag *d)
+/* Nodes first .. first+count-1, an elementwise run (elem_runs.c), as one
+ * kernel: one launch instead of `count`. */
+static kn_status emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int first, int count)
+{
+    const kn_node *a = g->nodes[first], *z = g->nodes[first + count - 1];
+    snprintf(cp->node_desc, sizeof cp->node_desc, "phase %s, nodes %d to %d: %d elementwise nodes (%s ...) in one kernel",
+             cp->phase_name, a->id, z->id, count, kn_op_get(a->op)->name);
+    kn_sb_printf(&cp->host, "\n    /* nodes %d to %d: %d elementwise nodes, one kernel */\n", a->id, z->id, count);
+    kn_emit_open(e);
+    char numel[64];
+    kn_emit_numel(e, a->out[0], numel, sizeof numel);
+    cp->node = a;
+    cp->fused_to = z->id;
+    kernel_begin(e, numel);
+    cp->fused_to = -1;
+    kn_status st = kn_elem_run_emit(e, g, first, count);
+    kernel_end(e);
+    if (st != KN_OK) return st;
+    kn_emit_close(e);
+    return KN_OK;
+}
+
+kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phase *ph, bool runs, kn_diag *d)
 {
     const kn_graph *g = ph->graph;
     kn_c_ident(ph->name, cp->phase_name, sizeof cp->phase_name);
@@ -301,10 +323,12 @@ kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phas
     kn_sb_puts(o, "    float *kn_g = kn_rt_cuda_grads(kn_cu);\n");
     kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w; (void)kn_g;\n");
     for (int i = 0; i < g->n_nodes;) {
-        int steps = optimizer_steps_from(g, i);
-        kn_status st = steps >= 2 ? emit_fused_steps(cp, e, g, i, steps, d) : emit_node(cp, e, g, g->nodes[i], d);
+        int steps = optimizer_steps_from(g, i), run = runs ? kn_elem_run_length(g, ph->plan, i) : 1;
+        kn_status st = steps >= 2 ? emit_fused_steps(cp, e, g, i, steps, d)
+                       : run >= 2 ? emit_elem_run(cp, e, g, i, run)
+                                  : emit_node(cp, e, g, g->nodes[i], d);
         if (st != KN_OK) return st;
-        i += steps >= 2 ? steps : 1;
+        i += steps >= 2 ? steps : run;
     }
     kn_sb_puts(o, "}\n");
     kn_sb_puts(o, HOST_REDIRECTS_END);

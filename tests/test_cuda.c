@@ -16,6 +16,7 @@
 #include "passes/passes.h"
 #include "kn_rt_cuda_sync.h"
 #include "testlib.h"
+#include "npy.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -755,6 +756,48 @@ static int count_of(const char *hay, const char *needle)
  * epoch with each optimizer of test_train_step's PyTorch cases (SGD,
  * momentum with L2 decay, Nesterov, AdamW; Adam is fmnist_mlp's own) on
  * the emulated GPU writes the CPU's checkpoint bit for bit. */
+/* Elementwise runs (codegen/elem_runs.c) as one kernel each: chains of
+ * activations, unary math, clip and binaries, one operand a single element;
+ * the emulated kernels must give the CPU's bits. */
+static void test_emu_elem_runs(void)
+{
+    const char *tmp = kt_tmp_dir("emu_elem_runs");
+    static const char model[] = "model ew\n"
+                                "input x: f32[N, 6, 5]\n"
+                                "input s: f32[1]\n"
+                                "a = add(x, x)\n"
+                                "b = relu(a)\n"
+                                "c = mul(b, x)\n"
+                                "d = tanh(sub(c, a))\n"
+                                "e = clip(abs(d), min=0.1, max=0.6)\n"
+                                "f = max(div(add(e, b), s), sigmoid(x))\n"
+                                "z = gelu(leaky_relu(exp(neg(flatten(f))), negative_slope=0.2))\n"
+                                "output z, c\n";
+    char file[4200], xs[4200], ss[4200], err[256];
+    kt_pathf(file, sizeof file, "%s/ew.kiln", tmp);
+    CU_ASSERT_EQUAL_FATAL(kt_write_file(file, model, strlen(model)), 0);
+    float x[4 * 30], sv = 0.75f;
+    for (int i = 0; i < 4 * 30; i++) x[i] = (float)((i * 37 % 61) / 15.0 - 2.0);
+    int64_t xd[3] = {4, 6, 5}, sd[1] = {1};
+    kt_pathf(xs, sizeof xs, "%s/x.npy", tmp);
+    kt_pathf(ss, sizeof ss, "%s/s.npy", tmp);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(xs, KN_RT_F32, 3, xd, x, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(ss, KN_RT_F32, 1, sd, &sv, err, sizeof err), 0);
+    emu_model em;
+    CU_ASSERT_EQUAL_FATAL(emu_build(file, "ew", "emu_elem_runs", &em), 0);
+    char *src = kt_read_file(em.cu, NULL);
+    CU_ASSERT(count_of(src ? src : "", "elementwise nodes (") >= 2);
+    free(src);
+    char dirs[2][4300], args[16384];
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(dirs[k], sizeof dirs[k], "%s/out_%s", tmp, dev[k]);
+        snprintf(args, sizeof args, "run --seed 7 --in 'x=%.4000s' --in 's=%.4000s' --out '%.4000s'", xs, ss, dirs[k]);
+        CU_ASSERT_EQUAL(emu_run(&em, dev[k], args), 0);
+    }
+    CU_ASSERT_EQUAL(compare_dirs("emu_elem_runs", dirs[0], dirs[1], 0.0, 0.0), 0);
+}
+
 static void test_fused_optimizer_steps(void)
 {
     const emu_model *base = emu_fmnist();
@@ -812,6 +855,7 @@ int main(void)
         {"resident blobs: train steps copy no weights", test_resident_train_steps},
         {"resident blobs: checkpoints, resume, eval match the CPU", test_resident_checkpoints},
         {"one kernel for all optimizer steps: SGD, momentum, Nesterov, AdamW", test_fused_optimizer_steps},
+        {"elementwise runs: one kernel each, the CPU's bits", test_emu_elem_runs},
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},
