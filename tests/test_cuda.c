@@ -756,26 +756,13 @@ static int count_of(const char *hay, const char *needle)
  * epoch with each optimizer of test_train_step's PyTorch cases (SGD,
  * momentum with L2 decay, Nesterov, AdamW; Adam is fmnist_mlp's own) on
  * the emulated GPU writes the CPU's checkpoint bit for bit. */
-/* Elementwise runs (codegen/elem_runs.c) as one kernel each: chains of
- * activations, unary math, clip and binaries, one operand a single element;
- * the emulated kernels must give the CPU's bits. */
+/* Elementwise runs (codegen/elem_runs.c) as one kernel each, on
+ * tests/data/elem_chain.kiln: the emulated kernels must give the CPU's bits. */
 static void test_emu_elem_runs(void)
 {
     const char *tmp = kt_tmp_dir("emu_elem_runs");
-    static const char model[] = "model ew\n"
-                                "input x: f32[N, 6, 5]\n"
-                                "input s: f32[1]\n"
-                                "a = add(x, x)\n"
-                                "b = relu(a)\n"
-                                "c = mul(b, x)\n"
-                                "d = tanh(sub(c, a))\n"
-                                "e = clip(abs(d), min=0.1, max=0.6)\n"
-                                "f = max(div(add(e, b), s), sigmoid(x))\n"
-                                "z = gelu(leaky_relu(exp(neg(flatten(f))), negative_slope=0.2))\n"
-                                "output z, c\n";
     char file[4200], xs[4200], ss[4200], err[256];
-    kt_pathf(file, sizeof file, "%s/ew.kiln", tmp);
-    CU_ASSERT_EQUAL_FATAL(kt_write_file(file, model, strlen(model)), 0);
+    kt_pathf(file, sizeof file, "%s/tests/data/elem_chain.kiln", kt_src_dir());
     float x[4 * 30], sv = 0.75f;
     for (int i = 0; i < 4 * 30; i++) x[i] = (float)((i * 37 % 61) / 15.0 - 2.0);
     int64_t xd[3] = {4, 6, 5}, sd[1] = {1};
@@ -784,7 +771,7 @@ static void test_emu_elem_runs(void)
     CU_ASSERT_EQUAL_FATAL(kn_npy_write(xs, KN_RT_F32, 3, xd, x, err, sizeof err), 0);
     CU_ASSERT_EQUAL_FATAL(kn_npy_write(ss, KN_RT_F32, 1, sd, &sv, err, sizeof err), 0);
     emu_model em;
-    CU_ASSERT_EQUAL_FATAL(emu_build(file, "ew", "emu_elem_runs", &em), 0);
+    CU_ASSERT_EQUAL_FATAL(emu_build(file, "elem_chain", "emu_elem_runs", &em), 0);
     char *src = kt_read_file(em.cu, NULL);
     CU_ASSERT(count_of(src ? src : "", "elementwise nodes (") >= 2);
     free(src);

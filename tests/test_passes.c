@@ -341,23 +341,7 @@ static void test_fuse_epilogue_same_outputs(void)
     check_lowering(FUSE_MODEL, "fuse_epilogue", dims, outs, 4, kn_run_backend_pipeline, NULL);
 }
 
-/* Elementwise runs (codegen/elem_runs.c): chains of activations, unary
- * math, clip and binaries over one shape, one operand a single element (s),
- * values read again after the run (b, c) or output (c, f). */
-static const char ELEM_MODEL[] =
-    "model ew\n"
-    "input x: f32[N, 6, 5]\n"
-    "input s: f32[1]\n"
-    "a = add(x, x)\n"
-    "b = relu(a)\n"
-    "c = mul(b, x)\n"
-    "d = tanh(sub(c, a))\n"
-    "e = clip(abs(d), min=0.1, max=0.6)\n"
-    "f = max(div(add(e, b), s), sigmoid(x))\n"
-    "y = flatten(f)\n"
-    "z = gelu(leaky_relu(exp(neg(y)), negative_slope=0.2))\n"
-    "output z, c\n";
-
+/* Elementwise runs (codegen/elem_runs.c) on tests/data/elem_chain.kiln. */
 static void test_elem_runs_same_outputs(void)
 {
     const char *dir = kt_tmp_dir("elem_runs");
@@ -369,7 +353,7 @@ static void test_elem_runs_same_outputs(void)
     CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 3, xd, x, err, sizeof err), 0);
     kt_pathf(path, sizeof path, "%s/s.npy", dir);
     CU_ASSERT_EQUAL_FATAL(kn_npy_write(path, KN_RT_F32, 1, sd, &sv, err, sizeof err), 0);
-    kn_graph *g = parse(ELEM_MODEL);
+    kn_graph *g = parse_file("tests/data/elem_chain.kiln");
     CU_ASSERT_PTR_NOT_NULL_FATAL(g);
     kn_diag d;
     kn_diag_clear(&d);
