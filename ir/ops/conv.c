@@ -412,20 +412,12 @@ static void conv_emit_gemm_tile(kn_emit *e, const conv_epilogue *ep, long long o
         kn_emit_line(e, "kn_rt_sgemm(0, 0, (int)mc, (int)nc, %lld, 1.0f, Wg + m0 * %lld, %lld, %s + n0, %lld, 0.0f, "
                         "Yg + m0 * %lld + n0, %lld);", k, k, k, xs, ohw, ohw, ohw);
     if (!conv_has_epilogue(ep)) return;
-    kn_emit_line(e, "for (size_t o = 0; o < mc; o++) {");
-    e->indent++;
-    kn_emit_line(e, "float *restrict Yo = Yg + (m0 + o) * %lld + n0;", ohw);
-    if (ep->residual) kn_emit_line(e, "const float *restrict Ro = Rg + (m0 + o) * %lld + n0;", ohw);
-    if (ep->bias) kn_emit_line(e, "const float bo = B[%s + m0 + o];", b0);
-    else kn_emit_line(e, "const float bo = 0.0f;");
-    kn_emit_line(e, "for (size_t i = 0; i < nc; i++) {");
-    e->indent++;
-    kn_emit_line(e, "const float v = Yo[i] + bo%s;", ep->residual ? " + Ro[i]" : "");
-    conv_emit_store(e, ep, "Yo[i]");
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
+    char y_row[96], r_row[96], bias[96];
+    snprintf(y_row, sizeof y_row, "Yg + (m0 + o) * %lld + n0", ohw);
+    snprintf(r_row, sizeof r_row, "Rg + (m0 + o) * %lld + n0", ohw);
+    if (ep->bias) snprintf(bias, sizeof bias, "B[%s + m0 + o]", b0);
+    else snprintf(bias, sizeof bias, "0.0f");
+    kn_ops_emit_row_epilogue(e, "mc", "nc", y_row, bias, ep->residual ? r_row : NULL, &ep->clamp);
 }
 /* ---- channels-last (NHWC) variants, chosen by passes/layout_nhwc.c ----
  *
@@ -582,19 +574,12 @@ static void conv_emit_banded(kn_emit *e, const conv_geom *q, const conv_epilogue
                  (long long)q->oc, k, k, ohw);
     if (conv_has_epilogue(ep)) {
         if (ep->residual) kn_emit_line(e, "const float *Rs = R + s * %lld + oh0 * %lld;", q->oc * ohw, (long long)q->ow);
-        kn_emit_line(e, "for (size_t o = 0; o < %lld; o++) {", (long long)q->oc);
-        e->indent++;
-        kn_emit_line(e, "float *restrict Yo = Ys + o * %lld;", ohw);
-        if (ep->residual) kn_emit_line(e, "const float *restrict Ro = Rs + o * %lld;", ohw);
-        kn_emit_line(e, "const float bo = %s;", ep->bias ? "B[o]" : "0.0f");
-        kn_emit_line(e, "for (size_t i = 0; i < nc; i++) {");
-        e->indent++;
-        kn_emit_line(e, "const float v = Yo[i] + bo%s;", ep->residual ? " + Ro[i]" : "");
-        conv_emit_store(e, ep, "Yo[i]");
-        e->indent--;
-        kn_emit_line(e, "}");
-        e->indent--;
-        kn_emit_line(e, "}");
+        char rows[32], y_row[64], r_row[64];
+        snprintf(rows, sizeof rows, "%lld", (long long)q->oc);
+        snprintf(y_row, sizeof y_row, "Ys + o * %lld", ohw);
+        snprintf(r_row, sizeof r_row, "Rs + o * %lld", ohw);
+        kn_ops_emit_row_epilogue(e, rows, "nc", y_row, ep->bias ? "B[o]" : "0.0f", ep->residual ? r_row : NULL,
+                                 &ep->clamp);
     }
     e->indent--;
     kn_emit_line(e, "}");

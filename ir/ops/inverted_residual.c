@@ -337,19 +337,11 @@ static void ir_emit_project(kn_emit *e, const ir_geom *q, const kn_ops_clamp *ac
     kn_emit_line(e, "kn_rt_sgemm(0, 0, %lld, (int)nd, %lld, 1.0f, WP, %lld, D, (int)nd, 0.0f, Ys, %lld);",
                  (long long)q->cout, (long long)q->cexp, (long long)q->cexp, ohw);
     if (q->residual) kn_emit_line(e, "const float *Rs = R + s * %lld + o0 * %lld;", q->cout * ohw, (long long)q->ow);
-    kn_emit_line(e, "for (size_t o = 0; o < %lld; o++) {", (long long)q->cout);
-    e->indent++;
-    kn_emit_line(e, "float *restrict Yo = Ys + o * %lld;", ohw);
-    if (q->residual) kn_emit_line(e, "const float *restrict Ro = Rs + o * %lld;", ohw);
-    kn_emit_line(e, "const float b = BP[o];");
-    kn_emit_line(e, "for (size_t i = 0; i < nd; i++) {");
-    e->indent++;
-    kn_emit_line(e, "const float v = Yo[i] + b%s;", q->residual ? " + Ro[i]" : "");
-    kn_ops_emit_clamp_store(e, act, "Yo[i]");
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
+    char rows[32], y_row[64], r_row[64];
+    snprintf(rows, sizeof rows, "%lld", (long long)q->cout);
+    snprintf(y_row, sizeof y_row, "Ys + o * %lld", ohw);
+    snprintf(r_row, sizeof r_row, "Rs + o * %lld", ohw);
+    kn_ops_emit_row_epilogue(e, rows, "nd", y_row, "BP[o]", q->residual ? r_row : NULL, act);
 }
 
 static void ir_bind(kn_emit *e, const kn_node *n, const ir_geom *q)

@@ -309,4 +309,26 @@ static inline void kn_ops_emit_clamp_store(kn_emit *e, const kn_ops_clamp *c, co
     else kn_emit_line(e, "%s = v;", dst);
 }
 
+/* Prints the epilogue over `rows` channel rows of a GEMM result, `cols`
+ * floats each (C expressions): row o at `y_row` (an expression in o) gets
+ * its bias `bias` (an expression in o), the residual row at `r_row` (NULL:
+ * none), then the clamp, each output written once: v = Y + bias + R. */
+static inline void kn_ops_emit_row_epilogue(kn_emit *e, const char *rows, const char *cols, const char *y_row,
+                                            const char *bias, const char *r_row, const kn_ops_clamp *c)
+{
+    kn_emit_line(e, "for (size_t o = 0; o < %s; o++) {", rows);
+    e->indent++;
+    kn_emit_line(e, "float *restrict Yo = %s;", y_row);
+    if (r_row) kn_emit_line(e, "const float *restrict Ro = %s;", r_row);
+    kn_emit_line(e, "const float bo = %s;", bias);
+    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", cols);
+    e->indent++;
+    kn_emit_line(e, "const float v = Yo[i] + bo%s;", r_row ? " + Ro[i]" : "");
+    kn_ops_emit_clamp_store(e, c, "Yo[i]");
+    e->indent--;
+    kn_emit_line(e, "}");
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
 #endif
