@@ -21,7 +21,7 @@ typedef struct {
 /* Elementwise runs (elem_runs.c): how many nodes from `first` on run as one
  * loop (1: node `first` alone), and that loop. */
 int kn_elem_run_length(const kn_graph *g, const kn_memplan *plan, int first);
-kn_status kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count);
+void kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count);
 
 /* "node 17: relu 'h0' f32[N,512] <- bn0", sanitized for a comment. */
 void kn_codegen_node_comment(const kn_graph *g, const kn_node *n, char *buf, size_t cap);

@@ -24,7 +24,6 @@
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #define KN_ELEM_MAX_RUN 16
 
@@ -92,25 +91,23 @@ static int elem_producer(const kn_graph *g, int first, int count, int vid)
 }
 
 /* Binds value vid once, as V<vid>. */
-static void elem_bind(kn_emit *e, const kn_graph *g, int vid, bool out, bool *bound)
+static void elem_bind(kn_emit *e, int vid, bool out, bool *bound)
 {
     if (bound[vid]) return;
     bound[vid] = true;
     char addr[256];
     e->addr(e, vid, addr, sizeof addr);
-    (void)g;
     kn_emit_line(e, "%sfloat *restrict V%d = %s;", out ? "" : "const ", vid, addr);
 }
 
-kn_status kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count)
+void kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count)
 {
-    bool *bound = kn_xmalloc((size_t)g->n_values * sizeof *bound);
-    memset(bound, 0, (size_t)g->n_values * sizeof *bound);
+    bool *bound = kn_xcalloc((size_t)g->n_values, sizeof *bound);
     for (int k = 0; k < count; k++) {
         const kn_node *m = g->nodes[first + k];
         for (int i = 0; i < m->n_in; i++)
-            if (elem_producer(g, first, count, m->in[i]) < 0) elem_bind(e, g, m->in[i], false, bound);
-        elem_bind(e, g, m->out[0], true, bound);
+            if (elem_producer(g, first, count, m->in[i]) < 0) elem_bind(e, m->in[i], false, bound);
+        elem_bind(e, m->out[0], true, bound);
     }
     free(bound);
     char numel[64];
@@ -135,5 +132,4 @@ kn_status kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count)
         kn_emit_line(e, "V%d[i] = %s;", m->out[0], out);
     }
     kn_emit_close(e);
-    return KN_OK;
 }

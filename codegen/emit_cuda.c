@@ -282,7 +282,7 @@ static kn_status emit_fused_steps(kn_cuda_prog *cp, kn_emit *e, const kn_graph *
 
 /* Nodes first .. first+count-1, an elementwise run (elem_runs.c), as one
  * kernel: one launch instead of `count`. */
-static kn_status emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int first, int count)
+static void emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int first, int count)
 {
     const kn_node *a = g->nodes[first], *z = g->nodes[first + count - 1];
     snprintf(cp->node_desc, sizeof cp->node_desc, "phase %s, nodes %d to %d: %d elementwise nodes (%s ...) in one kernel",
@@ -295,11 +295,9 @@ static kn_status emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, 
     cp->fused_to = z->id;
     kernel_begin(e, numel);
     cp->fused_to = -1;
-    kn_status st = kn_elem_run_emit(e, g, first, count);
+    kn_elem_run_emit(e, g, first, count);
     kernel_end(e);
-    if (st != KN_OK) return st;
     kn_emit_close(e);
-    return KN_OK;
 }
 
 kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phase *ph, bool runs, kn_diag *d)
@@ -324,9 +322,10 @@ kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phas
     kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w; (void)kn_g;\n");
     for (int i = 0; i < g->n_nodes;) {
         int steps = optimizer_steps_from(g, i), run = runs ? kn_elem_run_length(g, ph->plan, i) : 1;
-        kn_status st = steps >= 2 ? emit_fused_steps(cp, e, g, i, steps, d)
-                       : run >= 2 ? emit_elem_run(cp, e, g, i, run)
-                                  : emit_node(cp, e, g, g->nodes[i], d);
+        kn_status st = KN_OK;
+        if (steps >= 2) st = emit_fused_steps(cp, e, g, i, steps, d);
+        else if (run >= 2) emit_elem_run(cp, e, g, i, run);
+        else st = emit_node(cp, e, g, g->nodes[i], d);
         if (st != KN_OK) return st;
         i += steps >= 2 ? steps : run;
     }
