@@ -138,3 +138,44 @@ kn_status kn_emit_cuda_serial(kn_emit *e, const kn_graph *g, const kn_node *n, k
     kn_emit_cuda_end(e);
     return st;
 }
+
+/* The lane sums of accumulator `acc`: shared memory in a kernel. */
+static void lanes_array(kn_emit *e, const char *acc)
+{
+    kn_emit_line(e, "%sdouble kn_lane_%s[%d];", kn_emit_is_cuda(e) ? "__shared__ " : "", acc, KN_EMIT_LANES);
+}
+
+void kn_emit_lanes_open(kn_emit *e, const char *var, const char *count, int n_acc, const char *const *acc)
+{
+    for (int k = 0; k < n_acc; k++) lanes_array(e, acc[k]);
+    if (kn_emit_is_cuda(e)) {
+        /* One block: any other block of a larger launch has nothing to do. */
+        kn_emit_line(e, "if (blockIdx.x != 0) return;");
+        kn_emit_line(e, "for (size_t kn_lane = threadIdx.x; kn_lane < %d; kn_lane += blockDim.x) {", KN_EMIT_LANES);
+    } else {
+        kn_emit_line(e, "for (size_t kn_lane = 0; kn_lane < %d; kn_lane++) {", KN_EMIT_LANES);
+    }
+    e->indent++;
+    for (int k = 0; k < n_acc; k++) kn_emit_line(e, "double %s = 0.0;", acc[k]);
+    kn_emit_line(e, "for (size_t %s = kn_lane; %s < %s; %s += %d) {", var, var, count, var, KN_EMIT_LANES);
+    e->indent++;
+}
+
+void kn_emit_lanes_close(kn_emit *e, int n_acc, const char *const *acc)
+{
+    kn_emit_close(e); /* the items of one lane */
+    for (int k = 0; k < n_acc; k++) kn_emit_line(e, "kn_lane_%s[kn_lane] = %s;", acc[k], acc[k]);
+    kn_emit_close(e); /* the lanes */
+    if (kn_emit_is_cuda(e)) {
+        kn_emit_line(e, "__syncthreads();");
+        kn_emit_line(e, "if (threadIdx.x == 0) {");
+    } else {
+        kn_emit_line(e, "{");
+    }
+    e->indent++;
+    for (int k = 0; k < n_acc; k++) {
+        kn_emit_line(e, "double %s = 0.0;", acc[k]);
+        kn_emit_line(e, "for (size_t kn_lane = 0; kn_lane < %d; kn_lane++) %s += kn_lane_%s[kn_lane];", KN_EMIT_LANES,
+                     acc[k], acc[k]);
+    }
+}

@@ -90,4 +90,25 @@ typedef kn_status (*kn_emit_fn)(kn_emit *e, const kn_graph *g, const kn_node *n)
  * still runs on the GPU, and named "serial" in the kernel comment. */
 kn_status kn_emit_cuda_serial(kn_emit *e, const kn_graph *g, const kn_node *n, kn_emit_fn emit_c);
 
+/* ---- sums over many items, the same order in C and on the GPU ----
+ * A loss is a sum over rows; one GPU thread summing them all is the slow
+ * part of a small model's step, and a sum whose order follows the launch
+ * shape would give other bits than the CPU.  So every such sum has one
+ * fixed order: item i goes to lane i % KN_EMIT_LANES, each lane adds its
+ * items in order (in double), then the lanes are added in order.  C runs
+ * the lanes one after another; a CUDA kernel (opened by the caller with
+ * work KN_EMIT_LANES_WORK: one block) gives each thread a lane, keeps the
+ * lane sums in shared memory and lets thread 0 add them.
+ *
+ *   kn_emit_lanes_open(e, "i", "(size_t)n", 2, (const char *[]){"total", "wsum"});
+ *   ... body: per item i, `total += ...;` (may `continue`) ...
+ *   kn_emit_lanes_close(e, 2, names);
+ *   ... `total`, `wsum` now hold the sums: print the result ...
+ *   kn_emit_close(e);
+ * The accumulators are doubles named by the caller. */
+#define KN_EMIT_LANES 256
+#define KN_EMIT_LANES_WORK "256"
+void kn_emit_lanes_open(kn_emit *e, const char *var, const char *count, int n_acc, const char *const *acc);
+void kn_emit_lanes_close(kn_emit *e, int n_acc, const char *const *acc);
+
 #endif

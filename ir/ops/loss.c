@@ -40,20 +40,23 @@ static kn_status ce_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* Rows summed in lanes (kn_emit_lanes_open): the same order on the CPU and
+ * the GPU, where each thread of one block takes a lane. */
 static kn_status ce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_value *x = kn_graph_value(g, n->in[0]);
     long long c = (long long)x->shape.d[1];
     double ls = kn_ops_attr_num(n, "label_smoothing", 0.0);
-    char rows[64];
+    char rows[64], count[80];
     kn_emit_dim(e, n->in[0], 0, rows, sizeof rows);
+    snprintf(count, sizeof count, "(size_t)%s", rows);
+    static const char *const acc[1] = {"total"};
 
+    kn_emit_cuda_kernel(e, KN_EMIT_LANES_WORK);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "T", n->in[1]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_line(e, "double total = 0.0;");
-    kn_emit_line(e, "for (size_t i = 0; i < (size_t)%s; i++) {", rows);
-    e->indent++;
+    kn_emit_lanes_open(e, "i", count, 1, acc);
     kn_emit_line(e, "const float *x = X + i * %lld;", c);
     kn_emit_line(e, "float m = x[0];");
     kn_emit_line(e, "for (size_t j = 1; j < %lld; j++) m = x[j] > m ? x[j] : m;", c);
@@ -71,9 +74,10 @@ static kn_status ce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "total += %.17g * (lse - (double)x[t]) + %.17g * all;", 1.0 - ls,
                      ls / (double)c);
     }
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_lanes_close(e, 1, acc);
     kn_emit_line(e, "Y[0] = (float)(total / (double)%s);", rows);
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -99,15 +103,18 @@ static kn_status mse_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     (void)g;
     char numel[64];
     kn_emit_numel(e, n->in[0], numel, sizeof numel);
+    static const char *const acc[1] = {"total"};
+    kn_emit_cuda_kernel(e, KN_EMIT_LANES_WORK);
     kn_emit_bind_in(e, "A", n->in[0]);
     kn_emit_bind_in(e, "B", n->in[1]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_line(e, "double total = 0.0;");
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", numel);
-    kn_emit_line(e, "    const float r = A[i] - B[i];");
-    kn_emit_line(e, "    total += (double)(r * r);");
-    kn_emit_line(e, "}");
+    kn_emit_lanes_open(e, "i", numel, 1, acc);
+    kn_emit_line(e, "const float r = A[i] - B[i];");
+    kn_emit_line(e, "total += (double)(r * r);");
+    kn_emit_lanes_close(e, 1, acc);
     kn_emit_line(e, "Y[0] = (float)(total / (double)%s);", numel);
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -184,13 +191,15 @@ static kn_status mse_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     (void)g;
     char numel[64];
     kn_emit_numel(e, n->in[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "A", n->in[0]);
     kn_emit_bind_in(e, "B", n->in[1]);
     kn_emit_bind_in(e, "dL", n->in[2]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "const float scale = %s2.0f * dL[0] / (float)%s;",
                  kn_node_attr_i(n, "sign", 1) < 0 ? "-" : "", numel);
-    kn_emit_line(e, "for (size_t i = 0; i < %s; i++) dX[i] = (A[i] - B[i]) * scale;", numel);
+    kn_emit_for(e, "i", numel, "dX[i] = (A[i] - B[i]) * scale;");
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -227,27 +236,13 @@ static const kn_arg_spec ce_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status ce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    return kn_emit_cuda_serial(e, g, n, ce_emit);
-}
-static kn_status mse_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    return kn_emit_cuda_serial(e, g, n, mse_emit);
-}
-static kn_status mse_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    return kn_emit_cuda_serial(e, g, n, mse_grad_emit);
-}
-
 const kn_op_def kn_op_def_cross_entropy = {
     .name = "cross_entropy", .min_inputs = 2, .max_inputs = 2, .args = ce_args,
-    .infer = ce_infer, .emit_c = ce_emit, .emit_cuda = ce_emit_cuda, .grad = ce_grad,
+    .infer = ce_infer, .emit_c = ce_emit, .emit_cuda = ce_emit, .grad = ce_grad,
 };
 const kn_op_def kn_op_def_mse = {
     .name = "mse", .min_inputs = 2, .max_inputs = 2,
-    .infer = mse_infer, .emit_c = mse_emit, .emit_cuda = mse_emit_cuda, .grad = mse_grad,
+    .infer = mse_infer, .emit_c = mse_emit, .emit_cuda = mse_emit, .grad = mse_grad,
 };
 const kn_op_def kn_op_def_cross_entropy_grad = {
     .name = "cross_entropy_grad", .min_inputs = 3, .max_inputs = 3,
@@ -256,6 +251,6 @@ const kn_op_def kn_op_def_cross_entropy_grad = {
 };
 const kn_op_def kn_op_def_mse_grad = {
     .name = "mse_grad", .min_inputs = 3, .max_inputs = 3,
-    .infer = mse_grad_infer, .emit_c = mse_grad_emit, .emit_cuda = mse_grad_emit_cuda,
+    .infer = mse_grad_infer, .emit_c = mse_grad_emit, .emit_cuda = mse_grad_emit,
     .internal = true,
 };

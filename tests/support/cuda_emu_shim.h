@@ -17,6 +17,8 @@
 #define KN_KERNEL_DECL void
 #define __device__
 #define __global__
+#define __shared__
+#define __syncthreads() ((void)0)
 #undef INFINITY
 #undef NAN
 
