@@ -227,11 +227,11 @@ static kn_status write_atomic(const char *path, const char *data, size_t len, kn
     return KN_OK;
 }
 
-kn_status kn_cli_lower_eval(const kn_graph *g, kn_cli_lowered *lo, kn_diag *d)
+kn_status kn_cli_lower_eval(const kn_graph *g, bool cuda, kn_cli_lowered *lo, kn_diag *d)
 {
     memset(lo, 0, sizeof *lo);
     lo->g = kn_graph_clone(g);
-    if (kn_run_backend_pipeline(lo->g, d) != KN_OK) return KN_ERR;
+    if ((cuda ? kn_run_cuda_backend_pipeline : kn_run_backend_pipeline)(lo->g, d) != KN_OK) return KN_ERR;
     if (kn_plan_memory(lo->g, &lo->plan, d) != KN_OK) return KN_ERR;
     lo->planned = true;
     return KN_OK;
@@ -245,12 +245,13 @@ void kn_cli_lowered_free(kn_cli_lowered *lo)
 }
 
 /* Eval phases are emitted lowered (kn_cli_lower_eval); train phases as
- * compiled. */
-static kn_status lower_phase(kn_codegen_phase *ph, kn_cli_lowered *lo, kn_diag *d)
+ * compiled.  With --target cuda the C and the GPU code of a phase come from
+ * the one graph, lowered by the GPU's rules. */
+static kn_status lower_phase(kn_codegen_phase *ph, bool cuda, kn_cli_lowered *lo, kn_diag *d)
 {
     memset(lo, 0, sizeof *lo);
     if (ph->graph->mode != KN_MODE_EVAL) return KN_OK;
-    if (kn_cli_lower_eval(ph->graph, lo, d) != KN_OK) return KN_ERR;
+    if (kn_cli_lower_eval(ph->graph, cuda, lo, d) != KN_OK) return KN_ERR;
     ph->graph = lo->g;
     ph->plan = &lo->plan;
     return KN_OK;
@@ -309,11 +310,10 @@ kn_status kn_cli_build(const kn_compiled *c, const char *target, const char *arc
     kn_codegen_opts opts = {c->hash, target, blob, NULL, ptx_path, cu_path, arch, false};
     if (cuda && (kn_codegen_check_embed_path(ptx_path, d) != KN_OK || kn_codegen_check_embed_path(cu_path, d) != KN_OK))
         return KN_ERR;
-    /* Epilogue fusion is a CPU lowering: the CUDA emitters take the graph unfused. */
     kn_cli_lowered low[6];
     kn_status st = KN_OK;
     for (int i = 0; i < n_phases; i++)
-        if (st == KN_OK && !cuda) st = lower_phase(&phases[i], &low[i], d);
+        if (st == KN_OK) st = lower_phase(&phases[i], cuda, &low[i], d);
         else low[i] = (kn_cli_lowered){0};
     if (cuda) opts.cuda = kn_cuda_prog_new(c->model->name);
     kn_strbuf src;

@@ -60,14 +60,14 @@ void kn_cli_blob_path(const char *c_path, char *out, size_t cap);
  * ("m.c" -> "m.cu", "m.ptx"). */
 void kn_cli_cuda_paths(const char *c_path, char *ptx, char *cu, size_t cap);
 
-/* An eval graph after the CPU backend passes (fusion, layouts), with its
- * own memory plan: what a CPU executable runs. */
+/* An eval graph after the backend passes with its own memory plan: what an
+ * executable runs (CPU: fusion, layouts; `cuda`: the GPU's epilogues). */
 typedef struct {
     kn_graph *g;
     kn_memplan plan;
     bool planned;
 } kn_cli_lowered;
-kn_status kn_cli_lower_eval(const kn_graph *g, kn_cli_lowered *lo, kn_diag *d);
+kn_status kn_cli_lower_eval(const kn_graph *g, bool cuda, kn_cli_lowered *lo, kn_diag *d);
 void kn_cli_lowered_free(kn_cli_lowered *lo);
 
 typedef struct {

@@ -113,7 +113,7 @@ static void print_cpu_lowered(const kn_graph *infer, int batch)
     kn_cli_lowered lo;
     kn_diag d;
     kn_diag_clear(&d);
-    if (kn_cli_lower_eval(infer, &lo, &d) == KN_OK) {
+    if (kn_cli_lower_eval(infer, false, &lo, &d) == KN_OK) {
         char a[32], a1[32];
         fmt_bytes(kn_memplan_bytes(&lo.plan, batch), a, sizeof a);
         fmt_bytes(kn_memplan_bytes(&lo.plan, 1), a1, sizeof a1);

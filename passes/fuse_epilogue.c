@@ -20,7 +20,8 @@
  * batchnorm (bn = 1, see linear.c), then relu/clip, and drops an eval-mode
  * dropout (the identity).
  *
- * Only for code generation of inference phases (kn_run_backend_pipeline):
+ * Only for code generation of inference phases (kn_run_backend_pipeline;
+ * for --target cuda kn_run_cuda_backend_pipeline, a subset of the rules):
  * the fused node has no gradient rule and ONNX export keeps the plain ops.
  * The successor's output value becomes the conv's output, so names and
  * graph outputs are unchanged; the successor node is left writing the old
@@ -206,7 +207,10 @@ static void fuse_linear(kn_graph *g, kn_node *lin)
     try_eval_dropout(g, lin);
 }
 
-kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
+/* `gpu`: only the rules the CUDA emitters implement (conv: batchnorm,
+ * residual, clamp; linear: all), not the pooled 1x1 conv nor the input
+ * affine, which are CPU kernels. */
+static kn_status fuse_epilogue(kn_graph *g, bool gpu, kn_diag *d)
 {
     if (g->mode != KN_MODE_EVAL) return KN_OK; /* training needs the unfused values for backward */
     for (int i = 0; i < g->n_nodes; i++) {
@@ -219,6 +223,7 @@ kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
         if (try_conv_batchnorm(g, n, d) != KN_OK) return KN_ERR; /* first: the epilogue follows the batchnorm */
         try_residual(g, n);
         try_activation(g, n);
+        if (gpu) continue;
         try_global_pool(g, n);  /* after the clamp: the mean is of clamped values */
         try_input_affine(g, n); /* last: its inputs go after the residual */
     }
@@ -226,3 +231,7 @@ kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d)
      * verifies the graph) before anything walks the node order. */
     return kn_pass_dce(g, d);
 }
+
+kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d) { return fuse_epilogue(g, false, d); }
+
+kn_status kn_pass_fuse_epilogue_gpu(kn_graph *g, kn_diag *d) { return fuse_epilogue(g, true, d); }

@@ -17,6 +17,8 @@ kn_status kn_pass_dce(kn_graph *g, kn_diag *d);
 /* Inference only: folds a conv2d's residual add and clip/relu successor into
  * the conv as an epilogue (see fuse_epilogue.c). */
 kn_status kn_pass_fuse_epilogue(kn_graph *g, kn_diag *d);
+/* The same for --target cuda: only the epilogues the CUDA emitters run. */
+kn_status kn_pass_fuse_epilogue_gpu(kn_graph *g, kn_diag *d);
 /* Inference on the CPU only: MobileNetV2 blocks (1x1 expand, depthwise,
  * 1x1 project) as one banded inverted_residual node (see fuse_block.c). */
 kn_status kn_pass_fuse_block(kn_graph *g, kn_diag *d);
@@ -42,6 +44,9 @@ kn_status kn_run_pipeline(kn_graph *g, kn_mode mode, kn_diag *d);
  * shape inference.  The graph it leaves is for
  * the emitter; ONNX export and `kiln check` use the unlowered one. */
 kn_status kn_run_backend_pipeline(kn_graph *g, kn_diag *d);
+/* The lowering of eval phases for --target cuda: the GPU's epilogue fusion
+ * (kn_pass_fuse_epilogue_gpu), then shape inference. */
+kn_status kn_run_cuda_backend_pipeline(kn_graph *g, kn_diag *d);
 /* The update phase: the optimizer step over every trainable parameter. */
 kn_status kn_run_update_pipeline(kn_graph *g, kn_diag *d);
 

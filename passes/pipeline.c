@@ -37,6 +37,15 @@ kn_status kn_run_backend_pipeline(kn_graph *g, kn_diag *d)
     return kn_pass_infer_shapes(g, d);
 }
 
+/* --target cuda: the epilogues the CUDA emitters implement; the blocked
+ * layout and the fused inverted-residual blocks are CPU kernels. */
+kn_status kn_run_cuda_backend_pipeline(kn_graph *g, kn_diag *d)
+{
+    if (g->mode != KN_MODE_EVAL) return KN_OK;
+    if (kn_pass_fuse_epilogue_gpu(g, d) != KN_OK) return KN_ERR;
+    return kn_pass_infer_shapes(g, d);
+}
+
 kn_status kn_run_update_pipeline(kn_graph *g, kn_diag *d)
 {
     g->mode = KN_MODE_TRAIN;

@@ -785,6 +785,71 @@ static void test_emu_elem_runs(void)
     CU_ASSERT_EQUAL(compare_dirs("emu_elem_runs", dirs[0], dirs[1], 0.0, 0.0), 0);
 }
 
+/* 1 when a line of `src` opening an infer-phase kernel names one of the
+ * ops the GPU lowering should have folded into an epilogue. */
+static int infer_has_unfused(const char *src)
+{
+    static const char *const ops[] = {": batchnorm '", ": relu '", ": clip '", ": add '", ": dropout '"};
+    for (const char *p = strstr(src, "/* phase infer, "); p; p = strstr(p + 1, "/* phase infer, ")) {
+        const char *eol = strchr(p, '\n');
+        for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+            const char *hit = strstr(p, ops[k]);
+            if (hit && (!eol || hit < eol)) {
+                printf("  unfused in the GPU's infer phase: %.*s\n", (int)(eol ? eol - p : 80), p);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* The GPU's inference epilogues (kn_pass_fuse_epilogue_gpu) on
+ * tests/data/conv_bn_chain.kiln, trained an epoch on the CPU first so the
+ * running statistics are not 0 and 1: bn_fold kernels, convs storing
+ * bias + residual + clamp, a linear with batchnorm + relu after cuBLAS.
+ * The emulated GPU's outputs are the CPU's within rounding (direct
+ * convolutions vs the CPU's GEMMs), and no batchnorm, activation, add or
+ * dropout is left as a kernel of its own. */
+static void test_emu_fused_epilogues(void)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s", kt_tmp_dir("emu_epilogues"));
+    char file[4200], xs[4200], ys[4200], ck[4200], err[256], args[16384];
+    kt_pathf(file, sizeof file, "%s/tests/data/conv_bn_chain.kiln", kt_src_dir());
+    emu_model em;
+    CU_ASSERT_EQUAL_FATAL(emu_build(file, "conv_bn_chain", "emu_epilogues", &em), 0);
+    char *src = kt_read_file(em.cu, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(src);
+    /* 4 bn_fold, 4 convs (the 1x1s: cuBLAS + their epilogue), 2 linears'
+     * bias (+ fc0's epilogue after cuBLAS), the cross-entropy */
+    CU_ASSERT_EQUAL(count_of(src, "phase infer, node"), 12);
+    CU_ASSERT_EQUAL(count_of(src, ": bn_fold '"), 4);
+    CU_ASSERT_EQUAL(infer_has_unfused(src), 0);
+    free(src);
+
+    kt_pathf(ck, sizeof ck, "%s/trained.safetensors", tmp);
+    kt_pathf(args, sizeof args, "train --limit 256 --seed 3 --quiet --save '%s'", ck);
+    CU_ASSERT_EQUAL_FATAL(emu_run(&em, "cpu", args), 0);
+
+    enum { IMAGES = 3 };
+    static float x[IMAGES * 784];
+    int64_t y[IMAGES] = {1, 7, 4}, xd[4] = {IMAGES, 1, 28, 28}, yd[1] = {IMAGES};
+    for (int i = 0; i < IMAGES * 784; i++) x[i] = (float)((i * 53 % 97) / 40.0 - 1.0);
+    kt_pathf(xs, sizeof xs, "%s/x.npy", tmp);
+    kt_pathf(ys, sizeof ys, "%s/y.npy", tmp);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(xs, KN_RT_F32, 4, xd, x, err, sizeof err), 0);
+    CU_ASSERT_EQUAL_FATAL(kn_npy_write(ys, KN_RT_I64, 1, yd, y, err, sizeof err), 0);
+    char dirs[2][4300];
+    const char *dev[2] = {"cpu", "cuda"};
+    for (int k = 0; k < 2; k++) {
+        kt_pathf(dirs[k], sizeof dirs[k], "%s/out_%s", tmp, dev[k]);
+        snprintf(args, sizeof args, "run --weights '%.4000s' --in 'x=%.4000s' --in 'y=%.4000s' --out '%.4000s'", ck,
+                 xs, ys, dirs[k]);
+        CU_ASSERT_EQUAL(emu_run(&em, dev[k], args), 0);
+    }
+    CU_ASSERT_EQUAL(compare_dirs("emu_epilogues", dirs[0], dirs[1], 1e-5, 1e-4), 0);
+}
+
 static void test_fused_optimizer_steps(void)
 {
     const emu_model *base = emu_fmnist();
@@ -843,6 +908,7 @@ int main(void)
         {"resident blobs: checkpoints, resume, eval match the CPU", test_resident_checkpoints},
         {"one kernel for all optimizer steps: SGD, momentum, Nesterov, AdamW", test_fused_optimizer_steps},
         {"elementwise runs: one kernel each, the CPU's bits", test_emu_elem_runs},
+        {"inference epilogues on the GPU: batchnorm folding, conv and linear epilogues", test_emu_fused_epilogues},
         {"--device cuda without a GPU exits 1", test_no_device_exits_1},
         {"info lists the kernels", test_info_lists_kernels},
         {"GPU kernels match the CPU path", test_gpu_matches_cpu},

@@ -446,11 +446,34 @@ static kn_status bnf_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_in(e, "VAR", n->in[k + 3]);
     kn_emit_bind_out(e, "WF", n->out[0]);
     kn_emit_bind_out(e, "BF", n->out[1]);
+    if (kn_emit_is_cuda(e)) return KN_OK; /* bnf_emit_cuda prints the loop */
     kn_emit_line(e, "for (size_t o = 0; o < %lld; o++) {", oc);
     kn_emit_line(e, "    const float s = SCALE[o] / sqrtf(VAR[o] + %s);", eps);
     kn_emit_line(e, "    for (size_t k = 0; k < %lld; k++) WF[o * %lld + k] = W[o * %lld + k] * s;", per, per, per);
     kn_emit_line(e, "    BF[o] = %s * s + (SHIFT[o] - MEAN[o] * s);", bias ? "B[o]" : "0.0f");
     kn_emit_line(e, "}");
+    return KN_OK;
+}
+
+/* GPU: one thread per filter element (the same arithmetic); the first of
+ * each filter also writes its bias. */
+static kn_status bnf_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *w = kn_graph_value(g, n->in[0]);
+    bool bias = kn_node_attr_i(n, "has_bias", 0) != 0;
+    long long oc = (long long)w->shape.d[0], per = (long long)kn_ops_dims_const(&w->shape, 1, w->shape.rank);
+    char eps[64], count[32];
+    kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    snprintf(count, sizeof count, "%lld", oc * per);
+    kn_emit_cuda_kernel(e, count);
+    bnf_emit(e, g, n); /* binds */
+    kn_emit_for_open(e, "i", count);
+    kn_emit_line(e, "const size_t o = i / %lld;", per);
+    kn_emit_line(e, "const float s = SCALE[o] / sqrtf(VAR[o] + %s);", eps);
+    kn_emit_line(e, "WF[i] = W[i] * s;");
+    kn_emit_line(e, "if (i %% %lld == 0) BF[o] = %s * s + (SHIFT[o] - MEAN[o] * s);", per, bias ? "B[o]" : "0.0f");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -472,5 +495,5 @@ const kn_op_def kn_op_def_batchnorm_grad = {
 };
 const kn_op_def kn_op_def_bn_fold = {
     .name = "bn_fold", .min_inputs = 5, .max_inputs = 6, .args = bnf_args,
-    .infer = bnf_infer, .emit_c = bnf_emit, .internal = true,
+    .infer = bnf_infer, .emit_c = bnf_emit, .emit_cuda = bnf_emit_cuda, .internal = true,
 };

@@ -360,6 +360,15 @@ void conv_emit_store(kn_emit *e, const conv_epilogue *ep, const char *dst)
     kn_ops_emit_clamp_store(e, &ep->clamp, dst);
 }
 
+/* Binds B (with a bias), R (with a residual) and Y: what the GPU's
+ * epilogues read. */
+static void conv_bind_epilogue(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
+{
+    if (ep->bias) kn_emit_bind_in(e, "B", n->in[2]);
+    if (ep->residual) kn_emit_bind_in(e, "R", n->in[ep->bias ? 3 : 2]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+}
+
 /* Binds X, W, B (with a bias), Y, COL, R (with a residual). */
 static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
 {
@@ -939,7 +948,9 @@ static const kn_arg_spec grad_input_args[] = {
  * One kernel shape serves dense, grouped and depthwise convolutions (the
  * group of channel c is c / (C / groups)); W is [OC, C/groups, KH, KW] as
  * in the C path.  The im2col scratch output (COL) is unused on the GPU.
- * 1x1 convolutions through cuBLAS are the next step (issue #6). */
+ * Dense 1x1 convolutions go to cuBLAS.  On inference graphs the bias,
+ * residual and clamp epilogue (fuse_epilogue.c) is applied as each output
+ * is stored. */
 
 /* "const int64_t C = 32, H = ..." : the geometry as kernel constants. */
 static void conv_emit_cuda_geom(kn_emit *e, const conv_geom *q)
@@ -981,50 +992,64 @@ static void conv_emit_cuda_taps(kn_emit *e, const char *outer, const char *y, co
     kn_emit_line(e, "    }");
 }
 
+/* The fused epilogue (bias, residual, clamp) of output element i of
+ * channel `oc` on `acc`, then the store: Y[i] = clamp(acc + B + R). */
+static void conv_emit_cuda_store(kn_emit *e, const conv_epilogue *ep, const char *acc, const char *oc)
+{
+    kn_emit_line(e, "float v = %s%s%s%s;", acc, ep->bias ? " + B[" : "", ep->bias ? oc : "", ep->bias ? "]" : "");
+    if (ep->residual) kn_emit_line(e, "v = v + R[i];");
+    conv_emit_store(e, ep, "Y[i]");
+}
+
 /* 1x1 convolution, one group: per sample Y (OC x HW) = W (OC x C) X (C x HW),
- * a cuBLAS GEMM each (the host's kn_rt_sgemm, redirected on the GPU) on top
- * of a kernel writing the bias (or zeros). */
-static kn_status conv_emit_cuda_1x1(kn_emit *e, const kn_node *n, const conv_geom *q)
+ * a cuBLAS GEMM each (the host's kn_rt_sgemm, redirected on the GPU), then
+ * one kernel for the epilogue (bias, residual, clamp) when there is one. */
+static kn_status conv_emit_cuda_1x1(kn_emit *e, const kn_node *n, const conv_geom *q, const conv_epilogue *ep)
 {
     long long hw = (long long)(q->h * q->w), oc = (long long)q->oc, c = (long long)q->c;
-    char count[96], samples[64];
+    char count[96], samples[64], ch[64];
     conv_cuda_count(e, n->out[0], q->oc * q->oh * q->ow, count, sizeof count);
     kn_ops_dims_expr(e, n->in[0], 0, 1, samples, sizeof samples);
-    kn_emit_cuda_kernel(e, count);
-    if (n->n_in > 2) kn_emit_bind_in(e, "B", n->in[2]);
-    kn_emit_bind_out(e, "Y", n->out[0]);
-    if (n->n_in > 2) kn_emit_for(e, "i", count, "Y[i] = B[(i / %lld) %% %lld];", hw, oc);
-    else kn_emit_for(e, "i", count, "Y[i] = 0.0f;");
-    kn_emit_cuda_end(e);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_line(e, "for (size_t s = 0; s < %s; s++)", samples);
-    kn_emit_line(e, "    kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, W, %lld, X + s * %lld, %lld, 1.0f, Y + s * %lld, %lld);",
+    kn_emit_line(e, "    kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, W, %lld, X + s * %lld, %lld, 0.0f, Y + s * %lld, %lld);",
                  oc, hw, c, c, c * hw, hw, oc * hw, hw);
+    if (!conv_has_epilogue(ep)) return KN_OK;
+    kn_emit_cuda_kernel(e, count);
+    conv_bind_epilogue(e, n, ep);
+    kn_emit_for_open(e, "i", count);
+    snprintf(ch, sizeof ch, "(i / %lld) %% %lld", hw, oc);
+    conv_emit_cuda_store(e, ep, "Y[i]", ch);
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
 static kn_status conv_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     conv_geom q;
+    conv_epilogue ep;
     if (conv_geom_forward(e->diag, g, n, &q) != KN_OK) return KN_ERR;
-    if (conv_is_1x1(&q) && q.groups == 1) return conv_emit_cuda_1x1(e, n, &q);
+    conv_read_epilogue(n, &ep);
+    if (ep.affine || kn_node_attr(n, "pool_avg"))
+        return kn_op_error(e->diag, g, n, "internal: the input affine and the pooled conv are CPU-only");
+    if (conv_is_1x1(&q) && q.groups == 1) return conv_emit_cuda_1x1(e, n, &q, &ep);
     char count[96];
     conv_cuda_count(e, n->out[0], q.oc * q.oh * q.ow, count, sizeof count);
     kn_emit_cuda_kernel(e, count);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
-    if (n->n_in > 2) kn_emit_bind_in(e, "B", n->in[2]);
-    kn_emit_bind_out(e, "Y", n->out[0]);
+    conv_bind_epilogue(e, n, &ep);
     conv_emit_cuda_geom(e, &q);
     kn_emit_for_open(e, "i", count);
     kn_emit_line(e, "const int64_t ox = i %% OW, oy = (i / OW) %% OH, oc = (i / (OW * OH)) %% OC, s = i / (OW * OH * OC);");
     kn_emit_line(e, "const int64_t c0 = oc / OCG * CG;");
-    kn_emit_line(e, "float acc = %s;", n->n_in > 2 ? "B[oc]" : "0.0f");
+    kn_emit_line(e, "float acc = 0.0f;");
     conv_emit_cuda_taps(e, "for (int64_t ci = 0; ci < CG; ci++)", "ky", "KH", "kx", "KW",
                         "X[((s * C + c0 + ci) * H + iy) * W_ + ix] * W[((oc * CG + ci) * KH + ky) * KW + kx]");
-    kn_emit_line(e, "Y[i] = acc;");
+    conv_emit_cuda_store(e, &ep, "acc", "oc");
     kn_emit_close(e);
     kn_emit_cuda_end(e);
     return KN_OK;

@@ -9,8 +9,8 @@
  * Gradients: dx = dy W (matmul), dW = linear_grad_weight(dy, x), db =
  * sum_to(dy, [out]); matmul's operands get matmul_grad (linear_grad.c).
  *
- * On CPU inference graphs passes/fuse_epilogue.c may fold the layer's
- * successors into linear as an epilogue over each output row:
+ * On inference graphs passes/fuse_epilogue.c may fold the layer's
+ * successors into linear as an epilogue over each output row (CPU and GPU):
  *   bn = 1 (inputs gamma, beta, mean, var last; bn_eps): an eval-mode
  *     batchnorm, y = y * s + t with s = gamma / sqrt(var + eps), t = beta -
  *     mean * s, batchnorm's own formula, computed per call since the
@@ -133,27 +133,54 @@ static void linear_emit_sgemm(kn_emit *e, const kn_graph *g, const kn_node *n, b
                  m, out, k, k, k, accumulate ? "1.0f" : "0.0f", out);
 }
 
-/* The fused batchnorm and clamp over Y's rows, one pass after the GEMM;
- * the batchnorm's per-feature s and t go to the thread's scratch first. */
-static void linear_emit_epilogue(kn_emit *e, const kn_node *n, const char *rows, long long out)
+static bool linear_has_epilogue(const kn_node *n)
+{
+    return linear_has_bn(n) || kn_node_attr(n, "act_min") || kn_node_attr(n, "act_max");
+}
+
+/* Binds GAMMA, BETA, MEAN, VAR: the fused batchnorm's inputs. */
+static void linear_bind_bn(kn_emit *e, const kn_node *n)
+{
+    int k = linear_has_bias(n) ? 3 : 2;
+    kn_emit_bind_in(e, "GAMMA", n->in[k]);
+    kn_emit_bind_in(e, "BETA", n->in[k + 1]);
+    kn_emit_bind_in(e, "MEAN", n->in[k + 2]);
+    kn_emit_bind_in(e, "VAR", n->in[k + 3]);
+}
+
+/* `float s = ..., t = ...;`: batchnorm's per-feature scale and shift of
+ * feature `c` (an expression), in the one formula C and CUDA share. */
+static void linear_emit_bn_scale(kn_emit *e, const kn_node *n, const char *s, const char *t, const char *c)
+{
+    char eps[64];
+    kn_emit_float_lit(kn_ops_attr_num(n, "bn_eps", 1e-5), eps, sizeof eps);
+    kn_emit_line(e, "%s = GAMMA[%s] / sqrtf(VAR[%s] + %s);", s, c, c, eps);
+    kn_emit_line(e, "%s = BETA[%s] - MEAN[%s] * %s;", t, c, c, s);
+}
+
+/* The statements turning `v` = Y[i * out + c] into the layer's output:
+ * the batchnorm's v * s + t (`s`, `t`), then the clamp. */
+static void linear_emit_epilogue_value(kn_emit *e, const kn_node *n, const char *s, const char *t)
 {
     kn_ops_clamp act;
-    bool clamp = kn_ops_read_clamp(n, "act_min", "act_max", &act), bn = linear_has_bn(n);
-    if (!clamp && !bn) return;
+    kn_ops_read_clamp(n, "act_min", "act_max", &act);
+    if (linear_has_bn(n)) kn_emit_line(e, "v = v * %s + %s;", s, t);
+    kn_ops_emit_clamp_store(e, &act, "v");
+}
+
+/* The epilogue over Y's rows, one pass after the GEMM; the batchnorm's
+ * per-feature s and t go to the thread's scratch first. */
+static void linear_emit_epilogue(kn_emit *e, const kn_node *n, const char *rows, long long out)
+{
     kn_emit_line(e, "{");
     e->indent++;
-    if (bn) {
-        int k = linear_has_bias(n) ? 3 : 2;
-        char eps[64];
-        kn_emit_float_lit(kn_ops_attr_num(n, "bn_eps", 1e-5), eps, sizeof eps);
-        kn_emit_bind_in(e, "GAMMA", n->in[k]);
-        kn_emit_bind_in(e, "BETA", n->in[k + 1]);
-        kn_emit_bind_in(e, "MEAN", n->in[k + 2]);
-        kn_emit_bind_in(e, "VAR", n->in[k + 3]);
+    if (linear_has_bn(n)) {
+        linear_bind_bn(e, n);
         kn_emit_line(e, "float *restrict S = kn_rt_scratch(%lld), *restrict T = S + %lld;", 2 * out, out);
         kn_emit_line(e, "for (size_t c = 0; c < %lld; c++) {", out);
-        kn_emit_line(e, "    S[c] = GAMMA[c] / sqrtf(VAR[c] + %s);", eps);
-        kn_emit_line(e, "    T[c] = BETA[c] - MEAN[c] * S[c];");
+        e->indent++;
+        linear_emit_bn_scale(e, n, "S[c]", "T[c]", "c");
+        e->indent--;
         kn_emit_line(e, "}");
     }
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", rows);
@@ -162,8 +189,7 @@ static void linear_emit_epilogue(kn_emit *e, const kn_node *n, const char *rows,
     kn_emit_line(e, "for (size_t c = 0; c < %lld; c++) {", out);
     e->indent++;
     kn_emit_line(e, "float v = Y[i * %lld + c];", out);
-    if (bn) kn_emit_line(e, "v = v * S[c] + T[c];");
-    kn_ops_emit_clamp_store(e, &act, "v");
+    linear_emit_epilogue_value(e, n, "S[c]", "T[c]");
     kn_emit_line(e, "Y[i * %lld + c] = v;", out);
     e->indent--;
     kn_emit_line(e, "}");
@@ -173,6 +199,9 @@ static void linear_emit_epilogue(kn_emit *e, const kn_node *n, const char *rows,
     kn_emit_line(e, "}");
 }
 
+/* The bias rows are copied into Y and the GEMM adds onto them (adding the
+ * bias in the epilogue instead rounds differently from the train phase,
+ * whose frozen prefix must give the cached features' bits). */
 static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_value *x = kn_graph_value(g, n->in[0]);
@@ -180,10 +209,10 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     long long out = kn_node_attr_i(n, "out", 0);
     char rows[64];
     kn_ops_dims_expr(e, n->in[0], 0, r - 1, rows, sizeof rows);
+    bool bias = linear_has_bias(n), epilogue = linear_has_epilogue(n);
 
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
-    bool bias = linear_has_bias(n);
     if (bias) kn_emit_bind_in(e, "B", n->in[2]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     if (bias) {
@@ -191,30 +220,45 @@ static kn_status linear_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
         kn_emit_line(e, "    memcpy(Y + i * %lld, B, %lld * sizeof(float));", out, out);
     }
     linear_emit_sgemm(e, g, n, bias);
-    linear_emit_epilogue(e, n, rows, out);
+    if (epilogue) linear_emit_epilogue(e, n, rows, out);
     return KN_OK;
 }
 
 /* GPU: one kernel broadcasts the bias into Y, then cuBLAS (the host's
- * kn_rt_sgemm, redirected) accumulates X W^T onto it. */
+ * kn_rt_sgemm, redirected) accumulates X W^T onto it, then one kernel
+ * applies the fused batchnorm and clamp per element (the CPU's arithmetic). */
 static kn_status linear_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    if (linear_has_bn(n) || kn_node_attr(n, "act_min") || kn_node_attr(n, "act_max"))
-        return kn_op_error(e->diag, g, n, "internal: fused epilogues are CPU-only");
-    bool bias = linear_has_bias(n);
+    bool bias = linear_has_bias(n), epilogue = linear_has_epilogue(n);
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    long long out = kn_node_attr_i(n, "out", 0);
     if (bias) {
-        char numel[64];
-        kn_emit_numel(e, n->out[0], numel, sizeof numel);
         kn_emit_cuda_kernel(e, numel);
         kn_emit_bind_in(e, "B", n->in[2]);
         kn_emit_bind_out(e, "Y", n->out[0]);
-        kn_emit_for(e, "i", numel, "Y[i] = B[i %% %lld];", (long long)kn_node_attr_i(n, "out", 0));
+        kn_emit_for(e, "i", numel, "Y[i] = B[i %% %lld];", out);
         kn_emit_cuda_end(e);
     }
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     linear_emit_sgemm(e, g, n, bias);
+    if (!epilogue) return KN_OK;
+    kn_emit_cuda_kernel(e, numel);
+    if (linear_has_bn(n)) linear_bind_bn(e, n);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    kn_emit_for_open(e, "i", numel);
+    kn_emit_line(e, "const size_t c = i %% %lld;", out);
+    if (linear_has_bn(n)) {
+        kn_emit_line(e, "float s, t;");
+        linear_emit_bn_scale(e, n, "s", "t", "c");
+    }
+    kn_emit_line(e, "float v = Y[i];");
+    linear_emit_epilogue_value(e, n, "s", "t");
+    kn_emit_line(e, "Y[i] = v;");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
