@@ -103,9 +103,10 @@ static const char PRELUDE[] =
 static const char HOST_REDIRECTS[] =
     "#undef memcpy\n#undef memset\n"
     "#define kn_rt_sgemm(...) kn_rt_cuda_sgemm(kn_cu, __VA_ARGS__)\n"
+    "#define kn_rt_sgemm_strided(...) kn_rt_cuda_sgemm_strided(kn_cu, __VA_ARGS__)\n"
     "#define memcpy(dst, src, bytes) kn_rt_cuda_memcpy(kn_cu, (dst), (src), (bytes))\n"
     "#define memset(dst, v, bytes) kn_rt_cuda_memset(kn_cu, (dst), (v), (bytes))\n";
-static const char HOST_REDIRECTS_END[] = "#undef kn_rt_sgemm\n#undef memcpy\n#undef memset\n\n";
+static const char HOST_REDIRECTS_END[] = "#undef kn_rt_sgemm\n#undef kn_rt_sgemm_strided\n#undef memcpy\n#undef memset\n\n";
 
 kn_cuda_prog *kn_cuda_prog_new(const char *model_name)
 {

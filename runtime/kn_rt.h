@@ -246,6 +246,12 @@ int kn_rt_main(const kn_rt_model *m, int argc, char **argv);
 void kn_rt_sgemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc);
+/* `batch` independent kn_rt_sgemm: product b reads A + b * stride_a and
+ * B + b * stride_b and writes C + b * stride_c (a stride of 0 shares that
+ * operand, e.g. one filter over every sample).  One cuBLAS call on the GPU. */
+void kn_rt_sgemm_strided(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                         long long stride_a, const float *B, int ldb, long long stride_b, float beta, float *C,
+                         int ldc, long long stride_c, int batch);
 
 /* x where mask is all ones, +0 where it is 0: a branch-free select the
  * vectoriser turns into an AND (generated depthwise kernels skip taps
@@ -309,5 +315,9 @@ void kn_rt_cuda_memset(kn_rt_cuda *cu, void *dst, int value, size_t bytes);
 /* kn_rt_sgemm on device pointers, through cuBLAS on the model's stream. */
 void kn_rt_cuda_sgemm(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+/* kn_rt_sgemm_strided on device pointers: cublasSgemmStridedBatched. */
+void kn_rt_cuda_sgemm_strided(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                              const float *A, int lda, long long stride_a, const float *B, int ldb,
+                              long long stride_b, float beta, float *C, int ldc, long long stride_c, int batch);
 
 #endif

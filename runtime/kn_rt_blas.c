@@ -193,3 +193,12 @@ void kn_rt_boot(char **argv)
     if (core) unsetenv("OPENBLAS_CORETYPE");
     if (spin) unsetenv("GOMP_SPINCOUNT");
 }
+
+void kn_rt_sgemm_strided(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A, int lda,
+                         long long stride_a, const float *B, int ldb, long long stride_b, float beta, float *C,
+                         int ldc, long long stride_c, int batch)
+{
+    for (int b = 0; b < batch; b++)
+        kn_rt_sgemm(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+                    C + b * stride_c, ldc);
+}

@@ -358,6 +358,18 @@ void kn_rt_cuda_sgemm(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, in
     if (s != CUBLAS_STATUS_SUCCESS) fail(cu, "cublasSgemm", __FILE__, __LINE__, cublasGetStatusString(s));
 }
 
+void kn_rt_cuda_sgemm_strided(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                              const float *A, int lda, long long stride_a, const float *B, int ldb,
+                              long long stride_b, float beta, float *C, int ldc, long long stride_c, int batch)
+{
+    if (cu->failed || M == 0 || N == 0 || batch == 0) return;
+    cublasStatus_t s = cublasSgemmStridedBatched(cu->blas, trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                                 trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, N, M, K, &alpha, B, ldb,
+                                                 stride_b, A, lda, stride_a, &beta, C, ldc, stride_c, batch);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        fail(cu, "cublasSgemmStridedBatched", __FILE__, __LINE__, cublasGetStatusString(s));
+}
+
 static int copy_io(kn_rt_cuda *cu, kn_rt_ctx *ctx, const kn_rt_phase *ph, int n, int up)
 {
     for (int i = 0; i < ph->n_io; i++) {

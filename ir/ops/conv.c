@@ -1002,7 +1002,8 @@ static void conv_emit_cuda_store(kn_emit *e, const conv_epilogue *ep, const char
 }
 
 /* 1x1 convolution, one group: per sample Y (OC x HW) = W (OC x C) X (C x HW),
- * a cuBLAS GEMM each (the host's kn_rt_sgemm, redirected on the GPU), then
+ * one strided-batched cuBLAS call for all samples (the host's
+ * kn_rt_sgemm_strided, redirected on the GPU), then
  * one kernel for the epilogue (bias, residual, clamp) when there is one. */
 static kn_status conv_emit_cuda_1x1(kn_emit *e, const kn_node *n, const conv_geom *q, const conv_epilogue *ep)
 {
@@ -1013,9 +1014,8 @@ static kn_status conv_emit_cuda_1x1(kn_emit *e, const kn_node *n, const conv_geo
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
     kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_line(e, "for (size_t s = 0; s < %s; s++)", samples);
-    kn_emit_line(e, "    kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, W, %lld, X + s * %lld, %lld, 0.0f, Y + s * %lld, %lld);",
-                 oc, hw, c, c, c * hw, hw, oc * hw, hw);
+    kn_emit_line(e, "kn_rt_sgemm_strided(0, 0, %lld, %lld, %lld, 1.0f, W, %lld, 0, X, %lld, %lld, 0.0f, Y, %lld, %lld, "
+                 "(int)%s);", oc, hw, c, c, hw, c * hw, hw, oc * hw, samples);
     if (!conv_has_epilogue(ep)) return KN_OK;
     kn_emit_cuda_kernel(e, count);
     conv_bind_epilogue(e, n, ep);

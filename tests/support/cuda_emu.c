@@ -178,6 +178,15 @@ void kn_rt_cuda_sgemm(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, in
     kn_rt_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
+void kn_rt_cuda_sgemm_strided(kn_rt_cuda *cu, int trans_a, int trans_b, int M, int N, int K, float alpha,
+                              const float *A, int lda, long long stride_a, const float *B, int ldb,
+                              long long stride_b, float beta, float *C, int ldc, long long stride_c, int batch)
+{
+    (void)cu;
+    kn_rt_sgemm_strided(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
+                        stride_c, batch);
+}
+
 /* Inputs and labels in, outputs and loss out, at the arena offsets the
  * phase's io table gives (the same rule as kn_rt_io_ptr). */
 static void emu_copy_io(kn_rt_cuda *cu, kn_rt_ctx *ctx, const kn_rt_phase *ph, int n, int up)
