@@ -168,14 +168,53 @@ static const kn_arg_spec slice_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+/* CUDA: one kernel; each input's elements are a grid-stride loop, element
+ * j of input i (row p = j / len, offset q = j % len) going to Y's row p at
+ * the input's offset. */
 static kn_status concat_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    return kn_emit_cuda_serial(e, g, n, concat_emit);
+    int dim;
+    if (concat_dim(e->diag, g, n, &dim) != KN_OK) return KN_ERR;
+    const kn_value *y = kn_graph_value(g, n->out[0]);
+    int64_t inner = kn_ops_dims_const(&y->shape, dim + 1, y->shape.rank), off = 0;
+    int64_t row = y->shape.d[dim] * inner;
+    char outer[64], numel[64];
+    kn_ops_dims_expr(e, n->out[0], 0, dim, outer, sizeof outer);
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    for (int i = 0; i < n->n_in; i++) {
+        long long len = (long long)(kn_graph_value(g, n->in[i])->shape.d[dim] * inner);
+        char cname[16], count[96];
+        snprintf(cname, sizeof cname, "X%d", i);
+        snprintf(count, sizeof count, "(size_t)%s * %lld", outer, len);
+        kn_emit_bind_in(e, cname, n->in[i]);
+        kn_emit_for(e, "j", count, "Y[j / %lld * %lld + %lld + j %% %lld] = X%d[j];", len, (long long)row,
+                    (long long)off, len, i);
+        off += len;
+    }
+    kn_emit_cuda_end(e);
+    return KN_OK;
 }
+
+/* CUDA: one thread per output element. */
 static kn_status slice_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    return kn_emit_cuda_serial(e, g, n, slice_emit);
+    int dim;
+    int64_t start, len;
+    if (slice_geom(e->diag, g, n, &dim, &start, &len) != KN_OK) return KN_ERR;
+    const kn_value *x = kn_graph_value(g, n->in[0]);
+    long long inner = (long long)kn_ops_dims_const(&x->shape, dim + 1, x->shape.rank);
+    long long part = (long long)len * inner;
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    kn_emit_for(e, "j", numel, "Y[j] = X[j / %lld * %lld + %lld + j %% %lld];", part,
+                (long long)(x->shape.d[dim] * inner), (long long)(start * inner), part);
+    kn_emit_cuda_end(e);
+    return KN_OK;
 }
 
 const kn_op_def kn_op_def_concat = {

@@ -61,10 +61,33 @@ static const kn_arg_spec hardmax_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+/* CUDA: one thread per line along `dim`: it finds the line's first
+ * maximum (NaN wins, as in C) and writes the whole line. */
 static kn_status hardmax_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    return kn_emit_cuda_serial(e, g, n, hardmax_emit);
+    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
+    int64_t d64 = kn_node_attr_i(n, "dim", -1);
+    int dim = (int)(d64 < 0 ? d64 + x->rank : d64);
+    char outer[64], lines[96];
+    kn_ops_dims_expr(e, n->in[0], 0, dim, outer, sizeof outer);
+    long long D = (long long)x->d[dim], inner = (long long)kn_ops_dims_const(x, dim + 1, x->rank);
+    snprintf(lines, sizeof lines, "(size_t)%s * %lld", outer, inner);
+    (void)g;
+    kn_emit_cuda_kernel(e, lines);
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    kn_emit_for_open(e, "t", lines);
+    kn_emit_line(e, "const size_t o = t / %lld, i = t %% %lld;", inner, inner);
+    kn_emit_line(e, "const float *x = X + o * %lld + i;", D * inner);
+    kn_emit_line(e, "size_t best = 0;");
+    kn_emit_line(e, "for (size_t r = 1; r < %lld; r++)", D);
+    kn_emit_line(e, "    if (x[r * %lld] > x[best * %lld] || (x[r * %lld] != x[r * %lld] && "
+                    "x[best * %lld] == x[best * %lld])) best = r;", inner, inner, inner, inner, inner, inner);
+    kn_emit_line(e, "for (size_t r = 0; r < %lld; r++) Y[o * %lld + i + r * %lld] = r == best ? 1.0f : 0.0f;", D,
+                 D * inner, inner);
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
+    return KN_OK;
 }
 
 const kn_op_def kn_op_def_hardmax = {

@@ -58,13 +58,10 @@ static kn_status nll_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-/* Opens the loop over (b, k) and binds t, w (0 when ignored) and ok
- * (whether the element counts); X, T, W must be bound. */
-static void open_elements(kn_emit *e, const kn_node *n, const char *rows, int64_t D, bool weight)
+/* Binds, for element (b, k) of the target (b, k bound), t, w (0 when
+ * ignored) and ok (whether the element counts); X, T, W must be bound. */
+static void bind_element(kn_emit *e, const kn_node *n, int64_t D, bool weight)
 {
-    kn_emit_line(e, "for (size_t b = 0; b < (size_t)%s; b++)", rows);
-    kn_emit_line(e, "for (size_t k = 0; k < %lld; k++) {", (long long)D);
-    e->indent++;
     kn_emit_line(e, "const int64_t t = T[b * %lld + k];", (long long)D);
     const kn_attr *ii = kn_node_attr(n, "ignore_index");
     if (ii) kn_emit_line(e, "const int ok = t != INT64_C(%lld);", (long long)ii->i);
@@ -73,29 +70,49 @@ static void open_elements(kn_emit *e, const kn_node *n, const char *rows, int64_
     kn_emit_line(e, "const double w = !ok ? 0.0 : !valid ? NAN : %s;", weight ? "(double)W[t]" : "1.0");
 }
 
+/* Opens the loop over (b, k) and binds t, w, ok (bind_element). */
+static void open_elements(kn_emit *e, const kn_node *n, const char *rows, int64_t D, bool weight)
+{
+    kn_emit_line(e, "for (size_t b = 0; b < (size_t)%s; b++)", rows);
+    kn_emit_line(e, "for (size_t k = 0; k < %lld; k++) {", (long long)D);
+    e->indent++;
+    bind_element(e, n, D, weight);
+}
+
+/* reduction "none": one loss per element (one GPU thread each); "sum" and
+ * "mean": the elements summed in lanes (kn_emit_lanes_open), the same
+ * order in C and on the GPU. */
 static kn_status nll_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
-    int64_t D = kn_ops_dims_const(x, 2, x->rank);
+    long long D = (long long)kn_ops_dims_const(x, 2, x->rank);
     int red = reduction_of(n);
-    char rows[64];
+    char rows[64], count[96];
     kn_emit_dim(e, n->in[0], 0, rows, sizeof rows);
+    snprintf(count, sizeof count, "(size_t)%s * %lld", rows, D);
+    static const char *const acc[2] = {"total", "wsum"};
+    kn_emit_cuda_kernel(e, red == 0 ? count : KN_EMIT_LANES_WORK);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "T", n->in[1]);
     if (n->n_in > 2) kn_emit_bind_in(e, "W", n->in[2]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_line(e, "const int64_t C = %lld;", (long long)x->d[1]);
-    kn_emit_line(e, "double total = 0.0, wsum = 0.0;");
-    open_elements(e, n, rows, D, n->n_in > 2);
-    kn_emit_line(e, "const double l = !ok ? 0.0 : !valid ? NAN : -w * (double)X[(b * C + (size_t)t) * %lld + k];",
-                 (long long)D);
-    if (red == 0) kn_emit_line(e, "Y[b * %lld + k] = (float)l;", (long long)D);
-    kn_emit_line(e, "total += l, wsum += w;");
-    e->indent--;
-    kn_emit_line(e, "}");
-    if (red == 1) kn_emit_line(e, "Y[0] = (float)total;");
-    if (red == 2) kn_emit_line(e, "Y[0] = (float)(total / wsum);");
-    kn_emit_line(e, "(void)total, (void)wsum;");
+    if (red == 0) kn_emit_for_open(e, "el", count);
+    else kn_emit_lanes_open(e, "el", count, 2, acc);
+    kn_emit_line(e, "const size_t b = el / %lld, k = el %% %lld;", D, D);
+    bind_element(e, n, D, n->n_in > 2);
+    kn_emit_line(e, "const double l = !ok ? 0.0 : !valid ? NAN : -w * (double)X[(b * C + (size_t)t) * %lld + k];", D);
+    if (red == 0) {
+        kn_emit_line(e, "Y[el] = (float)l;");
+        kn_emit_close(e);
+    } else {
+        kn_emit_line(e, "total += l, wsum += w;");
+        kn_emit_lanes_close(e, 2, acc);
+        kn_emit_line(e, red == 1 ? "Y[0] = (float)total;" : "Y[0] = (float)(total / wsum);");
+        kn_emit_line(e, "(void)wsum;");
+        kn_emit_close(e);
+    }
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -162,11 +179,8 @@ static const kn_arg_spec nll_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
-static kn_status nll_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    return kn_emit_cuda_serial(e, g, n, nll_emit);
-}
+/* CUDA: the gradient's scatter (after the total weight, for "mean") is
+ * not split across threads yet (kn_emit_cuda_serial). */
 static kn_status nll_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     return kn_emit_cuda_serial(e, g, n, nll_grad_emit);
@@ -174,7 +188,7 @@ static kn_status nll_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node
 
 const kn_op_def kn_op_def_nll_loss = {
     .name = "nll_loss", .min_inputs = 2, .max_inputs = 3, .args = nll_args,
-    .infer = nll_infer, .emit_c = nll_emit, .emit_cuda = nll_emit_cuda, .grad = nll_grad,
+    .infer = nll_infer, .emit_c = nll_emit, .emit_cuda = nll_emit, .grad = nll_grad,
 };
 const kn_op_def kn_op_def_nll_loss_grad = {
     .name = "nll_loss_grad", .min_inputs = 3, .max_inputs = 4,

@@ -83,6 +83,46 @@ static int nest_open(kn_emit *e, const nest *L, bool reduced)
     return c;
 }
 
+/* The kept dims' element count (the outputs) as a C expression. */
+static void kept_count(const nest *L, char *buf, size_t cap)
+{
+    int64_t c = 1;
+    bool sym = false;
+    for (int k = 0; k < L->x->rank; k++) {
+        if (L->red[k]) continue;
+        if (L->x->d[k] == KN_DIM_N) sym = true;
+        else c *= L->x->d[k];
+    }
+    if (sym) snprintf(buf, cap, "((size_t)n * %lld)", (long long)c);
+    else snprintf(buf, cap, "%lld", (long long)c);
+}
+
+/* Opens the walk over the outputs: the kept dims' loops in C; in a CUDA
+ * kernel one grid-stride loop over the outputs, one thread per output,
+ * each i<k> taken from its flat index.  Returns what close_kept needs. */
+static int open_kept(kn_emit *e, const nest *L)
+{
+    if (!kn_emit_is_cuda(e)) return nest_open(e, L, false);
+    char cnt[64];
+    kept_count(L, cnt, sizeof cnt);
+    kn_emit_for_open(e, "kn_o", cnt);
+    kn_emit_line(e, "size_t rest = kn_o;");
+    kn_emit_line(e, "(void)rest;");
+    for (int k = L->x->rank - 1; k >= 0; k--) {
+        if (L->red[k] || L->x->d[k] == 1) continue;
+        if (L->x->d[k] == KN_DIM_N) kn_emit_line(e, "const size_t i%d = rest;", k);
+        else kn_emit_line(e, "const size_t i%d = rest %% %lld; rest /= %lld;", k, (long long)L->x->d[k],
+                          (long long)L->x->d[k]);
+    }
+    return -1;
+}
+
+static void close_kept(kn_emit *e, int c)
+{
+    if (c < 0) kn_emit_close(e);
+    else e->indent -= c;
+}
+
 /* Index of the current element of x (`of_y` false) or of its output. */
 static void nest_index(const nest *L, bool of_y, char *buf, size_t cap)
 {
@@ -168,7 +208,7 @@ static kn_status reduce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_out(e, "Y", n->out[0]);
     kn_emit_line(e, "const double R = %s;", cnt);
     kn_emit_line(e, "(void)R;");
-    int c = nest_open(e, &L, false);
+    int c = open_kept(e, &L);
     kn_emit_line(e, "{");
     e->indent++;
     if (n->op == KN_OP_REDUCE_LOG_SUM_EXP) emit_line_max(e, &L);
@@ -177,7 +217,7 @@ static kn_status reduce_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_line(e, "Y[%s] = (float)(%s);", iy, fin);
     e->indent--;
     kn_emit_line(e, "}");
-    e->indent -= c;
+    close_kept(e, c);
     return KN_OK;
 }
 
@@ -234,7 +274,7 @@ static kn_status grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "const double R = %s;", cnt);
     kn_emit_line(e, "(void)R;");
-    int c = nest_open(e, &L, false);
+    int c = open_kept(e, &L);
     kn_emit_line(e, "{");
     e->indent++;
     kn_emit_line(e, "const double g = dY[%s], y = Yf[%s];", iy, iy);
@@ -245,7 +285,7 @@ static kn_status grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     emit_reduced_loop(e, &L, body);
     e->indent--;
     kn_emit_line(e, "}");
-    e->indent -= c;
+    close_kept(e, c);
     return KN_OK;
 }
 
@@ -268,14 +308,28 @@ static const kn_arg_spec reduce_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+/* CUDA: one thread per output (per kept line for the gradient), each
+ * walking its reduced dims like the C loop nest: the CPU's sums. */
+static kn_status reduce_emit_cuda_kernel(kn_emit *e, const kn_graph *g, const kn_node *n, int x, kn_emit_fn emit)
+{
+    bool red[KN_MAX_RANK];
+    if (reduced_mask(g, n, x, red, e->diag) != KN_OK) return KN_ERR;
+    nest L;
+    nest_init(&L, &kn_graph_value(g, x)->shape, red);
+    char cnt[64];
+    kept_count(&L, cnt, sizeof cnt);
+    kn_emit_cuda_kernel(e, cnt);
+    kn_status st = emit(e, g, n);
+    kn_emit_cuda_end(e);
+    return st;
+}
 static kn_status reduce_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    return kn_emit_cuda_serial(e, g, n, reduce_emit);
+    return reduce_emit_cuda_kernel(e, g, n, n->in[0], reduce_emit);
 }
 static kn_status grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    return kn_emit_cuda_serial(e, g, n, grad_emit);
+    return reduce_emit_cuda_kernel(e, g, n, n->in[1], grad_emit);
 }
 
 #define REDUCE_DEF(id)                                                                                               \

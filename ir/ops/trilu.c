@@ -73,10 +73,29 @@ static const kn_arg_spec trilu_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: for now these run as one GPU thread each (kn_emit_cuda_serial). */
+/* CUDA: one thread per element, its row i and column j from its index. */
 static kn_status trilu_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
-    return kn_emit_cuda_serial(e, g, n, trilu_emit);
+    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
+    long long M = (long long)x->d[x->rank - 2], N = (long long)x->d[x->rank - 1];
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    kn_emit_cuda_kernel(e, numel);
+    kn_emit_bind_in(e, "X", n->in[0]);
+    kn_emit_bind_out(e, "Y", n->out[0]);
+    if (n->n_in > 1) {
+        kn_emit_bind_in(e, "K", n->in[1]);
+        kn_emit_line(e, "const int64_t k = K[0];");
+    } else {
+        kn_emit_line(e, "const int64_t k = INT64_C(%lld);", (long long)kn_node_attr_i(n, "k", 0));
+    }
+    (void)g;
+    kn_emit_for_open(e, "at", numel);
+    kn_emit_line(e, "const int64_t i = (int64_t)(at / %lld %% %lld), j = (int64_t)(at %% %lld);", N, M, N);
+    kn_emit_line(e, "Y[at] = j - i %s k ? X[at] : 0;", kn_node_attr_i(n, "upper", 1) != 0 ? ">=" : "<=");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
+    return KN_OK;
 }
 
 const kn_op_def kn_op_def_trilu = {
