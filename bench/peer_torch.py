@@ -7,10 +7,14 @@ set (OMP_WAIT_POLICY, OPENBLAS_CORETYPE, OPENBLAS_NUM_THREADS), so this file
 only builds the model, warms up, times and reports.  It does not pick thread
 counts or core types itself and knows nothing of kiln.
 
-  peer_torch.py mlp_infer  --batch B --iters N --warmup W --threads T [--variant auto|eager|jit]
-  peer_torch.py mnv2_infer --batch B --iters N --warmup W --threads T [--variant ...]  (torchvision)
-  peer_torch.py mlp_train  --batch B --iters N --warmup W --threads T
+  peer_torch.py mlp_infer  --batch B --iters N --warmup W --threads T [--variant auto|eager|jit] [--cuda]
+  peer_torch.py mnv2_infer --batch B --iters N --warmup W --threads T [--variant ...] [--cuda]  (torchvision)
+  peer_torch.py mlp_train  --batch B --iters N --warmup W --threads T [--cuda]
   peer_torch.py matmul     --n N --iters N --warmup W --threads T [--cuda]
+
+--cuda runs on the GPU (tests/gpu/check.sh) in strict fp32 (TF32 off for
+cuBLAS and cuDNN, as kiln's kernels and cuBLAS calls are fp32), timing each
+call to its torch.cuda.synchronize().
   peer_torch.py export_mlp OUT.onnx        # the MLP in eval mode, dynamic batch
   peer_torch.py export_matmul OUT.onnx N   # Y = A @ B, A and B inputs
 """
@@ -36,6 +40,22 @@ def fmnist_mlp():
                    nn.ReLU(), nn.Dropout(0.3)]
     layers.append(nn.Linear(MLP_DIMS[-2], MLP_DIMS[-1]))
     return nn.Sequential(*layers)
+
+
+def device(a):
+    """'cuda' (strict fp32) or 'cpu'; None when --cuda finds no GPU (reported)."""
+    if not a.cuda:
+        return "cpu"
+    if not torch.cuda.is_available():
+        print(json.dumps({"skipped": "no CUDA device (or torch built without CUDA)"}), flush=True)
+        return None
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    return "cuda"
+
+
+def sync_of(dev):
+    return torch.cuda.synchronize if dev == "cuda" else None
 
 
 def time_calls(fn, iters, warmup, sync=None):
@@ -67,9 +87,12 @@ def report(ms, items, **extra):
 
 
 def mlp_infer(a):
+    dev = device(a)
+    if dev is None:
+        return
     torch.manual_seed(0)
-    model = fmnist_mlp().eval()
-    x = torch.randn(a.batch, MLP_DIMS[0])
+    model = fmnist_mlp().eval().to(dev)
+    x = torch.randn(a.batch, MLP_DIMS[0]).to(dev)
     variants = {"eager": model}
     if a.variant in ("auto", "jit"):
         with torch.no_grad():
@@ -80,26 +103,29 @@ def mlp_infer(a):
     timings = {}
     with torch.inference_mode():
         for name, m in variants.items():
-            timings[name] = time_calls(lambda: m(x), a.iters, a.warmup)
+            timings[name] = time_calls(lambda: m(x), a.iters, a.warmup, sync_of(dev))
     best = min(timings, key=lambda k: statistics.median(timings[k]))
     others = {k: round(statistics.median(v), 4) for k, v in timings.items()}
-    report(timings[best], a.batch, variant=best, variant_ms_median=others)
+    report(timings[best], a.batch, variant=best, variant_ms_median=others, device=dev)
 
 
 def mlp_train(a):
+    dev = device(a)
+    if dev is None:
+        return
     torch.manual_seed(0)
-    model = fmnist_mlp().train()
+    model = fmnist_mlp().train().to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = nn.CrossEntropyLoss()
-    x = torch.randn(a.batch, MLP_DIMS[0])
-    y = torch.randint(0, MLP_DIMS[-1], (a.batch,))
+    x = torch.randn(a.batch, MLP_DIMS[0]).to(dev)
+    y = torch.randint(0, MLP_DIMS[-1], (a.batch,)).to(dev)
 
     def step():
         opt.zero_grad(set_to_none=True)
         loss_fn(model(x), y).backward()
         opt.step()
 
-    report(time_calls(step, a.iters, a.warmup), a.batch, variant="eager")
+    report(time_calls(step, a.iters, a.warmup, sync_of(dev)), a.batch, variant="eager", device=dev)
 
 
 def head_train(a):
@@ -126,9 +152,12 @@ def mnv2_infer(a):
     except ImportError:
         print(json.dumps({"skipped": "not installed (torchvision, for MobileNetV2)"}), flush=True)
         return
+    dev = device(a)
+    if dev is None:
+        return
     torch.manual_seed(0)
-    model = torchvision.models.mobilenet_v2().eval()
-    x = torch.randn(a.batch, 3, 224, 224)
+    model = torchvision.models.mobilenet_v2().eval().to(dev)
+    x = torch.randn(a.batch, 3, 224, 224).to(dev)
     variants = {"eager": model}
     if a.variant in ("auto", "jit"):
         with torch.no_grad():
@@ -138,23 +167,21 @@ def mnv2_infer(a):
     timings = {}
     with torch.inference_mode():
         for name, m in variants.items():
-            timings[name] = time_calls(lambda: m(x), a.iters, a.warmup)
+            timings[name] = time_calls(lambda: m(x), a.iters, a.warmup, sync_of(dev))
     best = min(timings, key=lambda k: statistics.median(timings[k]))
-    report(timings[best], a.batch, variant=best,
+    report(timings[best], a.batch, variant=best, device=dev,
            variant_ms_median={k: round(statistics.median(v), 4) for k, v in timings.items()})
 
 
 def matmul(a):
-    dev = "cuda" if a.cuda else "cpu"
-    if a.cuda and not torch.cuda.is_available():
-        print(json.dumps({"skipped": "no CUDA device (or torch built without CUDA)"}), flush=True)
+    dev = device(a)
+    if dev is None:
         return
     g = torch.Generator().manual_seed(0)
     A = torch.randn(a.n, a.n, generator=g).to(dev)
     B = torch.randn(a.n, a.n, generator=g).to(dev)
     C = torch.empty(a.n, a.n, device=dev)
-    sync = torch.cuda.synchronize if a.cuda else None
-    ms = time_calls(lambda: torch.mm(A, B, out=C), a.iters, a.warmup, sync)
+    ms = time_calls(lambda: torch.mm(A, B, out=C), a.iters, a.warmup, sync_of(dev))
     report(ms, a.n, variant="torch.mm " + dev)
 
 

@@ -70,8 +70,10 @@ int kt_run(char **out, const char *fmt, ...)
 void kt_toolchain(kn_toolchain *tc)
 {
     tc->cc = env_or("KILN_CC", KILN_C_COMPILER);
-    tc->rt_include = KILN_RT_INCLUDE;
-    tc->rt_lib = KILN_RT_LIB;
+    /* The same overrides as `kiln build` (cli/compile.c): a relocated build,
+     * e.g. tests/gpu/check.sh's pack on a GPU machine. */
+    tc->rt_include = env_or("KILN_RT_INCLUDE", KILN_RT_INCLUDE);
+    tc->rt_lib = env_or("KILN_RT_LIB", KILN_RT_LIB);
     tc->link_flags = KILN_RT_LINK_FLAGS;
     tc->extra_cflags = KILN_RT_CFLAGS;
     tc->opt_flags = "-O2";
