@@ -11,9 +11,10 @@
  *     order on the device arena (same offsets as the C phase: the memory
  *     plan is reused as is), and the module table the runtime loads.
  * Both are deterministic.  It does not compile anything: nvrtc.c does.
- * The update phase's optimizer steps (one node per trainable parameter,
- * each on its own slices of the weight and gradient blobs) share one
- * kernel, launched once: see emit_fused_steps.
+ * The update phase's optimizer steps and the train phase's gradient
+ * accumulations (one node per trainable parameter, each on its own slices
+ * of the weight and gradient blobs) share one kernel each, launched once:
+ * see emit_fused_params.
  * A run of elementwise nodes (codegen/elem_runs.c) is one kernel too.
  */
 #include "codegen.h"
@@ -218,28 +219,32 @@ static kn_status emit_node(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, cons
 
 /* sgd_step / adam_step: the nodes the optimizer-lowering pass adds, one
  * per trainable parameter; each reads and writes only its parameter's
- * slices (parameter, optimizer state, gradient) and the step scalars. */
-static bool is_optimizer_step(const kn_node *n)
+ * slices (parameter, optimizer state, gradient) and the step scalars.
+ * accumulate_grad: autodiff's last node per parameter, adding a gradient
+ * into the parameter's slice of the gradient blob. */
+static bool is_per_param_node(const kn_node *n)
 {
     const char *op = kn_op_get(n->op)->name;
-    return strcmp(op, "sgd_step") == 0 || strcmp(op, "adam_step") == 0;
+    return strcmp(op, "sgd_step") == 0 || strcmp(op, "adam_step") == 0 || strcmp(op, "accumulate_grad") == 0;
 }
 
-/* How many optimizer steps follow one another from node `first`. */
-static int optimizer_steps_from(const kn_graph *g, int first)
+/* How many per-parameter nodes of one op follow one another from node `first`. */
+static int per_param_nodes_from(const kn_graph *g, int first)
 {
+    if (!is_per_param_node(g->nodes[first])) return 0;
     int k = first;
-    while (k < g->n_nodes && is_optimizer_step(g->nodes[k])) k++;
+    while (k < g->n_nodes && g->nodes[k]->op == g->nodes[first]->op) k++;
     return k - first;
 }
 
-/* Nodes first .. first+count-1, all optimizer steps, as one kernel: their
- * bodies follow one another in it, each its own grid-stride loop, and the
- * launch is sized for the largest parameter (a thread past a smaller one
- * skips its loop).  No step reads what another writes, so no thread waits
- * for another; a launch per parameter cost more than most updates (18
- * launches for fmnist_mlp, 150 for a fine-tuned MobileNetV2). */
-static kn_status emit_fused_steps(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int first, int count, kn_diag *d)
+/* Nodes first .. first+count-1, per-parameter nodes of one op, as one
+ * kernel: their bodies follow one another in it, each its own grid-stride
+ * loop, and the launch is sized for the largest parameter (a thread past a
+ * smaller one skips its loop).  No node reads what another writes, so no
+ * thread waits for another; a launch per parameter cost more than most
+ * updates (18 launches for fmnist_mlp's optimizer steps and 18 more for its
+ * gradients, 150 for a fine-tuned MobileNetV2). */
+static kn_status emit_fused_params(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int first, int count, kn_diag *d)
 {
     const kn_node *a = g->nodes[first], *z = g->nodes[first + count - 1];
     int64_t work = 1;
@@ -248,9 +253,10 @@ static kn_status emit_fused_steps(kn_cuda_prog *cp, kn_emit *e, const kn_graph *
         kn_shape_numel_per_sample(&kn_graph_value(g, g->nodes[first + k]->in[0])->shape, &numel);
         if (numel > work) work = numel;
     }
-    snprintf(cp->node_desc, sizeof cp->node_desc, "phase %s, nodes %d to %d: %d optimizer steps (%s ...) in one kernel",
-             cp->phase_name, a->id, z->id, count, kn_op_get(a->op)->name);
-    kn_sb_printf(&cp->host, "\n    /* nodes %d to %d: %d optimizer steps, one kernel */\n", a->id, z->id, count);
+    const char *op = kn_op_get(a->op)->name;
+    snprintf(cp->node_desc, sizeof cp->node_desc, "phase %s, nodes %d to %d: %d %s nodes, one per parameter, in one kernel",
+             cp->phase_name, a->id, z->id, count, op);
+    kn_sb_printf(&cp->host, "\n    /* nodes %d to %d: %d %s nodes, one kernel */\n", a->id, z->id, count, op);
     kn_emit_open(e);
     char w[32];
     snprintf(w, sizeof w, "%lld", (long long)work);
@@ -322,9 +328,9 @@ kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phas
     kn_sb_puts(o, "    float *kn_g = kn_rt_cuda_grads(kn_cu);\n");
     kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w; (void)kn_g;\n");
     for (int i = 0; i < g->n_nodes;) {
-        int steps = optimizer_steps_from(g, i), run = runs ? kn_elem_run_length(g, ph->plan, i) : 1;
+        int steps = per_param_nodes_from(g, i), run = runs ? kn_elem_run_length(g, ph->plan, i) : 1;
         kn_status st = KN_OK;
-        if (steps >= 2) st = emit_fused_steps(cp, e, g, i, steps, d);
+        if (steps >= 2) st = emit_fused_params(cp, e, g, i, steps, d);
         else if (run >= 2) emit_elem_run(cp, e, g, i, run);
         else st = emit_node(cp, e, g, g->nodes[i], d);
         if (st != KN_OK) return st;

@@ -752,7 +752,8 @@ static int count_of(const char *hay, const char *needle)
     return k;
 }
 
-/* The update phase is one kernel (all optimizer steps fused), and one
+/* The update phase is one kernel (all optimizer steps fused), so are the
+ * train phase's gradient accumulations, and one
  * epoch with each optimizer of test_train_step's PyTorch cases (SGD,
  * momentum with L2 decay, Nesterov, AdamW; Adam is fmnist_mlp's own) on
  * the emulated GPU writes the CPU's checkpoint bit for bit. */
@@ -857,6 +858,9 @@ static void test_fused_optimizer_steps(void)
     char *src = kt_read_file(base->cu, NULL);
     CU_ASSERT_EQUAL(count_of(src, "KN_KERNEL(update_"), 1);
     KT_ASSERT_CONTAINS(src ? src : "", "KN_KERNEL(update_n0_to_n17)");
+    /* the train phase's 18 gradient accumulations: one kernel too */
+    KT_ASSERT_CONTAINS(src ? src : "", "18 accumulate_grad nodes, one per parameter, in one kernel");
+    CU_ASSERT_EQUAL(count_of(src, "/* phase train, node "), count_of(src, "KN_KERNEL(train_n") - 1);
     free(src);
 
     const char *optimizers[] = {"sgd(lr=0.1)", "sgd(lr=0.05, momentum=0.9, weight_decay=0.001)",
