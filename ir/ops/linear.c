@@ -339,11 +339,9 @@ static kn_status matmul_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_ops_dims_expr(e, n->out[0], 0, lr, count, sizeof count);
     bool same = a->rank == y->rank && b->rank == y->rank;
     for (int k2 = 0; k2 < lr && same; k2++) same = a->d[k2] == y->d[k2] && b->d[k2] == y->d[k2];
-    if (same) { /* no broadcasting: matrix i of A times matrix i of B */
-        kn_emit_line(e, "for (size_t i = 0; i < %s; i++)", count);
-        kn_emit_line(e, "    kn_rt_sgemm(0, 0, %lld, %lld, %lld, 1.0f, A + i * %lld, %lld, "
-                     "B + i * %lld, %lld, 0.0f, Y + i * %lld, %lld);",
-                     m, p, k, m * k, k, k * p, p, m * p, p);
+    if (same) { /* no broadcasting: matrix i of A times matrix i of B, one strided call (cuBLAS: one launch) */
+        kn_emit_line(e, "kn_rt_sgemm_strided(0, 0, %lld, %lld, %lld, 1.0f, A, %lld, %lld, B, %lld, %lld, 0.0f, Y, %lld, "
+                     "%lld, (int)(%s));", m, p, k, k, m * k, p, k * p, p, m * p, count);
         return KN_OK;
     }
     kn_emit_line(e, "for (size_t i = 0; i < %s; i++) {", count);
