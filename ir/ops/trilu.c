@@ -30,14 +30,9 @@ static kn_status trilu_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-static kn_status trilu_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+/* Binds X, Y and k (the diagonal offset: input K or attribute k). */
+static void trilu_bind(kn_emit *e, const kn_node *n)
 {
-    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
-    int r = x->rank;
-    long long M = (long long)x->d[r - 2], N = (long long)x->d[r - 1];
-    char outer[64];
-    kn_ops_dims_expr(e, n->in[0], 0, r - 2, outer, sizeof outer);
-    bool upper = kn_node_attr_i(n, "upper", 1) != 0;
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     if (n->n_in > 1) {
@@ -46,6 +41,17 @@ static kn_status trilu_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     } else {
         kn_emit_line(e, "const int64_t k = INT64_C(%lld);", (long long)kn_node_attr_i(n, "k", 0));
     }
+}
+
+static kn_status trilu_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
+    int r = x->rank;
+    long long M = (long long)x->d[r - 2], N = (long long)x->d[r - 1];
+    char outer[64];
+    kn_ops_dims_expr(e, n->in[0], 0, r - 2, outer, sizeof outer);
+    bool upper = kn_node_attr_i(n, "upper", 1) != 0;
+    trilu_bind(e, n);
     (void)g;
     kn_emit_line(e, "for (size_t o = 0; o < %s; o++)", outer);
     kn_emit_line(e, "    for (int64_t i = 0; i < %lld; i++)", M);
@@ -81,14 +87,7 @@ static kn_status trilu_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n
     char numel[64];
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
     kn_emit_cuda_kernel(e, numel);
-    kn_emit_bind_in(e, "X", n->in[0]);
-    kn_emit_bind_out(e, "Y", n->out[0]);
-    if (n->n_in > 1) {
-        kn_emit_bind_in(e, "K", n->in[1]);
-        kn_emit_line(e, "const int64_t k = K[0];");
-    } else {
-        kn_emit_line(e, "const int64_t k = INT64_C(%lld);", (long long)kn_node_attr_i(n, "k", 0));
-    }
+    trilu_bind(e, n);
     (void)g;
     kn_emit_for_open(e, "at", numel);
     kn_emit_line(e, "const int64_t i = (int64_t)(at / %lld %% %lld), j = (int64_t)(at %% %lld);", N, M, N);
