@@ -19,8 +19,9 @@ typedef struct {
 } codegen_emit_impl;
 
 /* Elementwise runs (elem_runs.c): how many nodes from `first` on run as one
- * loop (1: node `first` alone), and that loop. */
-int kn_elem_run_length(const kn_graph *g, const kn_memplan *plan, int first);
+ * loop (1: node `first` alone; `gpu`: for a CUDA kernel, where ops marked
+ * elem_gpu_only may join), and that loop. */
+int kn_elem_run_length(const kn_graph *g, const kn_memplan *plan, int first, bool gpu);
 void kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count);
 
 /* "node 17: relu 'h0' f32[N,512] <- bn0", sanitized for a comment. */

@@ -10,7 +10,9 @@
  *
  * The CUDA emitter makes the same run one kernel: the grid-stride loop
  * gives element i to the same thread in every node of the run, so no
- * thread waits for another.
+ * thread waits for another.  Some ops join kernels only (elem_gpu_only:
+ * dropout and its gradient, one Philox block per element).  The loop
+ * index is `i`, which such hooks may read.
  *
  * The memory plan may place a value the run writes where a value it reads
  * lived (dead by then, as the planner guarantees).  Node by node that is
@@ -34,9 +36,11 @@ static bool elem_scalar(const kn_value *v)
 }
 
 /* Node n can join a run over `shape`. */
-static bool elem_node_ok(const kn_graph *g, const kn_node *n, const kn_shape *shape)
+static bool elem_node_ok(const kn_graph *g, const kn_node *n, const kn_shape *shape, bool gpu)
 {
-    if (!kn_op_get(n->op)->emit_elem || n->n_out != 1 || n->n_in > KN_ELEM_MAX_INPUTS) return false;
+    const kn_op_def *def = kn_op_get(n->op);
+    if (!def->emit_elem || (def->elem_gpu_only && !gpu) || n->n_out != 1 || n->n_in > KN_ELEM_MAX_INPUTS)
+        return false;
     const kn_value *y = g->values[n->out[0]];
     if (y->dtype != KN_F32 || !kn_shape_equal(&y->shape, shape)) return false;
     for (int k = 0; k < n->n_in; k++) {
@@ -69,14 +73,14 @@ static bool elem_fits(const kn_graph *g, const kn_memplan *p, int first, int j)
     return true;
 }
 
-int kn_elem_run_length(const kn_graph *g, const kn_memplan *plan, int first)
+int kn_elem_run_length(const kn_graph *g, const kn_memplan *plan, int first, bool gpu)
 {
     const kn_node *a = g->nodes[first];
     if (a->n_out != 1) return 1;
     const kn_shape *shape = &g->values[a->out[0]]->shape;
-    if (!elem_node_ok(g, a, shape) || !elem_fits(g, plan, first, first)) return 1;
+    if (!elem_node_ok(g, a, shape, gpu) || !elem_fits(g, plan, first, first)) return 1;
     int j = first + 1;
-    while (j < g->n_nodes && j - first < KN_ELEM_MAX_RUN && elem_node_ok(g, g->nodes[j], shape) &&
+    while (j < g->n_nodes && j - first < KN_ELEM_MAX_RUN && elem_node_ok(g, g->nodes[j], shape, gpu) &&
            elem_fits(g, plan, first, j))
         j++;
     return j - first;

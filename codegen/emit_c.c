@@ -308,7 +308,7 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
     if (cuda) /* the same phase on the GPU when the executable runs with --device cuda */
         kn_sb_printf(o, "    if (ctx->cuda) {\n        kn_rt_cuda_run_phase(ctx, %d, n);\n        return;\n    }\n", index);
     for (int i = 0; i < g->n_nodes; i++) {
-        int run = runs ? kn_elem_run_length(g, ph->plan, i) : 1;
+        int run = runs ? kn_elem_run_length(g, ph->plan, i, false) : 1;
         if (run > 1) {
             emit_elem_run(&e, g, i, run);
             i += run - 1;

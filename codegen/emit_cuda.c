@@ -292,8 +292,16 @@ static kn_status emit_fused_params(kn_cuda_prog *cp, kn_emit *e, const kn_graph 
 static void emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int first, int count)
 {
     const kn_node *a = g->nodes[first], *z = g->nodes[first + count - 1];
-    snprintf(cp->node_desc, sizeof cp->node_desc, "phase %s, nodes %d to %d: %d elementwise nodes (%s ...) in one kernel",
-             cp->phase_name, a->id, z->id, count, kn_op_get(a->op)->name);
+    /* every node by op and name, so a compile error names them all */
+    size_t len = (size_t)snprintf(cp->node_desc, sizeof cp->node_desc, "phase %s, nodes %d to %d: %d elementwise nodes (",
+                                  cp->phase_name, a->id, z->id, count);
+    for (int k = 0; k < count && len < sizeof cp->node_desc; k++) {
+        char name[96];
+        kn_c_comment_text(g->nodes[first + k]->name, name, sizeof name);
+        len += (size_t)snprintf(cp->node_desc + len, sizeof cp->node_desc - len, "%s%s '%s'", k ? ", " : "",
+                                kn_op_get(g->nodes[first + k]->op)->name, name);
+    }
+    if (len < sizeof cp->node_desc) snprintf(cp->node_desc + len, sizeof cp->node_desc - len, ") in one kernel");
     kn_sb_printf(&cp->host, "\n    /* nodes %d to %d: %d elementwise nodes, one kernel */\n", a->id, z->id, count);
     kn_emit_open(e);
     char numel[64];
@@ -328,7 +336,7 @@ kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phas
     kn_sb_puts(o, "    float *kn_g = kn_rt_cuda_grads(kn_cu);\n");
     kn_sb_puts(o, "    (void)kn_arena; (void)kn_fixed; (void)kn_w; (void)kn_g;\n");
     for (int i = 0; i < g->n_nodes;) {
-        int steps = per_param_nodes_from(g, i), run = runs ? kn_elem_run_length(g, ph->plan, i) : 1;
+        int steps = per_param_nodes_from(g, i), run = runs ? kn_elem_run_length(g, ph->plan, i, true) : 1;
         kn_status st = KN_OK;
         if (steps >= 2) st = emit_fused_params(cp, e, g, i, steps, d);
         else if (run >= 2) emit_elem_run(cp, e, g, i, run);

@@ -167,6 +167,34 @@ static kn_status dropout_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_
     return dropout_emit_kernel(e, n, "dY", "dX");
 }
 
+/* Elementwise (GPU kernels only): element i's word of its Philox block,
+ * the mask dropout_emit_mask_cuda draws; `i` is the run's loop index. */
+static void dropout_elem_mask(kn_emit *e, const kn_node *n, const char *in, const char *out)
+{
+    char numel[64], pl[64], sl[64];
+    kn_emit_line(e, "{");
+    e->indent++;
+    dropout_emit_counters(e, n, n->out[0], numel, pl, sl);
+    kn_emit_line(e, "const uint64_t g = base + i;");
+    kn_emit_line(e, "float u[4];");
+    kn_emit_line(e, "kn_rt_uniform4(ctx->seed, stream, g >> 2, u);");
+    kn_emit_line(e, "%s = u[g & 3] >= %s ? %s * %s : 0.0f;", out, pl, in, sl);
+    e->indent--;
+    kn_emit_line(e, "}");
+}
+
+static void dropout_elem(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    if (g->mode != KN_MODE_TRAIN || kn_ops_attr_num(n, "p", 0.5) <= 0) kn_emit_line(e, "%s = %s;", out, in[0]);
+    else dropout_elem_mask(e, n, in[0], out);
+}
+
+static void dropout_grad_elem(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)
+{
+    (void)g;
+    dropout_elem_mask(e, n, in[0], out);
+}
+
 static bool dropout_train_impure(const kn_graph *g, const kn_node *n)
 {
     (void)g;
@@ -181,10 +209,10 @@ static const kn_arg_spec dropout_args[] = {
 const kn_op_def kn_op_def_dropout = {
     .name = "dropout", .min_inputs = 1, .max_inputs = 1, .args = dropout_args,
     .add_params = dropout_add_params, .infer = dropout_infer, .emit_c = dropout_emit, .emit_cuda = dropout_emit_cuda,
-    .grad = dropout_grad, .train_impure = dropout_train_impure,
+    .emit_elem = dropout_elem, .elem_gpu_only = true, .grad = dropout_grad, .train_impure = dropout_train_impure,
 };
 const kn_op_def kn_op_def_dropout_grad = {
     .name = "dropout_grad", .min_inputs = 1, .max_inputs = 1,
     .infer = dropout_grad_infer, .emit_c = dropout_grad_emit, .emit_cuda = dropout_grad_emit_cuda,
-    .internal = true,
+    .emit_elem = dropout_grad_elem, .elem_gpu_only = true, .internal = true,
 };

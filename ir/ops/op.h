@@ -201,6 +201,10 @@ typedef struct kn_op_def {
      * runs consecutive such nodes over one shape as one loop
      * (codegen/elem_runs.c).  NULL = not fusible. */
     void (*emit_elem)(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out);
+    /* emit_elem joins runs of CUDA kernels only: the C code keeps the op's
+     * own loop (dropout: its vectorised draw of four numbers per Philox
+     * block would become one block per element). */
+    bool elem_gpu_only;
 } kn_op_def;
 
 #define KN_ELEM_MAX_INPUTS 4
