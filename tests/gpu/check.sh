@@ -97,7 +97,8 @@ read -r acc epoch_s steps < <("$PY" -c 'import json, statistics, sys
 ev = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 ep = [e for e in ev if e.get("event") == "epoch"]
 t = [e for e in ev if e.get("event") == "eval" and e.get("split") == "test"]
-print(t[-1]["accuracy"] if t else 0, statistics.median(e["seconds"] for e in ep[1:] or ep), ep[0]["step"])' "$TMP/train.json")
+print(t[-1]["accuracy"] if t else 0, statistics.median(e["seconds"] for e in ep[1:] or ep), ep[0]["step"])' "$TMP/train.json") ||
+    die "no epoch or test lines in $TMP/train.json"
 echo "fmnist_mlp test accuracy after 10 GPU epochs: $acc (need >= 0.88); median epoch $epoch_s s ($steps steps of 64)"
 "$PY" -c "import sys; sys.exit(0 if float('$acc') >= 0.88 else 1)" || die "accuracy too low"
 
