@@ -22,7 +22,7 @@ typedef struct {
  * loop (1: node `first` alone; `gpu`: for a CUDA kernel, where ops marked
  * elem_gpu_only may join), and that loop. */
 int kn_elem_run_length(const kn_graph *g, const kn_memplan *plan, int first, bool gpu);
-void kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count);
+void kn_elem_run_emit(kn_emit *e, const kn_graph *g, const kn_memplan *plan, int first, int count);
 
 /* "node 17: relu 'h0' f32[N,512] <- bn0", sanitized for a comment. */
 void kn_codegen_node_comment(const kn_graph *g, const kn_node *n, char *buf, size_t cap);

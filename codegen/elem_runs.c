@@ -16,10 +16,13 @@
  *
  * The memory plan may place a value the run writes where a value it reads
  * lived (dead by then, as the planner guarantees).  Node by node that is
- * fine; in one loop a later element of the old value would be read after
- * the new one overwrote it, and the profiler's probes (after the loop)
- * would see the new one: any overlap between a value the run writes and
- * another value it reads or writes ends the run before that node.
+ * fine; in one loop it is fine only when the two occupy exactly the same
+ * bytes: element i of the old value is then read (by nodes up to the
+ * writer, which is where its readers end) before element i of the new one
+ * is written, in the same iteration, and nothing reads other elements.
+ * Any other overlap (shifted, partial, a one-element operand read at [0]
+ * while element 0 is overwritten) ends the run before that node.  Values
+ * sharing their bytes are bound without `restrict`.
  */
 #include "codegen_internal.h"
 #include "../ir/ops/op.h"
@@ -50,10 +53,19 @@ static bool elem_node_ok(const kn_graph *g, const kn_node *n, const kn_shape *sh
     return true;
 }
 
-/* Written value w against value r of the same run (read or written). */
-static bool elem_no_clash(const kn_memplan *p, int w, int r)
+/* Values a and b occupy exactly the same bytes. */
+static bool elem_same_bytes(const kn_memplan *p, int a, int b)
+{
+    return a != b && p->offset[a] >= 0 && p->offset[a] == p->offset[b] && p->size[a] == p->size[b] &&
+           p->batched[a] == p->batched[b];
+}
+
+/* Written value w (of the run's shape) against value r of the same run
+ * (read or written): disjoint, or the very same bytes. */
+static bool elem_no_clash(const kn_graph *g, const kn_memplan *p, int w, int r)
 {
     if (w == r || p->offset[w] < 0 || p->offset[r] < 0 || p->batched[w] != p->batched[r]) return true;
+    if (elem_same_bytes(p, w, r) && kn_shape_equal(&g->values[w]->shape, &g->values[r]->shape)) return true;
     int64_t wl = p->offset[w], wh = wl + p->size[w], rl = p->offset[r], rh = rl + p->size[r];
     return wh <= rl || rh <= wl;
 }
@@ -64,11 +76,11 @@ static bool elem_fits(const kn_graph *g, const kn_memplan *p, int first, int j)
     for (int a = first; a <= j; a++) {
         const kn_node *m = g->nodes[a];
         for (int k = 0; k < m->n_in; k++)
-            if (!elem_no_clash(p, g->nodes[j]->out[0], m->in[k])) return false;
-        if (!elem_no_clash(p, g->nodes[j]->out[0], m->out[0])) return false;
+            if (!elem_no_clash(g, p, g->nodes[j]->out[0], m->in[k])) return false;
+        if (!elem_no_clash(g, p, g->nodes[j]->out[0], m->out[0])) return false;
         /* and earlier outputs against what node j reads */
         for (int k = 0; k < g->nodes[j]->n_in; k++)
-            if (!elem_no_clash(p, m->out[0], g->nodes[j]->in[k])) return false;
+            if (!elem_no_clash(g, p, m->out[0], g->nodes[j]->in[k])) return false;
     }
     return true;
 }
@@ -94,24 +106,37 @@ static int elem_producer(const kn_graph *g, int first, int count, int vid)
     return -1;
 }
 
-/* Binds value vid once, as V<vid>. */
-static void elem_bind(kn_emit *e, int vid, bool out, bool *bound)
+/* Value vid shares its bytes with another value of the run. */
+static bool elem_shared(const kn_graph *g, const kn_memplan *p, int first, int count, int vid)
+{
+    for (int k = 0; k < count; k++) {
+        const kn_node *m = g->nodes[first + k];
+        for (int i = 0; i < m->n_in; i++)
+            if (elem_same_bytes(p, vid, m->in[i])) return true;
+        if (elem_same_bytes(p, vid, m->out[0])) return true;
+    }
+    return false;
+}
+
+/* Binds value vid once, as V<vid> (restrict unless `shared`). */
+static void elem_bind(kn_emit *e, int vid, bool out, bool shared, bool *bound)
 {
     if (bound[vid]) return;
     bound[vid] = true;
     char addr[256];
     e->addr(e, vid, addr, sizeof addr);
-    kn_emit_line(e, "%sfloat *restrict V%d = %s;", out ? "" : "const ", vid, addr);
+    kn_emit_line(e, "%sfloat *%sV%d = %s;", out ? "" : "const ", shared ? "" : "restrict ", vid, addr);
 }
 
-void kn_elem_run_emit(kn_emit *e, const kn_graph *g, int first, int count)
+void kn_elem_run_emit(kn_emit *e, const kn_graph *g, const kn_memplan *plan, int first, int count)
 {
     bool *bound = kn_xcalloc((size_t)g->n_values, sizeof *bound);
     for (int k = 0; k < count; k++) {
         const kn_node *m = g->nodes[first + k];
         for (int i = 0; i < m->n_in; i++)
-            if (elem_producer(g, first, count, m->in[i]) < 0) elem_bind(e, m->in[i], false, bound);
-        elem_bind(e, m->out[0], true, bound);
+            if (elem_producer(g, first, count, m->in[i]) < 0)
+                elem_bind(e, m->in[i], false, elem_shared(g, plan, first, count, m->in[i]), bound);
+        elem_bind(e, m->out[0], true, elem_shared(g, plan, first, count, m->out[0]), bound);
     }
     free(bound);
     char numel[64];

@@ -275,11 +275,11 @@ void kn_codegen_node_comment(const kn_graph *g, const kn_node *n, char *buf, siz
 
 /* Nodes first .. first+count-1 as one elementwise loop (elem_runs.c); the
  * profiler charges the loop to the first node. */
-static void emit_elem_run(kn_emit *e, const kn_graph *g, int first, int count)
+static void emit_elem_run(kn_emit *e, const kn_graph *g, const kn_memplan *plan, int first, int count)
 {
     kn_sb_printf(e->out, "\n    /* nodes %d to %d: one elementwise loop */\n", first, first + count - 1);
     kn_emit_open(e);
-    kn_elem_run_emit(e, g, first, count);
+    kn_elem_run_emit(e, g, plan, first, count);
     for (int k = 0; k < count; k++) kn_emit_line(e, "KN_RT_PROBE(ctx, %d, n);", first + k);
     kn_emit_close(e);
 }
@@ -310,7 +310,7 @@ static kn_status emit_phase_function(kn_strbuf *o, const kn_codegen_phase *ph, i
     for (int i = 0; i < g->n_nodes; i++) {
         int run = runs ? kn_elem_run_length(g, ph->plan, i, false) : 1;
         if (run > 1) {
-            emit_elem_run(&e, g, i, run);
+            emit_elem_run(&e, g, ph->plan, i, run);
             i += run - 1;
             continue;
         }

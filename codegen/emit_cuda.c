@@ -289,7 +289,8 @@ static kn_status emit_fused_params(kn_cuda_prog *cp, kn_emit *e, const kn_graph 
 
 /* Nodes first .. first+count-1, an elementwise run (elem_runs.c), as one
  * kernel: one launch instead of `count`. */
-static void emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int first, int count)
+static void emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, const kn_memplan *plan, int first,
+                          int count)
 {
     const kn_node *a = g->nodes[first], *z = g->nodes[first + count - 1];
     /* every node by op and name, so a compile error names them all */
@@ -310,7 +311,7 @@ static void emit_elem_run(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, int f
     cp->fused_to = z->id;
     kernel_begin(e, numel);
     cp->fused_to = -1;
-    kn_elem_run_emit(e, g, first, count);
+    kn_elem_run_emit(e, g, plan, first, count);
     kernel_end(e);
     kn_emit_close(e);
 }
@@ -339,7 +340,7 @@ kn_status kn_cuda_emit_phase(kn_cuda_prog *cp, kn_emit *e, const kn_codegen_phas
         int steps = per_param_nodes_from(g, i), run = runs ? kn_elem_run_length(g, ph->plan, i, true) : 1;
         kn_status st = KN_OK;
         if (steps >= 2) st = emit_fused_params(cp, e, g, i, steps, d);
-        else if (run >= 2) emit_elem_run(cp, e, g, i, run);
+        else if (run >= 2) emit_elem_run(cp, e, g, ph->plan, i, run);
         else st = emit_node(cp, e, g, g->nodes[i], d);
         if (st != KN_OK) return st;
         i += steps >= 2 ? steps : run;
