@@ -179,3 +179,22 @@ void kn_emit_lanes_close(kn_emit *e, int n_acc, const char *const *acc)
                      acc[k], acc[k]);
     }
 }
+
+void kn_emit_block_for_open(kn_emit *e, const char *var, const char *count)
+{
+    if (kn_emit_is_cuda(e))
+        kn_emit_line(e, "for (size_t %s = threadIdx.x; %s < %s; %s += blockDim.x) {", var, var, count, var);
+    else
+        kn_emit_line(e, "for (size_t %s = 0; %s < %s; %s++) {", var, var, count, var);
+    e->indent++;
+}
+
+void kn_emit_block_sync(kn_emit *e)
+{
+    if (kn_emit_is_cuda(e)) kn_emit_line(e, "__syncthreads();");
+}
+
+void kn_emit_block_shared(kn_emit *e, const char *decl)
+{
+    kn_emit_line(e, "%s%s;", kn_emit_is_cuda(e) ? "__shared__ " : "", decl);
+}

@@ -110,5 +110,13 @@ kn_status kn_emit_cuda_serial(kn_emit *e, const kn_graph *g, const kn_node *n, k
 #define KN_EMIT_LANES_WORK "256"
 void kn_emit_lanes_open(kn_emit *e, const char *var, const char *count, int n_acc, const char *const *acc);
 void kn_emit_lanes_close(kn_emit *e, int n_acc, const char *const *acc);
+/* Inside such a one-block kernel (after kn_emit_lanes_close's block is
+ * closed): a loop over [0, count) shared by the block's threads (a plain
+ * loop in C), and a barrier between loops that touch the same memory
+ * (nothing in C).  `decl` declares a variable every thread of the block
+ * sees (`__shared__` on the GPU): "double scale". */
+void kn_emit_block_for_open(kn_emit *e, const char *var, const char *count);
+void kn_emit_block_sync(kn_emit *e);
+void kn_emit_block_shared(kn_emit *e, const char *decl);
 
 #endif

@@ -474,11 +474,12 @@ static int emu_run(const emu_model *em, const char *device, const char *args)
 
 /* One seeded train run of `steps` on each device; the dumped gradients of
  * the last step must agree within (atol, rtol). */
-static void emu_check_grads(const char *name, const char *model, int steps, double atol, double rtol)
+static void emu_check_grads_in(const char *name, const char *dir, const char *model, int steps, double atol,
+                               double rtol)
 {
     emu_model em;
     char path[4096];
-    kt_pathf(path, sizeof path, "%s/models/%s.kiln", kt_src_dir(), model);
+    kt_pathf(path, sizeof path, "%s/%s/%s.kiln", kt_src_dir(), dir, model);
     CU_ASSERT_EQUAL_FATAL(emu_build(path, model, name, &em), 0);
     const char *tmp = kt_tmp_dir(name);
     char dirs[2][4200], args[4400];
@@ -491,6 +492,11 @@ static void emu_check_grads(const char *name, const char *model, int steps, doub
     CU_ASSERT_EQUAL(compare_dirs(name, dirs[0], dirs[1], atol, rtol), 0);
 }
 
+static void emu_check_grads(const char *name, const char *model, int steps, double atol, double rtol)
+{
+    emu_check_grads_in(name, "models", model, steps, atol, rtol);
+}
+
 /* fmnist_mlp: linear + cuBLAS path, batchnorm train, relu, dropout masks,
  * cross-entropy, sum_to, accumulate_grad, and three Adam steps before the
  * last gradients (so the update phase is checked too): bit for bit. */
@@ -499,6 +505,10 @@ static void test_emu_fmnist_mlp(void) { emu_check_grads("emu_fmnist_mlp", "fmnis
 /* mnist_cnn: direct convolution and its two gradients, max pooling and its
  * gradient: rounding-level differences (direct sums vs im2col GEMMs). */
 static void test_emu_mnist_cnn(void) { emu_check_grads("emu_mnist_cnn", "mnist_cnn", 2, 1e-6, 1e-3); }
+
+/* tests/data/nll_mlp.kiln: log_softmax + nll_loss and their gradients
+ * (one-block kernels: lanes, barriers, the scatter), bit for bit. */
+static void test_emu_nll(void) { emu_check_grads_in("emu_nll_mlp", "tests/data", "nll_mlp", 2, 0.0, 0.0); }
 
 /* MobileNetV2 (the ONNX file): depthwise and pointwise convolutions, clip,
  * residual adds, global pooling, against the reference logits. */
@@ -917,6 +927,7 @@ int main(void)
         {"the kernels' Philox draws the CPU's numbers", test_device_rng_matches_cpu},
         {"emulated GPU phases: fmnist_mlp train (bitwise)", test_emu_fmnist_mlp},
         {"emulated GPU phases: mnist_cnn train", test_emu_mnist_cnn},
+        {"emulated GPU phases: log_softmax + nll_loss train (bitwise)", test_emu_nll},
         {"emulated GPU phases: MobileNetV2 logits", test_emu_mobilenetv2},
         {"resident blobs: the coherence rule", test_sync_rule},
         {"resident blobs: train steps copy no weights", test_resident_train_steps},

@@ -70,15 +70,6 @@ static void bind_element(kn_emit *e, const kn_node *n, int64_t D, bool weight)
     kn_emit_line(e, "const double w = !ok ? 0.0 : !valid ? NAN : %s;", weight ? "(double)W[t]" : "1.0");
 }
 
-/* Opens the loop over (b, k) and binds t, w, ok (bind_element). */
-static void open_elements(kn_emit *e, const kn_node *n, const char *rows, int64_t D, bool weight)
-{
-    kn_emit_line(e, "for (size_t b = 0; b < (size_t)%s; b++)", rows);
-    kn_emit_line(e, "for (size_t k = 0; k < %lld; k++) {", (long long)D);
-    e->indent++;
-    bind_element(e, n, D, weight);
-}
-
 /* reduction "none": one loss per element (one GPU thread each); "sum" and
  * "mean": the elements summed in lanes (kn_emit_lanes_open), the same
  * order in C and on the GPU. */
@@ -125,40 +116,57 @@ static kn_status nll_grad_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* One block on the GPU: the total weight (for "mean") summed in lanes,
+ * a barrier, dX zeroed by all threads, a barrier, then each counted
+ * element's -w * dy scattered to its target's position (no two elements
+ * share one).  The same statements in C, one thread. */
 static kn_status nll_grad_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_shape *x = &kn_graph_value(g, n->in[1])->shape;
-    int64_t D = kn_ops_dims_const(x, 2, x->rank);
+    long long D = (long long)kn_ops_dims_const(x, 2, x->rank);
     int red = reduction_of(n);
     bool weight = n->n_in > 3;
-    char rows[64], numel[64];
+    char rows[64], numel[64], count[96];
     kn_emit_dim(e, n->in[1], 0, rows, sizeof rows);
     kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    snprintf(count, sizeof count, "(size_t)%s * %lld", rows, D);
+    static const char *const acc[1] = {"wsum"};
+    kn_emit_cuda_kernel(e, KN_EMIT_LANES_WORK);
     kn_emit_bind_in(e, "dY", n->in[0]);
     kn_emit_bind_in(e, "T", n->in[2]);
     if (weight) kn_emit_bind_in(e, "W", n->in[3]);
     kn_emit_bind_out(e, "dX", n->out[0]);
     kn_emit_line(e, "const int64_t C = %lld;", (long long)x->d[1]);
-    kn_emit_line(e, "double scale = %s;", red == 0 ? "1.0" : "(double)dY[0]");
+    kn_emit_block_shared(e, "double scale");
     if (red == 2) {
-        kn_emit_line(e, "double wsum = 0.0;");
-        open_elements(e, n, rows, D, weight);
+        kn_emit_lanes_open(e, "el", count, 1, acc);
+        kn_emit_line(e, "const size_t b = el / %lld, k = el %% %lld;", D, D);
+        bind_element(e, n, D, weight);
         kn_emit_line(e, "(void)valid;");
         kn_emit_line(e, "wsum += w;");
-        e->indent--;
-        kn_emit_line(e, "}");
-        kn_emit_line(e, "scale /= wsum;");
+        kn_emit_lanes_close(e, 1, acc);
+        kn_emit_line(e, "scale = (double)dY[0] / wsum;");
+        kn_emit_close(e);
+    } else {
+        if (kn_emit_is_cuda(e)) kn_emit_line(e, "if (blockIdx.x != 0) return;");
+        kn_emit_line(e, "%sscale = %s;", kn_emit_is_cuda(e) ? "if (threadIdx.x == 0) " : "",
+                     red == 0 ? "1.0" : "(double)dY[0]");
     }
-    kn_emit_line(e, "memset(dX, 0, %s * sizeof(float));", numel);
-    open_elements(e, n, rows, D, weight);
+    kn_emit_block_sync(e);
+    kn_emit_block_for_open(e, "j", numel);
+    kn_emit_line(e, "dX[j] = 0.0f;");
+    kn_emit_close(e);
+    kn_emit_block_sync(e);
+    kn_emit_block_for_open(e, "el", count);
+    kn_emit_line(e, "const size_t b = el / %lld, k = el %% %lld;", D, D);
+    bind_element(e, n, D, weight);
     kn_emit_line(e, "if (!ok) continue;");
-    kn_emit_line(e, "if (!valid) { dX[b * C * %lld + k] = NAN; continue; }", (long long)D);
+    kn_emit_line(e, "if (!valid) { dX[b * C * %lld + k] = NAN; continue; }", D);
     if (red == 0)
-        kn_emit_line(e, "dX[(b * C + (size_t)t) * %lld + k] = (float)(-w * (double)dY[b * %lld + k]);", (long long)D,
-                     (long long)D);
-    else kn_emit_line(e, "dX[(b * C + (size_t)t) * %lld + k] = (float)(-w * scale);", (long long)D);
-    e->indent--;
-    kn_emit_line(e, "}");
+        kn_emit_line(e, "dX[(b * C + (size_t)t) * %lld + k] = (float)(-w * (double)dY[el]);", D);
+    else kn_emit_line(e, "dX[(b * C + (size_t)t) * %lld + k] = (float)(-w * scale);", D);
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -179,18 +187,11 @@ static const kn_arg_spec nll_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: the gradient's scatter (after the total weight, for "mean") is
- * not split across threads yet (kn_emit_cuda_serial). */
-static kn_status nll_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    return kn_emit_cuda_serial(e, g, n, nll_grad_emit);
-}
-
 const kn_op_def kn_op_def_nll_loss = {
     .name = "nll_loss", .min_inputs = 2, .max_inputs = 3, .args = nll_args,
     .infer = nll_infer, .emit_c = nll_emit, .emit_cuda = nll_emit, .grad = nll_grad,
 };
 const kn_op_def kn_op_def_nll_loss_grad = {
     .name = "nll_loss_grad", .min_inputs = 3, .max_inputs = 4,
-    .infer = nll_grad_infer, .emit_c = nll_grad_emit, .emit_cuda = nll_grad_emit_cuda, .internal = true,
+    .infer = nll_grad_infer, .emit_c = nll_grad_emit, .emit_cuda = nll_grad_emit, .internal = true,
 };
