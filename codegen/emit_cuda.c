@@ -224,8 +224,7 @@ static kn_status emit_node(kn_cuda_prog *cp, kn_emit *e, const kn_graph *g, cons
  * into the parameter's slice of the gradient blob. */
 static bool is_per_param_node(const kn_node *n)
 {
-    const char *op = kn_op_get(n->op)->name;
-    return strcmp(op, "sgd_step") == 0 || strcmp(op, "adam_step") == 0 || strcmp(op, "accumulate_grad") == 0;
+    return n->op == KN_OP_SGD_STEP || n->op == KN_OP_ADAM_STEP || n->op == KN_OP_ACCUMULATE_GRAD;
 }
 
 /* How many per-parameter nodes of one op follow one another from node `first`. */

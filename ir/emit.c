@@ -122,23 +122,6 @@ void kn_emit_cuda_one_thread(kn_emit *e)
     if (kn_emit_is_cuda(e)) kn_emit_line(e, "if (blockIdx.x != 0 || threadIdx.x != 0) return;");
 }
 
-kn_status kn_emit_cuda_serial(kn_emit *e, const kn_graph *g, const kn_node *n, kn_emit_fn emit_c)
-{
-    kn_emit_cuda_kernel(e, "1");
-    kn_emit_line(e, "/* serial: one thread runs the C emission (no parallel kernel for this op yet) */");
-    kn_emit_cuda_one_thread(e);
-    /* Without kernel hooks the emitter prints plain C loops, as for the CPU. */
-    void (*begin)(kn_emit *, const char *) = e->kernel_begin;
-    void (*end)(kn_emit *) = e->kernel_end;
-    e->kernel_begin = NULL;
-    e->kernel_end = NULL;
-    kn_status st = emit_c(e, g, n);
-    e->kernel_begin = begin;
-    e->kernel_end = end;
-    kn_emit_cuda_end(e);
-    return st;
-}
-
 /* The lane sums of accumulator `acc`: shared memory in a kernel. */
 static void lanes_array(kn_emit *e, const char *acc)
 {

@@ -84,11 +84,6 @@ void kn_emit_for_open(kn_emit *e, const char *var, const char *count);
 void kn_emit_cuda_one_thread(kn_emit *e);
 
 typedef kn_status (*kn_emit_fn)(kn_emit *e, const kn_graph *g, const kn_node *n);
-/* Stop-gap emit_cuda: the node's C emission run by one GPU thread.  Correct
- * for any emitter printing plain C (loops, math, memcpy), but serial: used
- * for the ops whose parallel kernels are not written yet, so every model
- * still runs on the GPU, and named "serial" in the kernel comment. */
-kn_status kn_emit_cuda_serial(kn_emit *e, const kn_graph *g, const kn_node *n, kn_emit_fn emit_c);
 
 /* ---- sums over many items, the same order in C and on the GPU ----
  * A loss is a sum over rows; one GPU thread summing them all is the slow

@@ -430,13 +430,9 @@ static kn_status bnf_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-static kn_status bnf_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+/* Binds W, B (with a bias), SCALE, SHIFT, MEAN, VAR and the outputs WF, BF. */
+static void bnf_bind(kn_emit *e, const kn_node *n, bool bias)
 {
-    const kn_value *w = kn_graph_value(g, n->in[0]);
-    bool bias = kn_node_attr_i(n, "has_bias", 0) != 0;
-    long long oc = (long long)w->shape.d[0], per = (long long)kn_ops_dims_const(&w->shape, 1, w->shape.rank);
-    char eps[64];
-    kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
     int k = 1;
     kn_emit_bind_in(e, "W", n->in[0]);
     if (bias) kn_emit_bind_in(e, "B", n->in[k++]);
@@ -446,7 +442,16 @@ static kn_status bnf_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_bind_in(e, "VAR", n->in[k + 3]);
     kn_emit_bind_out(e, "WF", n->out[0]);
     kn_emit_bind_out(e, "BF", n->out[1]);
-    if (kn_emit_is_cuda(e)) return KN_OK; /* bnf_emit_cuda prints the loop */
+}
+
+static kn_status bnf_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
+{
+    const kn_value *w = kn_graph_value(g, n->in[0]);
+    bool bias = kn_node_attr_i(n, "has_bias", 0) != 0;
+    long long oc = (long long)w->shape.d[0], per = (long long)kn_ops_dims_const(&w->shape, 1, w->shape.rank);
+    char eps[64];
+    kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
+    bnf_bind(e, n, bias);
     kn_emit_line(e, "for (size_t o = 0; o < %lld; o++) {", oc);
     kn_emit_line(e, "    const float s = SCALE[o] / sqrtf(VAR[o] + %s);", eps);
     kn_emit_line(e, "    for (size_t k = 0; k < %lld; k++) WF[o * %lld + k] = W[o * %lld + k] * s;", per, per, per);
@@ -466,7 +471,7 @@ static kn_status bnf_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
     kn_emit_float_lit(kn_ops_attr_num(n, "eps", 1e-5), eps, sizeof eps);
     snprintf(count, sizeof count, "%lld", oc * per);
     kn_emit_cuda_kernel(e, count);
-    bnf_emit(e, g, n); /* binds */
+    bnf_bind(e, n, bias);
     kn_emit_for_open(e, "i", count);
     kn_emit_line(e, "const size_t o = i / %lld;", per);
     kn_emit_line(e, "const float s = SCALE[o] / sqrtf(VAR[o] + %s);", eps);

@@ -360,8 +360,8 @@ void conv_emit_store(kn_emit *e, const conv_epilogue *ep, const char *dst)
     kn_ops_emit_clamp_store(e, &ep->clamp, dst);
 }
 
-/* Binds B (with a bias), R (with a residual) and Y: what the GPU's
- * epilogues read. */
+/* Binds B (with a bias), R (with a residual) and Y: what an epilogue
+ * reads and writes. */
 static void conv_bind_epilogue(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
 {
     if (ep->bias) kn_emit_bind_in(e, "B", n->in[2]);
@@ -369,18 +369,17 @@ static void conv_bind_epilogue(kn_emit *e, const kn_node *n, const conv_epilogue
     kn_emit_bind_out(e, "Y", n->out[0]);
 }
 
-/* Binds X, W, B (with a bias), Y, COL, R (with a residual). */
+/* Binds X, W, S and T (with an input affine), B, R, Y (conv_bind_epilogue)
+ * and COL. */
 static void conv_bind(kn_emit *e, const kn_node *n, const conv_epilogue *ep)
 {
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_in(e, "W", n->in[1]);
-    if (ep->bias) kn_emit_bind_in(e, "B", n->in[2]);
-    if (ep->residual) kn_emit_bind_in(e, "R", n->in[ep->bias ? 3 : 2]);
     if (ep->affine) {
         kn_emit_bind_in(e, "S", n->in[n->n_in - 2]);
         kn_emit_bind_in(e, "T", n->in[n->n_in - 1]);
     }
-    kn_emit_bind_out(e, "Y", n->out[0]);
+    conv_bind_epilogue(e, n, ep);
     kn_emit_bind_out(e, "COL", n->out[1]);
 }
 

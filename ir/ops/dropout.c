@@ -172,15 +172,13 @@ static kn_status dropout_grad_emit_cuda(kn_emit *e, const kn_graph *g, const kn_
 static void dropout_elem_mask(kn_emit *e, const kn_node *n, const char *in, const char *out)
 {
     char numel[64], pl[64], sl[64];
-    kn_emit_line(e, "{");
-    e->indent++;
+    kn_emit_open(e);
     dropout_emit_counters(e, n, n->out[0], numel, pl, sl);
     kn_emit_line(e, "const uint64_t g = base + i;");
     kn_emit_line(e, "float u[4];");
     kn_emit_line(e, "kn_rt_uniform4(ctx->seed, stream, g >> 2, u);");
     kn_emit_line(e, "%s = u[g & 3] >= %s ? %s * %s : 0.0f;", out, pl, in, sl);
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e);
 }
 
 static void dropout_elem(kn_emit *e, const kn_graph *g, const kn_node *n, const char *const *in, const char *out)

@@ -20,50 +20,9 @@ static kn_status hardmax_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
+/* One loop over the lines along `dim` (one GPU thread each): find the
+ * line's first maximum (NaN wins), then write the whole line. */
 static kn_status hardmax_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
-    int64_t d64 = kn_node_attr_i(n, "dim", -1);
-    int dim = (int)(d64 < 0 ? d64 + x->rank : d64);
-    char outer[64], numel[64];
-    kn_ops_dims_expr(e, n->in[0], 0, dim, outer, sizeof outer);
-    kn_emit_numel(e, n->out[0], numel, sizeof numel);
-    long long D = (long long)x->d[dim], inner = (long long)kn_ops_dims_const(x, dim + 1, x->rank);
-    (void)g;
-    kn_emit_bind_in(e, "X", n->in[0]);
-    kn_emit_bind_out(e, "Y", n->out[0]);
-    kn_emit_line(e, "memset(Y, 0, %s * sizeof(float));", numel);
-    kn_emit_line(e, "for (size_t o = 0; o < %s; o++)", outer);
-    kn_emit_line(e, "    for (size_t i = 0; i < %lld; i++) {", inner);
-    kn_emit_line(e, "        const float *x = X + o * %lld + i;", D * inner);
-    kn_emit_line(e, "        size_t best = 0;");
-    kn_emit_line(e, "        for (size_t r = 1; r < %lld; r++)", D);
-    kn_emit_line(e, "            if (x[r * %lld] > x[best * %lld] || (x[r * %lld] != x[r * %lld] && "
-                    "x[best * %lld] == x[best * %lld])) best = r;", inner, inner, inner, inner, inner, inner);
-    kn_emit_line(e, "        Y[o * %lld + i + best * %lld] = 1.0f;", D * inner, inner);
-    kn_emit_line(e, "    }");
-    return KN_OK;
-}
-
-/* dL/dx = 0: floor's row of unary_grad writes zeros of x's shape. */
-static kn_status hardmax_grad(kn_graph *g, const kn_node *n, const int *dy, const bool *need, int *dx, kn_diag *d)
-{
-    dx[0] = -1;
-    if (dy[0] < 0 || !need[0]) return KN_OK;
-    int in[3] = {dy[0], n->in[0], n->out[0]};
-    kn_node *gn = kn_ops_grad_node(g, n, KN_OP_UNARY_GRAD, "x", in, 3, 1);
-    kn_node_set_attr_i(gn, "fn", KN_OP_FLOOR);
-    return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
-}
-
-static const kn_arg_spec hardmax_args[] = {
-    {"dim", KN_ATTR_INT, false, -1, 0, NULL},
-    {NULL, 0, false, 0, 0, NULL},
-};
-
-/* CUDA: one thread per line along `dim`: it finds the line's first
- * maximum (NaN wins, as in C) and writes the whole line. */
-static kn_status hardmax_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
     const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
     int64_t d64 = kn_node_attr_i(n, "dim", -1);
@@ -90,7 +49,23 @@ static kn_status hardmax_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node 
     return KN_OK;
 }
 
+/* dL/dx = 0: floor's row of unary_grad writes zeros of x's shape. */
+static kn_status hardmax_grad(kn_graph *g, const kn_node *n, const int *dy, const bool *need, int *dx, kn_diag *d)
+{
+    dx[0] = -1;
+    if (dy[0] < 0 || !need[0]) return KN_OK;
+    int in[3] = {dy[0], n->in[0], n->out[0]};
+    kn_node *gn = kn_ops_grad_node(g, n, KN_OP_UNARY_GRAD, "x", in, 3, 1);
+    kn_node_set_attr_i(gn, "fn", KN_OP_FLOOR);
+    return (dx[0] = kn_ops_grad_done(g, gn, d)) < 0 ? KN_ERR : KN_OK;
+}
+
+static const kn_arg_spec hardmax_args[] = {
+    {"dim", KN_ATTR_INT, false, -1, 0, NULL},
+    {NULL, 0, false, 0, 0, NULL},
+};
+
 const kn_op_def kn_op_def_hardmax = {
     .name = "hardmax", .min_inputs = 1, .max_inputs = 1, .args = hardmax_args,
-    .infer = hardmax_infer, .emit_c = hardmax_emit, .emit_cuda = hardmax_emit_cuda, .grad = hardmax_grad,
+    .infer = hardmax_infer, .emit_c = hardmax_emit, .emit_cuda = hardmax_emit, .grad = hardmax_grad,
 };

@@ -172,8 +172,7 @@ static void linear_emit_epilogue_value(kn_emit *e, const kn_node *n, const char 
  * per-feature s and t go to the thread's scratch first. */
 static void linear_emit_epilogue(kn_emit *e, const kn_node *n, const char *rows, long long out)
 {
-    kn_emit_line(e, "{");
-    e->indent++;
+    kn_emit_open(e);
     if (linear_has_bn(n)) {
         linear_bind_bn(e, n);
         kn_emit_line(e, "float *restrict S = kn_rt_scratch(%lld), *restrict T = S + %lld;", 2 * out, out);
@@ -191,12 +190,9 @@ static void linear_emit_epilogue(kn_emit *e, const kn_node *n, const char *rows,
     kn_emit_line(e, "float v = Y[i * %lld + c];", out);
     linear_emit_epilogue_value(e, n, "S[c]", "T[c]");
     kn_emit_line(e, "Y[i * %lld + c] = v;", out);
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
-    e->indent--;
-    kn_emit_line(e, "}");
+    kn_emit_close(e); /* c */
+    kn_emit_close(e); /* i */
+    kn_emit_close(e);
 }
 
 /* The bias rows are copied into Y and the GEMM adds onto them (adding the

@@ -30,9 +30,16 @@ static kn_status trilu_infer(kn_graph *g, kn_node *n, kn_diag *d)
     return KN_OK;
 }
 
-/* Binds X, Y and k (the diagonal offset: input K or attribute k). */
-static void trilu_bind(kn_emit *e, const kn_node *n)
+/* One flat loop over the elements, each element's row i and column j
+ * from its index: one thread per element on the GPU, the same loop in C. */
+static kn_status trilu_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
 {
+    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
+    long long M = (long long)x->d[x->rank - 2], N = (long long)x->d[x->rank - 1];
+    char numel[64];
+    kn_emit_numel(e, n->out[0], numel, sizeof numel);
+    (void)g;
+    kn_emit_cuda_kernel(e, numel);
     kn_emit_bind_in(e, "X", n->in[0]);
     kn_emit_bind_out(e, "Y", n->out[0]);
     if (n->n_in > 1) {
@@ -41,24 +48,11 @@ static void trilu_bind(kn_emit *e, const kn_node *n)
     } else {
         kn_emit_line(e, "const int64_t k = INT64_C(%lld);", (long long)kn_node_attr_i(n, "k", 0));
     }
-}
-
-static kn_status trilu_emit(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
-    int r = x->rank;
-    long long M = (long long)x->d[r - 2], N = (long long)x->d[r - 1];
-    char outer[64];
-    kn_ops_dims_expr(e, n->in[0], 0, r - 2, outer, sizeof outer);
-    bool upper = kn_node_attr_i(n, "upper", 1) != 0;
-    trilu_bind(e, n);
-    (void)g;
-    kn_emit_line(e, "for (size_t o = 0; o < %s; o++)", outer);
-    kn_emit_line(e, "    for (int64_t i = 0; i < %lld; i++)", M);
-    kn_emit_line(e, "        for (int64_t j = 0; j < %lld; j++) {", N);
-    kn_emit_line(e, "            const size_t at = (o * %lld + (size_t)i) * %lld + (size_t)j;", M, N);
-    kn_emit_line(e, "            Y[at] = j - i %s k ? X[at] : 0;", upper ? ">=" : "<=");
-    kn_emit_line(e, "        }");
+    kn_emit_for_open(e, "at", numel);
+    kn_emit_line(e, "const int64_t i = (int64_t)(at / %lld %% %lld), j = (int64_t)(at %% %lld);", N, M, N);
+    kn_emit_line(e, "Y[at] = j - i %s k ? X[at] : 0;", kn_node_attr_i(n, "upper", 1) != 0 ? ">=" : "<=");
+    kn_emit_close(e);
+    kn_emit_cuda_end(e);
     return KN_OK;
 }
 
@@ -79,25 +73,7 @@ static const kn_arg_spec trilu_args[] = {
     {NULL, 0, false, 0, 0, NULL},
 };
 
-/* CUDA: one thread per element, its row i and column j from its index. */
-static kn_status trilu_emit_cuda(kn_emit *e, const kn_graph *g, const kn_node *n)
-{
-    const kn_shape *x = &kn_graph_value(g, n->in[0])->shape;
-    long long M = (long long)x->d[x->rank - 2], N = (long long)x->d[x->rank - 1];
-    char numel[64];
-    kn_emit_numel(e, n->out[0], numel, sizeof numel);
-    kn_emit_cuda_kernel(e, numel);
-    trilu_bind(e, n);
-    (void)g;
-    kn_emit_for_open(e, "at", numel);
-    kn_emit_line(e, "const int64_t i = (int64_t)(at / %lld %% %lld), j = (int64_t)(at %% %lld);", N, M, N);
-    kn_emit_line(e, "Y[at] = j - i %s k ? X[at] : 0;", kn_node_attr_i(n, "upper", 1) != 0 ? ">=" : "<=");
-    kn_emit_close(e);
-    kn_emit_cuda_end(e);
-    return KN_OK;
-}
-
 const kn_op_def kn_op_def_trilu = {
     .name = "trilu", .min_inputs = 1, .max_inputs = 2, .args = trilu_args,
-    .infer = trilu_infer, .emit_c = trilu_emit, .emit_cuda = trilu_emit_cuda, .grad = trilu_grad,
+    .infer = trilu_infer, .emit_c = trilu_emit, .emit_cuda = trilu_emit, .grad = trilu_grad,
 };
